@@ -1,0 +1,95 @@
+"""``workbench doctor`` and ``workbench chat``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..config import load_config
+from ..errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="show profiles, which backends answer, and the local model's status")
+    p.add_argument("--profile", action="append", help="check only this profile (repeatable)")
+    p.add_argument("--offline", action="store_true", help="do not contact remote backends")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=doctor)
+
+    c = sub.add_parser("chat", help="one chat completion: the reply on stdout, usage after it (on stderr)")
+    c.add_argument("prompt", help="the user message ('-' reads stdin)")
+    c.add_argument("--profile", "-p", default=None, help="connection profile (default: local)")
+    c.add_argument("--model", "-m", default=None, help="deployment or model (default: the profile's)")
+    c.add_argument("--system", "-s", default=None, help="system message")
+    c.add_argument("--temperature", "-t", type=float, default=None)
+    c.add_argument("--max-tokens", type=int, default=None)
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--json", action="store_true", help="print the whole Completion record as JSON")
+    c.set_defaults(func=chat)
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from ..providers import get_provider
+    from ..providers.local import local_status
+
+    cfg = load_config()
+    report: dict = {"config_files": [str(f) for f in cfg.files], "default_profile": cfg.default_profile, "profiles": {}}
+    names = args.profile or sorted(cfg.profiles)
+    for name in names:
+        prof = cfg.profile(name)
+        entry: dict = {"backend": prof.backend, "source": prof.source, "description": prof.description}
+        if prof.backend == "local":
+            entry["local_model"] = local_status()
+            entry["ok"] = entry["local_model"].get("ok", False)
+            entry["detail"] = (f"{entry['local_model']['model']} loaded in {entry['local_model'].get('load_s')} s"
+                               if entry["ok"] else entry["local_model"].get("error"))
+        elif args.offline:
+            entry["ok"], entry["detail"] = None, "not checked (--offline)"
+        else:
+            try:
+                ok, detail = get_provider(prof).ping(timeout=8)
+            except ConfigError as e:  # a missing setting is a finding, not a crash
+                ok, detail = None, f"not configured: {e}"
+            except Exception as e:
+                ok, detail = False, str(e)
+            entry["ok"], entry["detail"] = ok, detail
+        report["profiles"][name] = entry
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"config files: {', '.join(report['config_files']) or '(none; built-in profiles only)'}")
+    print(f"default profile: {cfg.default_profile}")
+    for name, e in report["profiles"].items():
+        mark = {True: "ok  ", False: "FAIL", None: "--  "}[e["ok"]]
+        print(f"  [{mark}] {name:<12} {e['backend']:<7} {e['detail']}")
+    return 0
+
+
+def chat(args: argparse.Namespace) -> int:
+    from ..providers import get_provider
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
+    params = {k: v for k, v in {"temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed}.items()
+              if v is not None}
+    provider = get_provider(args.profile)
+    result = provider.complete(messages, model=args.model, **params)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    for w in result.warnings:
+        print(f"note: {w}", file=sys.stderr)
+    if result.outcome == "prompt_filtered":
+        print(f"prompt rejected by the content filter: {', '.join(result.content_filter.flagged)}", file=sys.stderr)
+        return 1
+    print(result.text)
+    u = result.usage
+    extra = f", cached {u.cached_tokens}" if u.cached_tokens else ""
+    extra += f", reasoning {u.reasoning_tokens}" if u.reasoning_tokens else ""
+    print(f"[{provider.profile.name} {result.model or result.deployment} | finish {result.finish_reason} | "
+          f"tokens: prompt {u.prompt_tokens}, completion {u.completion_tokens}{extra} | {result.latency_s:.2f} s]",
+          file=sys.stderr)
+    if result.outcome == "completion_filtered":
+        print(f"completion stopped by the content filter: {', '.join(result.content_filter.flagged)}", file=sys.stderr)
+    return 0

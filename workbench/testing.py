@@ -1,0 +1,518 @@
+"""A scriptable fake OpenAI / Azure OpenAI backend - the tests' main tool, shipped in the package.
+
+It plugs in as the SDK's HTTP transport, so the real ``openai`` client code runs: URL building, headers,
+retries, parsing and error types. It answers Azure-shaped URLs (``/openai/deployments/{d}/chat/completions
+?api-version=...``, ``/openai/v1/...``) and OpenAI-shaped ones (``/v1/chat/completions``), records every
+request, and can inject the faults real services produce::
+
+    fake = FakeBackend(lambda req: "positive" if "love" in req.user_text else "negative")
+    fake.fail(RateLimit(retry_after=0.01), times=3)   # the next three calls get a 429
+    fake.fault_rate(ServerError(500), 0.05)           # 5% of calls fail with a 500
+    provider = fake.provider("azure")                 # a workbench Provider wired to the fake
+    provider.complete([{"role": "user", "content": "I love it"}], model="chat")
+
+Replies may be a string, a :class:`Reply`, a fault, or a callable computing either from the
+:class:`FakeRequest`. Queued replies (:meth:`FakeBackend.queue`) are served first, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+from urllib.parse import parse_qs
+
+import httpx2
+
+from .config import Profile
+
+__all__ = [
+    "FakeBackend", "FakeRequest", "Reply", "Fault", "RateLimit", "ServerError", "Timeout", "ConnectionFailure",
+    "Malformed", "PromptFiltered", "CompletionFiltered", "HTTPError", "fake_profile",
+]
+
+FAKE_AZURE_ENDPOINT = "https://fake-resource.openai.azure.com"
+FAKE_OPENAI_BASE_URL = "https://fake-openai.test/v1"
+FAKE_API_KEY = "fake-test-key-not-a-secret"
+FAKE_API_VERSION = "2025-04-01-preview"
+
+
+# ------------------------------------------------------------------------------------------------ requests
+
+
+@dataclass
+class FakeRequest:
+    """One request the fake received, decoded."""
+
+    index: int
+    method: str
+    url: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+    style: str  # "azure" (deployments URL), "azure_v1", or "openai"
+    endpoint: str  # chat/completions, embeddings, models
+    deployment: str | None  # Azure deployment from the URL, else the body's model
+    api_version: str | None
+    time: float = field(default_factory=time.monotonic)
+
+    @property
+    def model(self) -> str | None:
+        return self.deployment or (self.body or {}).get("model")
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list((self.body or {}).get("messages") or [])
+
+    @property
+    def user_text(self) -> str:
+        """Text of the last user message (content parts joined)."""
+        for m in reversed(self.messages):
+            if m.get("role") == "user":
+                return _text(m.get("content"))
+        return ""
+
+    @property
+    def system_text(self) -> str:
+        return "\n".join(_text(m.get("content")) for m in self.messages if m.get("role") in ("system", "developer"))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model")}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return str(content or "")
+
+
+# ------------------------------------------------------------------------------------------------- replies
+
+
+@dataclass
+class Reply:
+    """A successful chat completion. Token counts default to a rough word count of the request."""
+
+    text: str = "ok"
+    finish_reason: str = "stop"
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    completion_filter: dict[str, Any] | None = None  # choice-level content_filter_results
+    prompt_filter: dict[str, Any] | None = None  # prompt_filter_results[0].content_filter_results
+    headers: dict[str, str] = field(default_factory=dict)
+    latency: float | None = None
+    system_fingerprint: str | None = "fp_fake0001"
+    model: str | None = None
+
+
+class Fault:
+    """Base for injected failures."""
+
+    def response(self, req: FakeRequest) -> httpx2.Response:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def _error(status: int, code: str | None, message: str, headers: dict[str, str] | None = None, **extra) -> httpx2.Response:
+    return httpx2.Response(
+        status,
+        json={"error": {"code": code, "message": message, "type": extra.pop("type", None), "param": extra.pop("param", None), **extra}},
+        headers={"x-request-id": _rid(), **(headers or {})},
+    )
+
+
+@dataclass
+class RateLimit(Fault):
+    """HTTP 429 with ``retry-after`` (seconds) and ``retry-after-ms`` headers, as Azure sends them."""
+
+    retry_after: float = 1.0
+
+    def response(self, req):
+        return _error(429, "429", f"Requests to the deployment have exceeded the rate limit. Retry after "
+                      f"{self.retry_after:g} seconds.", headers=_retry_headers(self.retry_after))
+
+
+def _retry_headers(seconds: float) -> dict[str, str]:
+    # retry-after carries whole seconds (as Azure does); retry-after-ms the precise value
+    return {"retry-after": str(max(1, int(-(-seconds // 1)))), "retry-after-ms": str(max(1, int(seconds * 1000)))}
+
+
+@dataclass
+class ServerError(Fault):
+    status: int = 500
+
+    def response(self, req):
+        return _error(self.status, "server_error", "The server had an error while processing your request.")
+
+
+@dataclass
+class HTTPError(Fault):
+    """Any error status with a code and message (e.g. 400 invalid_request_error, 401, 404)."""
+
+    status: int = 400
+    code: str | None = "invalid_request_error"
+    message: str = "Bad request"
+
+    def response(self, req):
+        return _error(self.status, self.code, self.message)
+
+
+@dataclass
+class Timeout(Fault):
+    """The request times out (raises ``httpx2.ReadTimeout`` inside the transport)."""
+
+    def response(self, req):
+        raise httpx2.ReadTimeout("fake read timeout")
+
+
+@dataclass
+class ConnectionFailure(Fault):
+    def response(self, req):
+        raise httpx2.ConnectError("fake connection refused")
+
+
+@dataclass
+class Malformed(Fault):
+    """HTTP 200 whose body is not the JSON the SDK expects."""
+
+    body: bytes = b'{"id": "chatcmpl-broken", "choices": [ {"message": '
+
+    def response(self, req):
+        return httpx2.Response(200, content=self.body, headers={"content-type": "application/json", "x-request-id": _rid()})
+
+
+HARM_CATEGORIES = ("hate", "sexual", "violence", "self_harm")
+
+
+def filter_results(flagged: dict[str, str] | None = None, filtered: bool = True) -> dict[str, Any]:
+    """Azure ``content_filter_results``: every harm category, ``flagged`` ones at their severity."""
+    flagged = flagged or {}
+    out: dict[str, Any] = {}
+    for cat in HARM_CATEGORIES:
+        sev = flagged.get(cat, "safe")
+        out[cat] = {"filtered": filtered and sev != "safe", "severity": sev}
+    for cat in ("jailbreak", "profanity", "protected_material_text"):
+        if cat in flagged:
+            out[cat] = {"detected": True, "filtered": filtered}
+    return out
+
+
+@dataclass
+class PromptFiltered(Fault):
+    """HTTP 400 ``content_filter``: Azure refused the prompt."""
+
+    categories: dict[str, str] = field(default_factory=lambda: {"violence": "high"})
+
+    def response(self, req):
+        return _error(
+            400, "content_filter",
+            "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+            param="prompt",
+            innererror={"code": "ResponsibleAIPolicyViolation", "content_filter_result": filter_results(self.categories)},
+        )
+
+
+@dataclass
+class CompletionFiltered(Fault):
+    """HTTP 200 with ``finish_reason: content_filter`` and the completion's filter annotations."""
+
+    categories: dict[str, str] = field(default_factory=lambda: {"hate": "medium"})
+    partial_text: str = ""
+
+    def response(self, req):  # handled as a Reply so the normal body is built
+        raise AssertionError("CompletionFiltered is converted to a Reply")
+
+    def reply(self) -> Reply:
+        return Reply(text=self.partial_text, finish_reason="content_filter",
+                     completion_filter=filter_results(self.categories))
+
+
+Answer = Union[str, Reply, Fault, dict]
+Responder = Callable[[FakeRequest], Answer]
+
+
+def _rid() -> str:
+    return uuid.uuid4().hex
+
+
+# ------------------------------------------------------------------------------------------------- backend
+
+_AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/(?P<dep>[^/]+)/(?P<ep>chat/completions|embeddings|completions)$")
+
+
+def _rough_tokens(messages: list[dict[str, Any]]) -> int:
+    # 3 per message + about one token per word; good enough for a fake (exact counts live in tokens.py)
+    return 3 + sum(3 + len(_text(m.get("content")).split()) for m in messages)
+
+
+class FakeBackend:
+    """A fake OpenAI / Azure OpenAI service. See the module docstring."""
+
+    def __init__(self, responder: Responder | Answer | None = None, *, latency: float = 0.0,
+                 azure_annotations: bool = True, seed: int = 0, require_auth: bool = True):
+        self.responder = responder
+        self.latency = latency
+        self.azure_annotations = azure_annotations
+        self.require_auth = require_auth
+        self.requests: list[FakeRequest] = []
+        self._queue: deque[Answer] = deque()
+        self._faults: list[list[Any]] = []  # [fault, remaining, predicate]
+        self._rates: list[tuple[Fault, float]] = []
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._quota: dict[str, Any] | None = None
+        self._window: deque[tuple[float, int]] = deque()
+        self.status_counts: dict[int, int] = {}
+
+    # -- scripting ----------------------------------------------------------------------------------
+    def queue(self, *answers: Answer) -> "FakeBackend":
+        """Serve these answers first, one per request, in order."""
+        self._queue.extend(answers)
+        return self
+
+    def fail(self, fault: Fault, times: int = 1, when: Callable[[FakeRequest], bool] | None = None) -> "FakeBackend":
+        """Answer the next ``times`` chat requests (matching ``when``) with ``fault``."""
+        self._faults.append([fault, times, when])
+        return self
+
+    def fault_rate(self, fault: Fault, rate: float) -> "FakeBackend":
+        """Answer a random fraction ``rate`` of chat requests with ``fault`` (seeded, reproducible)."""
+        self._rates.append((fault, rate))
+        return self
+
+    def quota(self, rpm: int | None = None, tpm: int | None = None, window_s: float = 10.0) -> "FakeBackend":
+        """Enforce an Azure-style quota: requests and estimated tokens (prompt + max_tokens) per minute,
+        checked over a sliding ``window_s`` (Azure checks over short windows: rpm/6 per 10 s)."""
+        self._quota = {"rpm": rpm, "tpm": tpm, "window": window_s}
+        return self
+
+    @property
+    def chat_requests(self) -> list[FakeRequest]:
+        return [r for r in self.requests if r.endpoint == "chat/completions"]
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    @property
+    def transport(self) -> "FakeTransport":
+        return FakeTransport(self)
+
+    def profile(self, style: str = "openai", **overrides: Any) -> Profile:
+        """A profile pointing at this fake: ``"openai"``, ``"azure"`` (key), ``"azure-entra"`` or ``"azure-v1"``."""
+        base: dict[str, Any]
+        if style == "openai":
+            base = dict(backend="openai", base_url=FAKE_OPENAI_BASE_URL, api_key_env="WORKBENCH_FAKE_KEY",
+                        model="gpt-4o-mini")
+        elif style in ("azure", "azure-entra", "azure-v1"):
+            base = dict(backend="azure", endpoint=FAKE_AZURE_ENDPOINT, api_version=FAKE_API_VERSION,
+                        api_key_env="WORKBENCH_FAKE_KEY", auth="entra" if style == "azure-entra" else "key",
+                        azure_v1=style == "azure-v1", model="chat",
+                        deployments={"chat": "gpt-4o-mini", "reasoner": "o4-mini", "big": "gpt-4o"})
+        else:
+            raise ValueError(f"unknown fake profile style {style!r}: openai, azure, azure-entra, azure-v1")
+        base.update(overrides)
+        return Profile(name=overrides.pop("name", f"fake-{style}"), source="workbench.testing", **base)
+
+    def provider(self, style: str | Profile = "openai", *, token_provider=None, max_retries: int = 0, **overrides: Any):
+        """A :class:`~workbench.providers.Provider` wired to this fake (SDK retries off unless asked)."""
+        import os
+
+        from .providers import Provider
+
+        os.environ.setdefault("WORKBENCH_FAKE_KEY", FAKE_API_KEY)
+        profile = style if isinstance(style, Profile) else self.profile(style, **overrides)
+        if profile.auth == "entra" and token_provider is None:
+            token_provider = lambda: "fake-entra-token"  # noqa: E731
+        return Provider(profile, transport=self.transport, token_provider=token_provider, max_retries=max_retries)
+
+    # -- answering ----------------------------------------------------------------------------------
+    def _decode(self, request: httpx2.Request) -> FakeRequest:
+        path = request.url.path
+        query = parse_qs(request.url.query.decode() if isinstance(request.url.query, bytes) else str(request.url.query))
+        body = None
+        if request.content:
+            try:
+                body = json.loads(request.content)
+            except ValueError:
+                body = None
+        m = _AZURE_DEPLOYMENT.search(path)
+        if m:
+            style, endpoint, deployment = "azure", m.group("ep"), m.group("dep")
+        else:
+            style = "azure_v1" if "/openai/v1/" in path else "openai"
+            endpoint = next((e for e in ("chat/completions", "embeddings", "models") if path.rstrip("/").endswith(e)), path)
+            deployment = None
+        with self._lock:
+            index = len(self.requests)
+            req = FakeRequest(index, request.method, str(request.url), path, dict(request.headers), body, style,
+                              endpoint, deployment, (query.get("api-version") or [None])[0])
+            self.requests.append(req)
+        return req
+
+    def _auth_error(self, req: FakeRequest) -> httpx2.Response | None:
+        if not self.require_auth:
+            return None
+        if req.headers.get("api-key") or req.headers.get("authorization", "").lower().startswith("bearer "):
+            return None
+        return _error(401, "401", "Access denied due to invalid subscription key or wrong API endpoint.")
+
+    def _pick(self, req: FakeRequest) -> Answer:
+        with self._lock:
+            for entry in self._faults:
+                fault, remaining, when = entry
+                if remaining > 0 and (when is None or when(req)):
+                    entry[1] -= 1
+                    return fault
+            for fault, rate in self._rates:
+                if self._rng.random() < rate:
+                    return fault
+            if self._queue:
+                return self._queue.popleft()
+        if self.responder is None:
+            return Reply(text=f"echo: {req.user_text}")
+        if callable(self.responder) and not isinstance(self.responder, (Fault, Reply)):
+            return self.responder(req)
+        return self.responder
+
+    def _quota_check(self, req: FakeRequest) -> httpx2.Response | None:
+        q = self._quota
+        if not q:
+            return None
+        body = req.body or {}
+        cost = _rough_tokens(req.messages) + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        now = time.monotonic()
+        window = q["window"]
+        scale = window / 60.0
+        with self._lock:
+            while self._window and self._window[0][0] <= now - window:
+                self._window.popleft()
+            used_req = len(self._window)
+            used_tok = sum(t for _, t in self._window)
+            over_r = q["rpm"] is not None and used_req + 1 > q["rpm"] * scale
+            over_t = q["tpm"] is not None and used_tok + cost > q["tpm"] * scale
+            if over_r or over_t:
+                wait = (self._window[0][0] + window - now) if self._window else window
+                return RateLimit(retry_after=max(wait, 0.001)).response(req)
+            self._window.append((now, cost))
+            remaining = {}
+            if q["rpm"] is not None:
+                remaining["x-ratelimit-remaining-requests"] = str(int(q["rpm"] * scale) - used_req - 1)
+            if q["tpm"] is not None:
+                remaining["x-ratelimit-remaining-tokens"] = str(int(q["tpm"] * scale) - used_tok - cost)
+        req.headers["_quota_headers"] = json.dumps(remaining)
+        return None
+
+    def respond(self, request: httpx2.Request) -> tuple[float, httpx2.Response]:
+        """Decode ``request`` and decide the answer; returns (delay seconds, response). May raise faults."""
+        req = self._decode(request)
+        resp = self._respond(req)
+        with self._lock:
+            self.status_counts[resp.status_code] = self.status_counts.get(resp.status_code, 0) + 1
+        return (self.latency, resp)
+
+    def _respond(self, req: FakeRequest) -> httpx2.Response:
+        denied = self._auth_error(req)
+        if denied is not None:
+            return denied
+        if req.style == "azure" and not req.api_version:
+            return _error(404, "404", "Resource not found (Azure deployment URLs need ?api-version=...).")
+        if req.endpoint == "models":
+            return httpx2.Response(200, json={"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in ("gpt-4o-mini", "o4-mini")]})
+        if req.endpoint == "embeddings":
+            return self._embeddings(req)
+        if req.endpoint != "chat/completions":
+            return _error(404, "404", f"fake backend: no route for {req.path}")
+        limited = self._quota_check(req)
+        if limited is not None:
+            return limited
+        answer = self._pick(req)
+        if isinstance(answer, CompletionFiltered):
+            answer = answer.reply()
+        if isinstance(answer, Fault):
+            return answer.response(req)
+        reply = _as_reply(answer)
+        return self._chat_body(req, reply)
+
+    def _chat_body(self, req: FakeRequest, reply: Reply) -> httpx2.Response:
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages)
+        completion = reply.completion_tokens if reply.completion_tokens is not None else max(1, len(reply.text.split()))
+        choice: dict[str, Any] = {"index": 0, "finish_reason": reply.finish_reason, "logprobs": None,
+                                  "message": {"role": "assistant", "content": reply.text}}
+        body: dict[str, Any] = {
+            "id": f"chatcmpl-{_rid()[:12]}", "object": "chat.completion", "created": int(time.time()),
+            "model": reply.model or req.model or "fake", "system_fingerprint": reply.system_fingerprint,
+            "choices": [choice],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                      "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
+                      "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens}},
+        }
+        if req.style.startswith("azure") and self.azure_annotations:
+            choice["content_filter_results"] = reply.completion_filter or filter_results()
+            body["prompt_filter_results"] = [{"prompt_index": 0,
+                                              "content_filter_results": reply.prompt_filter or filter_results()}]
+        elif reply.completion_filter:
+            choice["content_filter_results"] = reply.completion_filter
+        headers = {"x-request-id": _rid(), **json.loads(req.headers.pop("_quota_headers", "{}")), **reply.headers}
+        return httpx2.Response(200, json=body, headers=headers)
+
+    def _embeddings(self, req: FakeRequest) -> httpx2.Response:
+        inp = (req.body or {}).get("input")
+        texts = [inp] if isinstance(inp, str) else list(inp or [])
+        data = [{"object": "embedding", "index": i, "embedding": _hash_vector(t)} for i, t in enumerate(texts)]
+        n = sum(len(t.split()) for t in texts)
+        return httpx2.Response(200, json={"object": "list", "data": data, "model": req.model,
+                                          "usage": {"prompt_tokens": n, "total_tokens": n}})
+
+
+def _as_reply(answer: Answer) -> Reply:
+    if isinstance(answer, Reply):
+        return answer
+    if isinstance(answer, str):
+        return Reply(text=answer)
+    if isinstance(answer, dict):
+        return Reply(**answer)
+    raise TypeError(f"fake backend: cannot answer with {answer!r}")
+
+
+def _hash_vector(text: str, dims: int = 16) -> list[float]:
+    # deterministic bag-of-words vector: equal texts are identical, overlapping texts are similar
+    vec = [0.0] * dims
+    for word in text.lower().split():
+        vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % dims] += 1.0
+    norm = sum(v * v for v in vec) ** 0.5 or 1.0
+    return [v / norm for v in vec]
+
+
+class FakeTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """Sync and async ``httpx2`` transport over a :class:`FakeBackend` (async latency does not block)."""
+
+    def __init__(self, backend: FakeBackend):
+        self.backend = backend
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        delay, resp = self.backend.respond(request)
+        if delay:
+            time.sleep(delay)
+        return resp
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        await request.aread()
+        delay, resp = self.backend.respond(request)
+        if delay:
+            await asyncio.sleep(delay)
+        return resp
+
+
+def fake_profile(style: str = "openai", **overrides: Any) -> Profile:
+    """A profile for a :class:`FakeBackend` (shortcut for ``FakeBackend().profile(style)``)."""
+    return FakeBackend().profile(style, **overrides)
