@@ -1,0 +1,243 @@
+"""Experiments: dataset x prompt variants x targets x repeats, with scorers and a budget.
+
+The same :class:`Experiment` is written in Python (in a notebook) or in a YAML file (for ``workbench eval`` and
+papermill runs); ``Experiment.to_yaml()`` and :func:`load_experiment` round-trip, so what was tuned in a
+notebook is exactly what the batch run executes. The YAML schema is documented in docs/experiment-spec.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from .datasets import Case, Dataset, load_dataset
+from .errors import DataError
+from .variants import Target, Variant
+
+SPEC_SCHEMA_VERSION = 1
+
+
+class DatasetSpec(BaseModel):
+    """Where the cases come from: a file (``path``) or inline ``rows``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    rows: list[dict[str, Any]] | None = None
+    id_column: str | None = None
+    expected_column: str = "expected"
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DatasetSpec":
+        if (self.path is None) == (self.rows is None):
+            raise ValueError("give exactly one of `path` (a CSV/JSONL/Parquet file) or `rows` (inline cases)")
+        return self
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One call of the matrix: a case, a variant, a target and a repeat index."""
+
+    case: Case
+    variant: Variant
+    target: Target
+    repeat: int
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.case.id, self.variant.name, self.target.label, self.repeat)
+
+
+class Experiment(BaseModel):
+    """A complete, reproducible description of an evaluation run."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    schema_version: int = SPEC_SCHEMA_VERSION
+    name: str
+    description: str = ""
+    dataset: DatasetSpec | Dataset
+    variants: list[Variant]
+    targets: list[Target] = Field(default_factory=lambda: [Target()])
+    scorers: list[Any] = Field(default_factory=list)
+    repeats: int = Field(1, ge=1)
+    sample: int | None = Field(None, ge=1, description="run on a reproducible sample of this many cases")
+    seed: int | None = Field(None, description="sampling seed; also sent as the request seed (best effort)")
+    concurrency: int = Field(8, ge=1)
+    budget_usd: float | None = Field(None, ge=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+    _dataset: Dataset | None = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not v.strip() or any(ch in v for ch in "/\\"):
+            raise ValueError("the experiment name must be non-empty and contain no slashes (it names a folder)")
+        return v
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets(cls, v: Any) -> Any:
+        return [Target.parse(t) if isinstance(t, str) else t for t in (v or [])] or [Target()]
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_spec(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"path": v}
+        if isinstance(v, list):
+            return {"rows": v}
+        try:
+            import pandas as pd
+
+            if isinstance(v, pd.DataFrame):
+                return load_dataset(v)
+        except ImportError:  # pragma: no cover
+            pass
+        return v
+
+    @model_validator(mode="after")
+    def _unique_variants(self) -> "Experiment":
+        names = [v.name for v in self.variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(dupes)}")
+        if not self.variants:
+            raise ValueError("an experiment needs at least one variant")
+        return self
+
+    # -- data -------------------------------------------------------------------------------------------
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir or Path.cwd()
+
+    def load_cases(self) -> Dataset:
+        """The dataset (loaded once), sampled if ``sample`` is set."""
+        if self._dataset is None:
+            if isinstance(self.dataset, Dataset):
+                ds = self.dataset
+            else:
+                spec = self.dataset
+                src = spec.path if spec.path is not None else spec.rows
+                ds = load_dataset(src, id_column=spec.id_column, expected_column=spec.expected_column,
+                                  name=spec.name, base_dir=self.base_dir)
+            if self.sample:
+                ds = ds.sample(self.sample, seed=self.seed or 0)
+            self._dataset = ds
+        return self._dataset
+
+    def targets_for(self, variant: Variant) -> list[Target]:
+        return [variant.target] if variant.target else list(self.targets)
+
+    def cells(self) -> Iterator[Cell]:
+        """The matrix in a stable order: case-major, so early results cover every variant."""
+        ds = self.load_cases()
+        for case in ds:
+            for variant in self.variants:
+                for target in self.targets_for(variant):
+                    for r in range(self.repeats):
+                        yield Cell(case, variant, target, r)
+
+    def n_cells(self) -> int:
+        per_case = sum(len(self.targets_for(v)) for v in self.variants) * self.repeats
+        return per_case * len(self.load_cases())
+
+    def fingerprint(self) -> str:
+        """A hash of everything that changes results: the spec (minus prose) and the dataset content."""
+        spec = self.to_dict()
+        spec.pop("description", None)
+        spec.pop("metadata", None)
+        spec["dataset"] = self.load_cases().sha256
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    # -- serialisation ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = self.model_dump(mode="json", exclude={"dataset", "scorers"}, exclude_defaults=False)
+        if isinstance(self.dataset, Dataset):
+            d["dataset"] = {"rows": [dict(c.vars) for c in self.dataset.cases], "name": self.dataset.name}
+        else:
+            d["dataset"] = self.dataset.model_dump(exclude_none=True, exclude_defaults=True)
+        d["scorers"] = [_scorer_spec(s) for s in self.scorers]
+        for v in d["variants"]:  # keep YAML short: drop empty fields
+            for key in [k for k, val in v.items() if val in (None, [], {}, "")]:
+                v.pop(key)
+            if v.get("image_detail") == "auto":
+                v.pop("image_detail")
+        return d
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_yaml(), "utf-8")
+        tmp.replace(path)
+        return path
+
+
+def _scorer_spec(s: Any) -> Any:
+    if hasattr(s, "spec") and callable(s.spec):
+        return s.spec()
+    if callable(s):
+        mod, name = getattr(s, "__module__", None), getattr(s, "__qualname__", None)
+        if mod and name and "<" not in name:
+            return {"python": f"{mod}:{name}"}
+        raise DataError(f"Scorer {s!r} cannot be saved to YAML: define it as a module-level function.")
+    return s
+
+
+def _loc(err: dict) -> str:
+    out = ""
+    for part in err["loc"]:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def format_validation_error(e: ValidationError, where: str) -> str:
+    lines = [f"{where}: the experiment spec is not valid:"]
+    for err in e.errors()[:10]:
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {_loc(err)}: {msg}")
+    lines.append("See docs/experiment-spec.md for every field.")
+    return "\n".join(lines)
+
+
+def experiment_from_dict(data: dict[str, Any], *, where: str = "experiment", base_dir: Path | None = None) -> Experiment:
+    if not isinstance(data, dict):
+        raise DataError(f"{where}: expected a mapping of fields (name, dataset, variants, ...), got {type(data).__name__}.")
+    version = data.get("schema_version", SPEC_SCHEMA_VERSION)
+    if version != SPEC_SCHEMA_VERSION:
+        raise DataError(f"{where}: schema_version {version} is not supported (this workbench reads {SPEC_SCHEMA_VERSION}).")
+    try:
+        exp = Experiment(**data)
+    except ValidationError as e:
+        raise DataError(format_validation_error(e, where)) from None
+    exp._base_dir = base_dir
+    return exp
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read an experiment YAML file; relative dataset and image paths resolve from its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Experiment file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise DataError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    return experiment_from_dict(data, where=str(path), base_dir=path.parent.resolve())

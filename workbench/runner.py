@@ -1,0 +1,567 @@
+"""Run an experiment: every cell of the matrix, concurrently, paced per target, stored as it finishes.
+
+Pipeline (one function per stage, in the manner of papermill's ``execute``):
+``plan`` (render every request, check variables, resolve targets) -> ``budget check`` -> ``open the run store``
+(skip finished cells) -> ``execute`` (asyncio workers; cache, limiter, retries, scoring, store) -> ``Results``.
+
+Nothing finished is lost: each cell is committed to the run store when it completes, and the response cache
+means a re-run never pays for a finished call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import openai
+
+from .catalog import ModelInfo
+from .errors import BackendError, BudgetExceeded, ConfigError, DataError, WorkbenchError
+from .experiment import Cell, Experiment
+from .providers import PreparedRequest, Provider
+from .ratelimit import TargetLimiter, backoff, retry_after_seconds
+from .records import Completion
+from .results import CellResult, Results, ScoreRecord, utcnow
+from .secrets import redact
+from .store import ResponseCache, RunStore, content_hash, workbench_home
+from .variants import Target, check_variables
+
+log = logging.getLogger("workbench.runner")
+
+# Errors worth retrying: the service may answer next time.
+TRANSIENT = (openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError, BackendError)
+# Errors that will fail every cell of a target the same way: stop early instead of burning the matrix.
+FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+RATE_LIMIT_PATIENCE_S = 600.0  # give up on a cell after this long spent waiting on 429s
+
+
+@dataclass
+class PlannedCell:
+    cell: Cell
+    request: PreparedRequest
+    target: Target
+    provider: Provider
+    cell_key: str
+    cache_key: str
+    est_tokens: int  # Azure-style estimate: prompt + max output
+
+
+@dataclass
+class RunProgress:
+    """Live counters of a run (the widgets and the progress bar read these)."""
+
+    total: int = 0
+    done: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+    filtered: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    spent_usd: float = 0.0
+    skipped: int = 0  # finished in an earlier run (resumed)
+    started: float = field(default_factory=time.monotonic)
+
+    def postfix(self) -> dict[str, str]:
+        return {"spent": f"${self.spent_usd:.4f}", "errors": str(self.errors), "cached": str(self.cache_hits),
+                "429s": str(self.rate_limited)}
+
+
+class RunCancelled(WorkbenchError):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------- planning
+
+
+def _resolve_providers(exp: Experiment, providers: Mapping[str, Provider] | None) -> dict[str, Provider]:
+    out: dict[str, Provider] = dict(providers or {})
+    for v in exp.variants:
+        for t in exp.targets_for(v):
+            if t.profile not in out:
+                out[t.profile] = Provider(t.profile, max_retries=0)  # the runner retries itself
+    return out
+
+
+def _request_params(exp: Experiment, variant) -> dict[str, Any]:
+    params = dict(variant.params)
+    if exp.seed is not None:
+        params.setdefault("seed", exp.seed)
+    if variant.response_format:
+        params["response_format"] = variant.response_format
+    return params
+
+
+def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> list[PlannedCell]:
+    """Render every request of the matrix and resolve its target, or fail before anything is sent."""
+    ds = exp.load_cases()
+    problems = check_variables(exp.variants, ds.cases, ds.source)
+    if problems:
+        more = " (and possibly more)" if len(problems) >= 10 else ""
+        raise DataError("Template variables are missing from the dataset" + more + ":\n  - " + "\n  - ".join(problems))
+    provs = _resolve_providers(exp, providers)
+    planned: list[PlannedCell] = []
+    seen_warnings: set[str] = set()
+    for cell in exp.cells():
+        provider = provs[cell.target.profile]
+        try:
+            info: ModelInfo = provider.model_info(cell.target.model)
+        except WorkbenchError as e:
+            raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
+        messages = cell.variant.render(cell.case, base_dir=exp.base_dir)
+        req = provider.prepare(messages, cell.target.model, warn=False, **_request_params(exp, cell.variant))
+        for w in req.warnings:  # say each adaptation once per run, not once per cell
+            if w not in seen_warnings:
+                seen_warnings.add(w)
+                log.warning("%s: %s", cell.variant.name, w)
+        body = req.body()
+        cache_key = ResponseCache.key(provider.identity, body, cell.repeat)
+        cell_key = content_hash(exp.name, cell.key, cache_key)[:32]
+        est = _estimate_prompt_tokens(req) + int(req.max_output_tokens or 0)
+        planned.append(PlannedCell(cell, req, cell.target, provider, cell_key, cache_key, est))
+    return planned
+
+
+def _estimate_prompt_tokens(req: PreparedRequest) -> int:
+    try:
+        from .tokens import count_messages
+
+        return int(count_messages(req.messages, req.model.name).total)
+    except Exception:  # an estimate is only for pacing: fall back to ~4 characters a token
+        return sum(len(json.dumps(m.get("content", ""))) for m in req.messages) // 4 + 3 * len(req.messages) + 3
+
+
+# ----------------------------------------------------------------------------------------------- costs
+
+
+def _cost_usd(completion: Completion, model: ModelInfo) -> float | None:
+    try:
+        from .costs import actual_cost
+
+        return float(actual_cost(completion.usage, model.name).usd)
+    except Exception as e:  # an unknown price must not lose the result
+        log.debug("no cost for %s: %s", model.name, e)
+        return None
+
+
+def estimate_cost(planned: list[PlannedCell]) -> float | None:
+    """Upper-bound dollars for the planned cells (prompt exact, output at max tokens); None if unknown."""
+    try:
+        from .costs import estimate_request_cost
+    except ImportError:
+        return None
+    total = 0.0
+    by_model: dict[str, Any] = {}
+    for p in planned:
+        try:
+            est = estimate_request_cost(p.request.messages, p.request.model.name,
+                                        max_output_tokens=p.request.max_output_tokens)
+        except WorkbenchError:
+            return None
+        by_model[p.request.model.name] = est
+        total += float(getattr(est, "max_usd", getattr(est, "usd", 0.0)))
+    return total
+
+
+# ----------------------------------------------------------------------------------------------- executing
+
+
+def parse_json_output(text: str) -> tuple[Any, str | None]:
+    """Parse a JSON answer, tolerating a ```json fence around it. Returns (value, error)."""
+    s = text.strip()
+    fence = re.match(r"^```(?:json)?\s*(.*?)\s*```$", s, re.S)
+    if fence:
+        s = fence.group(1)
+    try:
+        return json.loads(s), None
+    except json.JSONDecodeError as e:
+        return None, f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+
+
+class _Executor:
+    def __init__(self, exp: Experiment, planned: list[PlannedCell], store: RunStore, cache: ResponseCache | None,
+                 scorers: list, progress: RunProgress, budget_usd: float | None,
+                 on_result: Callable[[CellResult], None] | None, cancel: threading.Event | None, bar):
+        self.exp, self.planned, self.store, self.cache = exp, planned, store, cache
+        self.scorers, self.progress, self.budget_usd = scorers, progress, budget_usd
+        self.on_result, self.cancel, self.bar = on_result, cancel, bar
+        self.limiters: dict[str, TargetLimiter] = {}
+        self.stop_reason: str | None = None
+        self.fatal: BaseException | None = None
+        self.rng = random.Random(exp.seed or 0)
+
+    def limiter(self, p: PlannedCell) -> TargetLimiter:
+        key = f"{p.target.profile}/{p.request.deployment}"
+        if key not in self.limiters:
+            prof = p.provider.profile
+            conc = min(self.exp.concurrency, prof.max_concurrency or self.exp.concurrency)
+            self.limiters[key] = TargetLimiter(key, conc, rpm=prof.rpm, tpm=prof.tpm, seed=self.exp.seed)
+        return self.limiters[key]
+
+    async def run(self) -> None:
+        queue: asyncio.Queue[PlannedCell] = asyncio.Queue()
+        for p in self.planned:
+            queue.put_nowait(p)
+        n_workers = min(len(self.planned), sum(l.max_concurrency for l in self._all_limiters()) or 1)
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(max(1, n_workers))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+
+    def _all_limiters(self) -> list[TargetLimiter]:
+        for p in self.planned:
+            self.limiter(p)
+        return list(self.limiters.values())
+
+    def _should_stop(self) -> bool:
+        if self.cancel is not None and self.cancel.is_set():
+            self.stop_reason = self.stop_reason or "cancelled"
+        return self.stop_reason is not None
+
+    async def _worker(self, queue: asyncio.Queue) -> None:
+        while not queue.empty() and not self._should_stop():
+            p = queue.get_nowait()
+            record = await self._run_cell(p)
+            if record is None:  # stopped before sending
+                return
+            self._commit(record)
+
+    def _commit(self, record: CellResult) -> None:
+        self.store.put(record)
+        pr = self.progress
+        pr.done += 1
+        pr.errors += record.outcome == "error"
+        pr.cache_hits += record.cache_hit
+        pr.filtered += record.outcome in ("completion_filtered", "prompt_filtered")
+        if not record.cache_hit and record.cost_usd:
+            pr.spent_usd += record.cost_usd
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(pr.postfix(), refresh=False)
+        if self.on_result is not None:
+            try:
+                self.on_result(record)
+            except Exception:  # a display callback must not stop the run
+                log.exception("on_result callback failed")
+        if self.budget_usd is not None and pr.spent_usd > self.budget_usd:
+            self.stop_reason = (f"budget exceeded: spent ${pr.spent_usd:.4f} of ${self.budget_usd:.4f}; "
+                                f"{pr.done} cells finished and saved")
+
+    async def _run_cell(self, p: PlannedCell) -> CellResult | None:
+        started = utcnow()
+        completion: Completion | None = None
+        cache_hit = False
+        if self.cache is not None:
+            completion = self.cache.get(p.cache_key)
+            cache_hit = completion is not None
+        error: BaseException | None = None
+        if completion is None:
+            try:
+                completion = await self._call(p)
+            except asyncio.CancelledError:
+                raise
+            except _Stopped:
+                return None
+            except BaseException as e:  # recorded per cell; the run goes on
+                error = e
+            if completion is not None and self.cache is not None:
+                self.cache.put(p.cache_key, completion, p.provider.identity)
+        return await self._record(p, completion, error, cache_hit, started)
+
+    async def _call(self, p: PlannedCell) -> Completion:
+        limiter = self.limiter(p)
+        attempt = 0
+        waited_429 = 0.0
+        while True:
+            if self._should_stop():
+                raise _Stopped()
+            try:
+                async with limiter.slot(p.est_tokens):
+                    completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s)
+                limiter.on_success()
+                completion.retries = attempt
+                return completion
+            except openai.RateLimitError as e:
+                self.progress.rate_limited += 1
+                wait = limiter.on_rate_limited(retry_after_seconds(e.response.headers if e.response else None))
+                waited_429 += wait
+                if waited_429 > RATE_LIMIT_PATIENCE_S:
+                    raise
+                attempt += 1
+                self.progress.retries += 1
+                await asyncio.sleep(wait + self.rng.uniform(0, 0.05 + 0.1 * wait))
+            except FATAL as e:
+                self.fatal = self.fatal or e
+                self.stop_reason = f"{p.target.label}: {type(e).__name__}: {redact(e)}"
+                raise
+            except TRANSIENT:
+                if attempt >= self.exp.max_retries:
+                    raise
+                attempt += 1
+                self.progress.retries += 1
+                await asyncio.sleep(backoff(attempt - 1, rng=self.rng))
+
+    async def _record(self, p: PlannedCell, c: Completion | None, error: BaseException | None, cache_hit: bool,
+                      started: str) -> CellResult:
+        cell, req = p.cell, p.request
+        rec = CellResult(
+            cell_key=p.cell_key, experiment=self.exp.name, case_id=cell.case.id, variant=cell.variant.name,
+            target=p.target.label, profile=p.target.profile, deployment=req.deployment, model=req.model.name,
+            repeat=cell.repeat, messages=req.messages, params=req.params, cache_hit=cache_hit, started_at=started,
+            warnings=list(req.warnings),
+        )
+        if c is None:
+            rec.outcome = "error"
+            rec.error_type = type(error).__name__ if error else "Error"
+            rec.error_message = _error_message(error)
+        else:
+            u = c.usage
+            rec.output, rec.outcome, rec.finish_reason = c.text, c.outcome, c.finish_reason
+            rec.latency_s, rec.request_id, rec.system_fingerprint, rec.retries = (
+                c.latency_s, c.request_id, c.system_fingerprint, c.retries)
+            rec.prompt_tokens, rec.completion_tokens = u.prompt_tokens, u.completion_tokens
+            rec.cached_tokens, rec.reasoning_tokens = u.cached_tokens, u.reasoning_tokens
+            rec.content_filter = c.content_filter.model_dump() if not c.content_filter.empty else {}
+            rec.filter_flags = c.content_filter.flagged
+            rec.cost_usd = _cost_usd(c, req.model)
+            if c.outcome == "prompt_filtered":
+                rec.error_type, rec.error_message = "content_filter", c.error_message
+            if cell.variant.wants_json and c.text:
+                rec.parsed, rec.parse_error = parse_json_output(c.text)
+        if self.scorers:
+            rec.scores = await self._score(rec, cell)
+            for s in rec.scores:  # judge scorers spend tokens too
+                extra = s.metadata.get("cost_usd")
+                if extra and not cache_hit:
+                    self.progress.spent_usd += float(extra)
+        rec.finished_at = utcnow()
+        return rec
+
+    async def _score(self, rec: CellResult, cell: Cell) -> list[ScoreRecord]:
+        from .scorers import Score, ScoreInput
+
+        inp = ScoreInput(output=rec.output, parsed=rec.parsed, expected=cell.case.expected, vars=cell.case.vars,
+                         case_id=cell.case.id, variant=cell.variant.name, messages=rec.messages, outcome=rec.outcome)
+        out: list[ScoreRecord] = []
+        for scorer in self.scorers:
+            if rec.outcome == "error":  # nothing to score: the call failed (see error_type)
+                out.append(ScoreRecord(scorer=scorer.name, error="call failed; not scored"))
+                continue
+            try:
+                s: Score = await scorer.ascore(inp)
+            except Exception as e:  # scorers should not raise, but one that does must not stop the run
+                s = Score(scorer=scorer.name, value=None, passed=None, error=f"{type(e).__name__}: {e}")
+            out.append(ScoreRecord(**s.model_dump()))
+        return out
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _error_message(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown error"
+    if isinstance(error, openai.APIStatusError):
+        body = error.body if isinstance(error.body, dict) else {}
+        msg = body.get("message") or str(error)
+        return redact(f"HTTP {error.status_code}: {msg}")
+    return redact(f"{error}") or type(error).__name__
+
+
+# ----------------------------------------------------------------------------------------------- entry points
+
+
+def default_run_dir(exp: Experiment) -> Path:
+    """Where results go when no ``out`` is given: one folder per experiment fingerprint, so re-running the
+    same experiment resumes it."""
+    return workbench_home() / "runs" / exp.name / exp.fingerprint()
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def _make_bar(total: int, initial: int, name: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=name, unit="call", dynamic_ncols=True, smoothing=0.1)
+
+
+async def arun(
+    experiment: Experiment,
+    *,
+    out: str | Path | None = None,
+    cache: bool | str | Path | ResponseCache = True,
+    providers: Mapping[str, Provider] | None = None,
+    progress: bool = True,
+    budget_usd: float | None = None,
+    on_result: Callable[[CellResult], None] | None = None,
+    cancel: threading.Event | None = None,
+    state: RunProgress | None = None,
+) -> Results:
+    """Run ``experiment`` and return its :class:`Results` (see :func:`run`)."""
+    exp = experiment
+    planned = plan(exp, providers)
+    run_dir = Path(out) if out is not None else default_run_dir(exp)
+    store = RunStore(run_dir)
+    fingerprint = exp.fingerprint()
+    previous = store.get_meta("fingerprint")
+    if previous and previous != fingerprint:
+        store.close()
+        raise DataError(f"{run_dir} holds results of a different version of experiment {exp.name!r} "
+                        f"(fingerprint {previous}, now {fingerprint}). Use another output folder or delete it.")
+    store.set_meta("fingerprint", fingerprint)
+    store.set_meta("experiment", exp.to_dict())
+    store.set_meta("status", "running")
+    store.set_meta("started_at", store.get_meta("started_at") or utcnow())
+    done = store.done_keys()
+    pending = [p for p in planned if p.cell_key not in done]
+    response_cache = _open_cache(cache)
+    budget = budget_usd if budget_usd is not None else exp.budget_usd
+    if budget is not None:
+        uncached = [p for p in pending if response_cache is None or response_cache.get(p.cache_key) is None]
+        if response_cache is not None:
+            response_cache.hits = response_cache.misses = 0
+        est = estimate_cost(uncached)
+        if est is not None and est > budget:
+            store.set_meta("status", "refused: over budget")
+            store.close()
+            raise BudgetExceeded(
+                f"Experiment {exp.name!r} could cost up to ${est:.4f} for {len(uncached)} uncached calls "
+                f"(prompts counted exactly, outputs at max tokens), over its budget of ${budget:.4f}. Lower "
+                f"max_tokens, sample fewer cases, use fewer repeats or variants, or raise budget_usd.")
+    scorers = _build_scorers(exp.scorers)
+    pr = state or RunProgress()
+    pr.total, pr.skipped, pr.done = len(planned), len(planned) - len(pending), len(planned) - len(pending)
+    bar = _make_bar(len(planned), pr.done, exp.name, progress)
+    ex = _Executor(exp, pending, store, response_cache, scorers, pr, budget, on_result, cancel, bar)
+    status = "complete"
+    try:
+        await ex.run()
+        if ex.stop_reason:
+            status = f"stopped: {ex.stop_reason}"
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        status = "interrupted"
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        counts = store.counts()
+        if status == "complete" and counts.get("error"):
+            status = "complete with errors"
+        store.set_meta("status", status)
+        store.set_meta("finished_at", utcnow())
+        store.set_meta("progress", {"total": pr.total, "done": pr.done, "errors": pr.errors,
+                                    "cache_hits": pr.cache_hits, "rate_limited": pr.rate_limited,
+                                    "retries": pr.retries, "spent_usd": pr.spent_usd, "resumed": pr.skipped})
+        records = store.records()
+        store.close()
+        if response_cache is not None and not isinstance(cache, ResponseCache):
+            response_cache.close()
+    results = Results(records, exp, run_dir, status, info={"spent_usd": pr.spent_usd, "cache_hits": pr.cache_hits,
+                                                           "rate_limited": pr.rate_limited, "retries": pr.retries,
+                                                           "resumed": pr.skipped})
+    if ex.fatal is not None:
+        raise ConfigError(
+            f"Run stopped early: {ex.stop_reason}. Check the profile's endpoint, deployment name and credentials "
+            f"(workbench doctor). {len(records)} finished cells are saved in {run_dir}.") from ex.fatal
+    return results
+
+
+def _build_scorers(specs: list[Any]) -> list[Any]:
+    if not specs:
+        return []
+    from .scorers import build_scorer
+
+    return [build_scorer(s) for s in specs]
+
+
+def _open_cache(cache: bool | str | Path | ResponseCache) -> ResponseCache | None:
+    if cache is False or cache is None:
+        return None
+    if isinstance(cache, ResponseCache):
+        return cache
+    return ResponseCache(None if cache is True else cache)
+
+
+def run(experiment: Experiment, **kwargs: Any) -> Results:
+    """Run an experiment to the end and return its :class:`Results`.
+
+    Works from scripts and from notebooks (where an event loop is already running, the run gets its own loop
+    in a helper thread). Ctrl-C / interrupting the kernel keeps every finished cell; run again to resume.
+
+    Keyword arguments: ``out`` (run folder; default: one per experiment version under the workbench home, so a
+    re-run resumes), ``cache`` (True, False, a path or a ResponseCache), ``providers`` (profile name ->
+    Provider, e.g. a fake backend's), ``progress`` (tqdm bar), ``budget_usd``, ``on_result`` (callback per
+    finished cell), ``cancel`` (a threading.Event that stops the run).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun(experiment, **kwargs))
+    # inside Jupyter: a loop is running in this thread, so run ours in another
+    box: dict[str, Any] = {}
+
+    def target():
+        try:
+            box["result"] = asyncio.run(arun(experiment, **kwargs))
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target, name=f"workbench-run-{experiment.name}", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+class RunHandle:
+    """A run going on in a background thread (the widgets use this so the notebook stays responsive)."""
+
+    def __init__(self, experiment: Experiment, **kwargs: Any):
+        self.cancel_event = threading.Event()
+        self.state = RunProgress()
+        self.results: Results | None = None
+        self.error: BaseException | None = None
+        kwargs.setdefault("progress", False)
+        self._thread = threading.Thread(target=self._target, args=(experiment, kwargs), daemon=True,
+                                        name=f"workbench-run-{experiment.name}")
+        self._thread.start()
+
+    def _target(self, experiment: Experiment, kwargs: dict[str, Any]) -> None:
+        try:
+            self.results = asyncio.run(arun(experiment, cancel=self.cancel_event, state=self.state, **kwargs))
+        except BaseException as e:
+            self.error = e
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def wait(self, timeout: float | None = None) -> Results | None:
+        self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.results
+
+
+def start(experiment: Experiment, **kwargs: Any) -> RunHandle:
+    """Start a run in the background and return a :class:`RunHandle` (``.cancel()``, ``.wait()``, ``.state``)."""
+    return RunHandle(experiment, **kwargs)

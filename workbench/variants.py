@@ -1,0 +1,270 @@
+"""Prompt variants: named message templates with a target, parameters and an output format.
+
+Templates are jinja2 with ``StrictUndefined``: a variable missing from a case is an error that names the
+variant, the template field, the variable and the case - found before the run starts (:func:`check_variables`).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import mimetypes
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import jinja2
+import jinja2.meta
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .datasets import Case
+from .errors import DataError
+
+Role = Literal["system", "developer", "user", "assistant"]
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)
+
+
+def template_variables(source: str) -> set[str]:
+    """Variables a template reads (``{{ text }}`` -> ``{"text"}``)."""
+    return set(jinja2.meta.find_undeclared_variables(_ENV.parse(source)))
+
+
+# Request parameters whose type we can check before a run (the API would reject them one call at a time).
+_PARAM_RULES: dict[str, tuple[Any, float | None, float | None]] = {
+    "temperature": ((int, float), 0, 2), "top_p": ((int, float), 0, 1),
+    "presence_penalty": ((int, float), -2, 2), "frequency_penalty": ((int, float), -2, 2),
+    "max_tokens": (int, 1, 10_000_000), "max_completion_tokens": (int, 1, 10_000_000), "seed": (int, None, None),
+}
+
+
+def kind_name(kind: Any) -> str:
+    return "number" if kind == (int, float) else "whole number"
+
+
+class Target(BaseModel):
+    """Where a variant runs: a connection profile and a deployment/model on it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: str = "local"
+    model: str | None = None  # Azure deployment or model name; None = the profile's default
+
+    @property
+    def label(self) -> str:
+        return f"{self.profile}:{self.model}" if self.model else self.profile
+
+    @classmethod
+    def parse(cls, value: "str | Mapping[str, Any] | Target") -> "Target":
+        """``"azure:gpt4o-deploy"``, ``"local"``, ``{"profile": ..., "model": ...}`` or a Target."""
+        if isinstance(value, Target):
+            return value
+        if isinstance(value, str):
+            profile, _, model = value.partition(":")
+            return cls(profile=profile or "local", model=model or None)
+        return cls(**value)
+
+
+class Turn(BaseModel):
+    """One fixed or templated message (few-shot examples are user/assistant turns)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    content: str
+
+
+class Variant(BaseModel):
+    """A named prompt: its messages, parameters, output format and (optionally) its own target."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    system: str | None = None
+    turns: list[Turn] = Field(default_factory=list, description="few-shot turns between system and user")
+    user: str = "{{ input }}"
+    images: list[str] = Field(default_factory=list, description="templates giving image paths, URLs or data URLs")
+    image_detail: Literal["low", "high", "auto"] = "auto"
+    target: Target | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    response_format: dict[str, Any] | None = None
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a variant needs a non-empty name")
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _params_ok(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name, value in v.items():
+            rule = _PARAM_RULES.get(name)
+            if rule is None or value is None:
+                continue
+            kind, lo, hi = rule
+            ok = isinstance(value, kind) and not isinstance(value, bool) and (lo is None or lo <= value <= hi)
+            if not ok:
+                rng = f" between {lo} and {hi}" if lo is not None else ""
+                raise ValueError(f"params.{name} = {value!r}: expected a {kind_name(kind)}{rng}")
+        return v
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, v: Any) -> Any:
+        return Target.parse(v) if isinstance(v, str) else v
+
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _format(cls, v: Any) -> Any:
+        return normalize_response_format(v)
+
+    @model_validator(mode="after")
+    def _templates_parse(self) -> "Variant":
+        for fieldname, source in self.template_fields():
+            try:
+                _ENV.parse(source)
+            except jinja2.TemplateSyntaxError as e:
+                raise ValueError(f"variant {self.name!r}, {fieldname}: template syntax error on line {e.lineno}: {e.message}")
+        return self
+
+    # -- templates --------------------------------------------------------------------------------------
+    def template_fields(self) -> list[tuple[str, str]]:
+        out = []
+        if self.system:
+            out.append(("system", self.system))
+        out.extend((f"turns[{i}]", t.content) for i, t in enumerate(self.turns))
+        out.append(("user", self.user))
+        out.extend((f"images[{i}]", s) for i, s in enumerate(self.images))
+        return out
+
+    def variables(self) -> set[str]:
+        return set().union(*(template_variables(s) for _, s in self.template_fields()))
+
+    @property
+    def wants_json(self) -> bool:
+        return bool(self.response_format and self.response_format.get("type") in ("json_object", "json_schema"))
+
+    def render(self, case: Case | Mapping[str, Any], *, base_dir: str | Path | None = None,
+               system_role: str = "system") -> list[dict[str, Any]]:
+        """The chat messages for one case. Raises :class:`DataError` naming what is missing."""
+        if isinstance(case, Case):
+            values, where, columns = dict(case.vars), case.where(), list(case.vars)
+        else:
+            values, where, columns = dict(case), "the input", list(case)
+        values.setdefault("case", values)
+        messages: list[dict[str, Any]] = []
+        if self.system:
+            messages.append({"role": system_role, "content": self._render("system", self.system, values, where, columns)})
+        for i, t in enumerate(self.turns):
+            messages.append({"role": t.role, "content": self._render(f"turns[{i}]", t.content, values, where, columns)})
+        text = self._render("user", self.user, values, where, columns)
+        if self.images:
+            parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+            for i, src in enumerate(self.images):
+                ref = self._render(f"images[{i}]", src, values, where, columns).strip()
+                if ref:
+                    parts.append({"type": "image_url", "image_url": {"url": image_url(ref, base_dir, where),
+                                                                     "detail": self.image_detail}})
+            messages.append({"role": "user", "content": parts})
+        else:
+            messages.append({"role": "user", "content": text})
+        return messages
+
+    def _render(self, fieldname: str, source: str, values: dict, where: str, columns: list[str]) -> str:
+        try:
+            return _compile(source).render(values)
+        except jinja2.UndefinedError as e:
+            missing = sorted(template_variables(source) - set(values))
+            var = missing[0] if missing else str(e.message)
+            raise DataError(
+                f"Variant {self.name!r}, {fieldname}: variable {{{{ {var} }}}} is not defined for {where}. "
+                f"Available columns: {', '.join(columns) or '(none)'}. Rename the variable or add the column."
+            ) from None
+        except jinja2.TemplateError as e:
+            raise DataError(f"Variant {self.name!r}, {fieldname}: template error for {where}: {e}") from None
+
+    def with_(self, **changes: Any) -> "Variant":
+        """A copy with some fields changed (``params`` are merged)."""
+        data = self.model_dump()
+        if "params" in changes:
+            data["params"] = {**data["params"], **changes.pop("params")}
+        data.update(changes)
+        return Variant(**data)
+
+
+def normalize_response_format(v: Any) -> dict[str, Any] | None:
+    """Accept ``"json"``, ``"text"``, ``{"json_schema": SCHEMA}``, a bare JSON schema, or OpenAI's own form."""
+    if v is None or v == "text" or v == {"type": "text"}:
+        return None
+    if v in ("json", "json_object"):
+        return {"type": "json_object"}
+    if isinstance(v, dict):
+        if v.get("type") in ("json_object", "json_schema"):
+            if v["type"] == "json_schema":
+                js = v.get("json_schema") or {}
+                if "schema" not in js:
+                    raise ValueError("response_format json_schema needs json_schema.schema")
+                return {"type": "json_schema", "json_schema": {"name": js.get("name", "output"), "schema": js["schema"],
+                                                               "strict": js.get("strict", True)}}
+            return v
+        if "json_schema" in v:
+            return {"type": "json_schema", "json_schema": {"name": "output", "schema": v["json_schema"], "strict": True}}
+        if v.get("type") == "object" or "properties" in v:
+            return {"type": "json_schema", "json_schema": {"name": "output", "schema": v, "strict": True}}
+    raise ValueError(f"response_format {v!r}: use 'text', 'json', {{json_schema: SCHEMA}} or OpenAI's "
+                     f"{{type: json_schema, json_schema: {{name, schema}}}}")
+
+
+def image_url(ref: str, base_dir: str | Path | None = None, where: str = "") -> str:
+    """A URL the API accepts: http(s) and data URLs as they are, local files inlined as base64 data URLs."""
+    if ref.startswith(("http://", "https://", "data:")):
+        return ref
+    path = Path(ref)
+    if base_dir is not None and not path.is_absolute():
+        path = Path(base_dir) / path
+    if not path.is_file():
+        raise DataError(f"Image {ref!r} for {where or 'a case'} not found (looked at {path}).")
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    if not mime.startswith("image/"):
+        raise DataError(f"{path} is not an image file ({mime}); use PNG, JPEG, GIF or WEBP.")
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def check_variables(variants: Iterable[Variant], cases: Sequence[Case], source: str | None = None,
+                    limit: int = 10) -> list[str]:
+    """Every (variant, variable, case) where a template variable is missing; empty when all is well."""
+    problems: list[str] = []
+    for v in variants:
+        needed = v.variables() - {"case"}
+        for c in cases:
+            missing = sorted(needed - set(c.vars))
+            for var in missing:
+                problems.append(f"variant {v.name!r} uses {{{{ {var} }}}}, missing for {c.where(source)}")
+                if len(problems) >= limit:
+                    return problems
+    return problems
+
+
+def grid(variants: Variant | Sequence[Variant], **param_values: Sequence[Any]) -> list[Variant]:
+    """Expand variants x parameter values: ``grid(v, temperature=[0, 0.7])`` -> ``v[temperature=0]``, ...
+
+    Targets are an experiment axis of their own (``Experiment.targets``), so they are not expanded here.
+    """
+    base = [variants] if isinstance(variants, Variant) else list(variants)
+    if not param_values:
+        return base
+    names = list(param_values)
+    out = []
+    for v in base:
+        for combo in itertools.product(*(param_values[n] for n in names)):
+            label = ",".join(f"{n}={val}" for n, val in zip(names, combo))
+            out.append(v.with_(name=f"{v.name}[{label}]", params=dict(zip(names, combo))))
+    return out
