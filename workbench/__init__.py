@@ -1,3 +1,47 @@
-"""Prompt Workbench: prompt engineering for Azure OpenAI, OpenAI and compatible servers, in Jupyter."""
+"""Prompt Workbench: prompt engineering for Azure OpenAI, OpenAI and compatible servers, in Jupyter.
+
+The public API, imported lazily so that ``workbench tokens`` and friends start fast::
+
+    from workbench import Experiment, Variant, load_dataset, run
+    exp = Experiment(name="demo", dataset="cases.csv", variants=[Variant(name="v1", user="{{ text }}")],
+                     scorers=["exact"])
+    results = run(exp)          # embedded local model by default; results.summary(), results.df
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "get_provider": "providers", "Provider": "providers",
+    "Profile": "config", "load_config": "config",
+    "resolve_model": ("catalog", "resolve"), "load_catalog": "catalog",
+    "Completion": "records", "Usage": "records",
+    "Case": "datasets", "Dataset": "datasets", "load_dataset": "datasets",
+    "Variant": "variants", "Target": "variants", "Turn": "variants", "grid": "variants",
+    "Experiment": "experiment", "load_experiment": "experiment",
+    "run": "runner", "arun": "runner", "start": "runner", "plan": "runner",
+    "Results": "results", "CellResult": "results",
+    "ResponseCache": "store", "RunStore": "store",
+    "load_example": "examples", "example_path": "examples",
+    "WorkbenchError": "errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    module, attr = target if isinstance(target, tuple) else (target, name)
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
