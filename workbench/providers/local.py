@@ -109,12 +109,24 @@ class LocalModel:
             self._fingerprint = f"fp_llamacpp{version}_{h.hexdigest()[:10]}"
         return self._fingerprint
 
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of ``text`` with the model's own vocabulary (no BOS); loads only the vocabulary."""
+    def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        """Token ids of ``text`` with the model's own vocabulary (no BOS); loads only the vocabulary.
+
+        ``special=True`` parses control tokens such as ``<|im_start|>``, as llama.cpp does for a rendered chat prompt.
+        """
         with self._lock:
             if self._vocab is None:
                 self._vocab = _import_llama().Llama(model_path=str(self.path), vocab_only=True, verbose=False)
-            return self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            return self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def chat_template(self) -> tuple[str, str, str]:
+        """The GGUF chat template with its BOS and EOS token texts: what llama.cpp renders chat prompts with."""
+        with self._lock:
+            if self._vocab is None:
+                self._vocab = _import_llama().Llama(model_path=str(self.path), vocab_only=True, verbose=False)
+            v = self._vocab
+            text = lambda i: v.detokenize([i], special=True).decode("utf-8", "replace") if i >= 0 else ""  # noqa: E731
+            return v.metadata.get("tokenizer.chat_template", ""), text(v.token_bos()), text(v.token_eos())
 
     def detokenize(self, ids: list[int]) -> bytes:
         with self._lock:
