@@ -167,7 +167,7 @@ def estimate_cost(planned: list[PlannedCell]) -> float | None:
         except WorkbenchError:
             return None
         by_model[p.request.model.name] = est
-        total += float(getattr(est, "max_usd", getattr(est, "usd", 0.0)))
+        total += float(est.usd_max)
     return total
 
 
