@@ -215,11 +215,17 @@ class Cost:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model, "usd": self.usd, "parts": self.parts, "input_tokens": self.input_tokens,
+            "model": self.model, "usd": _round_usd(self.usd), "parts": {k: _round_usd(v) for k, v in self.parts.items()},
+            "input_tokens": self.input_tokens,
             "cached_tokens": self.cached_tokens, "output_tokens": self.output_tokens,
             "reasoning_tokens": self.reasoning_tokens, "batch": self.batch, "as_of": self.as_of,
             "currency": self.currency,
         }
+
+
+def _round_usd(usd: float) -> float:
+    """Drop float noise (0.004743750000000001) from figures meant for people and JSON; 1e-10 USD is far below a cent."""
+    return round(usd, 10)
 
 
 def _rates(price: ModelPrice, batch: bool, table: PriceTable) -> tuple[float, float, float]:

@@ -1,0 +1,119 @@
+"""``workbench tokens``, ``workbench image-tokens`` and ``workbench cost``: the numbers, for scripts and checks.
+
+All three work offline (the vocabularies ship with the package). ``--json`` prints one object with stable keys.
+Azure deployment names resolve through the profiles' ``deployments`` maps (``--profile`` picks one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("tokens", help="count the tokens of a text for a model (offline)")
+    t.add_argument("text", nargs="?", help="the text ('-' reads stdin)")
+    t.add_argument("--file", "-f", type=Path, help="count the contents of this UTF-8 file instead")
+    _common(t)
+    t.set_defaults(func=tokens)
+
+    i = sub.add_parser("image-tokens", help="token cost of an image for a vision model (offline)")
+    i.add_argument("image", nargs="?", help="image file (PNG, JPEG, WEBP, GIF)")
+    i.add_argument("--size", help="image size instead of a file, e.g. 2048x4096")
+    i.add_argument("--detail", choices=("low", "high", "auto"), default="auto",
+                   help="the request's detail setting (default auto, budgeted as high)")
+    _common(i)
+    i.set_defaults(func=image_tokens)
+
+    c = sub.add_parser("cost", help="price a call from its token counts")
+    c.add_argument("--input-tokens", type=int, required=True, help="prompt tokens (cached ones included)")
+    c.add_argument("--output-tokens", type=int, required=True, help="completion tokens (reasoning included)")
+    c.add_argument("--cached-tokens", type=int, default=0, help="prompt tokens served from the prompt cache")
+    c.add_argument("--reasoning-tokens", type=int, default=0, help="part of the output tokens (shown, not added)")
+    c.add_argument("--batch", action="store_true", help="Batch API price (the table's batch_discount)")
+    c.add_argument("--prices", type=Path, help="price override file (default: prices_file / WORKBENCH_PRICES)")
+    _common(c)
+    c.set_defaults(func=cost)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", required=True, help="catalog model, alias or Azure deployment name")
+    p.add_argument("--profile", "-p", help="resolve deployment names with this profile (default: all profiles)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _deployments(args: argparse.Namespace) -> dict[str, str]:
+    """Deployment -> model maps: the chosen profile's, or every profile's (the default profile's win)."""
+    from ..config import load_config
+
+    cfg = load_config()
+    if args.profile:
+        return dict(cfg.profile(args.profile).deployments)
+    merged: dict[str, str] = {}
+    for name, prof in cfg.profiles.items():
+        if name != cfg.default_profile:
+            merged.update(prof.deployments)
+    if cfg.default_profile in cfg.profiles:
+        merged.update(cfg.profiles[cfg.default_profile].deployments)
+    return merged
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> int:
+    print(json.dumps(payload, indent=2, ensure_ascii=False) if args.json else human)
+    return 0
+
+
+def _read_text(args: argparse.Namespace) -> str:
+    if args.file and args.text is not None:
+        raise DataError("Give the text or --file, not both.")
+    if args.file:
+        try:
+            return args.file.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"Cannot read {args.file} as UTF-8 text: {e}") from e
+    if args.text is None:
+        raise DataError("Give the text to count (or '-' for stdin), or --file PATH.")
+    return sys.stdin.read() if args.text == "-" else args.text
+
+
+def tokens(args: argparse.Namespace) -> int:
+    from ..catalog import resolve
+    from ..tokens import count_text
+
+    text = _read_text(args)
+    info = resolve(args.model, _deployments(args))
+    n = count_text(text, info.name)
+    payload = {"model": info.name, "encoding": info.encoding, "tokens": n, "characters": len(text)}
+    return _emit(args, payload, f"{n} tokens ({info.name}, {info.encoding}; {len(text)} characters)")
+
+
+def image_tokens(args: argparse.Namespace) -> int:
+    from ..images import image_tokens as count, parse_size
+
+    if (args.size is None) == (args.image is None):
+        raise DataError("Give an image file or --size WIDTHxHEIGHT (one of them).")
+    source = parse_size(args.size) if args.size else args.image
+    r = count(source, args.model, args.detail, _deployments(args))
+    payload = r.as_dict()
+    return _emit(args, payload, f"{r.tokens} tokens\n{r.arithmetic}")
+
+
+def cost(args: argparse.Namespace) -> int:
+    from ..costs import load_prices, token_cost
+
+    prices = load_prices(args.prices)
+    c = token_cost(
+        args.model, args.input_tokens, args.output_tokens, cached_tokens=args.cached_tokens,
+        reasoning_tokens=args.reasoning_tokens, batch=args.batch, deployments=_deployments(args), prices=prices,
+    )
+    human = (
+        f"${c.usd:.6f} {c.model}{' (batch)' if c.batch else ''}: input ${c.input_usd:.6f} ({c.input_tokens} tokens)"
+        f" + cached ${c.cached_input_usd:.6f} ({c.cached_tokens}) + output ${c.output_usd:.6f} ({c.output_tokens})"
+        f"\nprices as of {c.as_of} ({prices.source})"
+    )
+    return _emit(args, c.as_dict(), human)
