@@ -104,7 +104,8 @@ def tile_tokens(w: int, h: int, rule: ImageRule, detail: str) -> tuple[tuple[int
     """Tile rule: ``(resized, tokens, (columns, rows), arithmetic)`` for ``detail`` low or high."""
     if detail == "low":
         resized = _scale((w, h), min(1.0, LOW_SIDE / max(w, h)))
-        return resized, rule.base, (0, 0), f"detail low: a fixed {rule.base} tokens at any size (seen as {resized[0]}x{resized[1]})"
+        return resized, rule.base, (0, 0), (f"detail low: one low-resolution view ({resized[0]}x{resized[1]}) at any size\n"
+                                             f"tokens = {rule.base} (fixed)")
     resized, steps = _tile_high(w, h)
     cols, rows = math.ceil(resized[0] / TILE_PX), math.ceil(resized[1] / TILE_PX)
     tokens = rule.base + cols * rows * rule.per_tile
