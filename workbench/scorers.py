@@ -128,6 +128,7 @@ class Scorer:
 
     kind: ClassVar[str] = ""  # registry name, set by @register_scorer
     primary: ClassVar[str | None] = None  # the option a scalar YAML value sets: {"regex": "\\d+"}
+    primary_is_mapping: ClassVar[bool] = False  # the primary option may itself be a mapping (a JSON Schema)
     scores_filtered: ClassVar[bool] = False  # True: see filtered cells instead of failing them
 
     name: str = ""  # column name in results: score.<name>, passed.<name>; defaults to the kind
@@ -499,7 +500,7 @@ def _split_spec(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     target = SCORERS.get(kind)
     if value is None or value is True:
         options: dict[str, Any] = {}
-    elif isinstance(value, Mapping):
+    elif isinstance(value, Mapping) and not _is_primary_mapping(target, value):
         options = dict(value)
     elif isinstance(target, type) and issubclass(target, Scorer) and target.primary:
         options = {target.primary: value}
@@ -508,6 +509,14 @@ def _split_spec(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if name is not None:
         options.setdefault("name", name)
     return str(kind), options
+
+
+def _is_primary_mapping(target: Any, value: Mapping[str, Any]) -> bool:
+    """``{json_schema: {type: object, ...}}``: the mapping is the schema itself, not options."""
+    if not (isinstance(target, type) and issubclass(target, Scorer) and target.primary_is_mapping):
+        return False
+    options = {f.name for f in dataclasses.fields(target) if f.init}
+    return not (set(value) & options)
 
 
 def _from_registry(kind: str, options: dict[str, Any]) -> Scorer:
@@ -784,12 +793,14 @@ def _instance(inp: ScoreInput, allow_fences: bool) -> Any:
 class JsonSchemaScorer(Scorer):
     """The output is JSON that validates against ``schema`` (a JSON Schema dict, or a path to a .json file).
 
+    YAML: ``{json_schema: {schema: {...}}}``, or the schema directly: ``{json_schema: {type: object, ...}}``.
     The explanation names the failing location as a JSON path (``$.items[2].price: 'abc' is not of type
     'number'``); ``metadata["errors"]`` lists up to ten problems. The schema's ``$schema`` picks the draft
     (2020-12 if absent); an invalid schema is a :class:`DataError` when the scorer is built.
     """
 
     primary: ClassVar[str | None] = "schema"
+    primary_is_mapping: ClassVar[bool] = True
     schema: Mapping[str, Any] | str = dataclasses.field(default_factory=dict)
     allow_fences: bool = True
 
@@ -972,6 +983,13 @@ class _ProviderCache:
             return entry[1]
 
 
+def _model_info(provider: Any, model: str | None) -> Any:
+    try:
+        return provider.model_info(model)
+    except Exception:  # an unknown model: the request itself will say so
+        return None
+
+
 def _profile_name(provider: Any, default: str) -> str:
     return getattr(getattr(provider, "profile", None), "name", None) or default
 
@@ -1091,9 +1109,9 @@ _SCORE_KEYS = ("score", "grade", "rating", "label", "verdict", "result")
 _REASON_KEYS = ("reasoning", "explanation", "rationale", "reason", "justification")
 _GRADE_LINE = re.compile(r"GRADE\s*[:=]\s*\**\s*([A-Za-z][A-Za-z ]*?|\d+(?:\.\d+)?)\s*\**\s*(?:/\s*(\d+(?:\.\d+)?))?\s*$",
                          re.IGNORECASE | re.MULTILINE)
-_SCORE_LINE = re.compile(r"(?:score|rating)\s*(?:is|[:=])?\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/|out of)?\s*(\d+(?:\.\d+)?)?",
+_SCORE_LINE = re.compile(r"(?:score|rating)[\"']?\s*(?:is|[:=])?\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/|out of)?\s*(\d+(?:\.\d+)?)?",
                          re.IGNORECASE)
-_FRACTION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:/|out of)\s*(\d+(?:\.\d+)?)(?![\w.])", re.IGNORECASE)
+_FRACTION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:/|out of)\s*(\d+(?:\.\d+)?)(?!\w|\.\d)", re.IGNORECASE)
 
 
 def parse_grade(text: str, scale: float = 10, grades: Mapping[str, float] | None = None
@@ -1235,24 +1253,29 @@ class JudgeScorer(Scorer):
 
     def _request(self, provider: Any, inp: ScoreInput) -> Any:
         params = {**DEFAULT_JUDGE_PARAMS, **self.params}
-        if self._use_structured(provider) and "response_format" not in params:
-            params["response_format"] = self._response_format()
+        info = _model_info(provider, self.model)
+        if self._use_structured(info) and "response_format" not in params:
+            params["response_format"] = self._response_format(score_first=bool(info and info.local))
         return provider.prepare(self.render(inp), self.model, warn=False, **params)
 
-    def _use_structured(self, provider: Any) -> bool:
+    def _use_structured(self, info: Any) -> bool:
         if self.format != "json":
             return False
         if self.structured is not None:
             return self.structured
-        try:
-            return provider.model_info(self.model).supports("structured_output")
-        except Exception:
-            return False
+        return bool(info and info.supports("structured_output"))
 
-    def _response_format(self) -> dict[str, Any]:
-        kind = "integer" if float(self.scale).is_integer() else "number"
-        schema = {"type": "object", "properties": {"reasoning": {"type": "string"}, "score": {"type": kind}},
-                  "required": ["reasoning", "score"], "additionalProperties": False}
+    def _response_format(self, score_first: bool = False) -> dict[str, Any]:
+        """The JSON shape of a grade. Reasoning comes first (the grade is better for it) - except on the
+        embedded model, which rambles: there the score comes first so a reply cut at max_tokens still has it."""
+        # an enum keeps even a tiny judge inside 0..scale (min/max are not supported by every backend's grammar)
+        score: dict[str, Any] = {"type": "integer", "enum": list(range(int(self.scale) + 1))} \
+            if float(self.scale).is_integer() and self.scale <= 100 else {"type": "number"}
+        properties = {"reasoning": {"type": "string"}, "score": score}
+        if score_first:
+            properties = {"score": score, "reasoning": properties["reasoning"]}
+        schema = {"type": "object", "properties": properties, "required": list(properties),
+                  "additionalProperties": False}
         return {"type": "json_schema", "json_schema": {"name": "grade", "strict": True, "schema": schema}}
 
     # -- scoring ------------------------------------------------------------------------------------------
