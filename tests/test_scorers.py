@@ -141,8 +141,8 @@ def test_label_first_mention_whole_word_case_insensitive():
 
 
 def test_label_longest_label_wins_at_the_same_position():
-    s = LabelScorer(labels=["positive", "very positive"]).score(inp("Very positive!", "very positive"))
-    assert s.answer == "very positive" and s.passed
+    s = LabelScorer(labels=["pass", "pass with notes"]).score(inp("Pass with notes.", "pass with notes"))
+    assert s.answer == "pass with notes" and s.passed
 
 
 def test_label_no_label_found_is_a_fail_with_no_answer():
@@ -516,6 +516,9 @@ def test_judge_json_grade_with_usage_in_metadata():
     s = judge(fake).score(inp("Paris", "Paris", messages=QUESTION))
     assert (s.value, s.passed, s.answer, s.explanation) == (0.8, True, "8/10", "Names Paris.")
     assert s.metadata["prompt_tokens"] == 123 and s.metadata["completion_tokens"] == 9
+    from workbench.costs import token_cost
+
+    assert s.metadata["cost_usd"] == pytest.approx(token_cost("gpt-4o-mini", 123, 9).usd) and s.metadata["cost_usd"] > 0
     assert s.metadata["judge_output"].startswith("{")
 
 
@@ -586,7 +589,7 @@ def test_judge_async_path_and_rubric_errors_per_cell():
     ('{"verdict": false}', (0.0, "false", None)),
     ("Reasoning here.\nScore: 6/10", (0.6, "6/10", "Reasoning here.")),
     ("I'd say 3 out of 5.", (0.6, "3/5", "I'd say")),
-    ('It says "GRADE: C" if right...\nActually wrong.\nGRADE: I', (0.0, "I", None)),
+    ("Reply in the form\nGRADE: C\nThe city is wrong.\nGRADE: I", (0.0, "I", None)),  # an echo, then the verdict
     ('{"score": 6, "reasoning": "this reply was cut at max_to', (0.6, "6/10", None)),
 ])
 def test_parse_grade(text, expected):

@@ -1201,8 +1201,8 @@ class JudgeScorer(Scorer):
       pick the judge; ``params`` are added to ``{"temperature": 0, "max_tokens": 400}``. ``structured``
       (default: when the judge model supports structured output and format is json) constrains the reply to
       the JSON shape, which makes small judges parseable.
-    - The judge's token usage is in ``metadata`` (``prompt_tokens``, ``completion_tokens``, ``judge_model``)
-      so the harness can account for its cost. A reply without a readable grade is a per-cell error
+    - The judge's usage is in ``metadata`` (``prompt_tokens``, ``completion_tokens``, ``cost_usd`` - None when
+      the model has no price - and ``judge_model``) so the harness can account for it. A reply without a readable grade is a per-cell error
       (``value`` None, ``error`` "JudgeParseError: ...", the raw reply in ``metadata["judge_output"]``).
     """
 
@@ -1282,17 +1282,18 @@ class JudgeScorer(Scorer):
     async def _ascore(self, inp: ScoreInput) -> Score:
         provider = self._providers.for_loop()
         request = self._request(provider, inp)
-        return self._grade(await provider.asend(request))
+        return self._grade(await provider.asend(request), request)
 
     def _score(self, inp: ScoreInput) -> Score:
         provider = self._providers.get()
         request = self._request(provider, inp)
-        return self._grade(provider.send(request))
+        return self._grade(provider.send(request), request)
 
-    def _grade(self, completion: Any) -> Score:
+    def _grade(self, completion: Any, request: Any) -> Score:
         meta = {
             "prompt_tokens": completion.usage.prompt_tokens,
             "completion_tokens": completion.usage.completion_tokens,
+            "cost_usd": _judge_cost(completion, request),
             "judge_model": completion.model or completion.deployment,
             "judge_profile": self.profile,
             "judge_output": completion.text,
@@ -1306,6 +1307,16 @@ class JudgeScorer(Scorer):
             return Score(scorer=self.name, value=None, passed=None, error=f"JudgeParseError: {why}{e}",
                          explanation="the judge's reply could not be read as a grade", metadata=meta)
         return self._graded(value, answer=raw, explanation=reasoning or _clip(completion.text, 300), **meta)
+
+
+def _judge_cost(completion: Any, request: Any) -> float | None:
+    """What the judge's call cost (the harness adds it to the run's spend); None when the model has no price."""
+    try:
+        from .costs import actual_cost
+
+        return float(actual_cost(completion.usage, request.model).usd)
+    except Exception:
+        return None
 
 
 # -------------------------------------------------------------------------------------------- python
