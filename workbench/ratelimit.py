@@ -63,6 +63,10 @@ class TargetLimiter:
         self._rpm = _Bucket(rpm / 60.0, max(1.0, rpm / 60.0)) if rpm else None
         self._tpm = _Bucket(tpm / 60.0, max(1.0, tpm / 60.0)) if tpm else None
 
+    @property
+    def needs_tokens(self) -> bool:
+        return self._tpm is not None
+
     def _condition(self) -> asyncio.Condition:
         if self._cond is None:  # created lazily inside the running loop
             self._cond = asyncio.Condition()

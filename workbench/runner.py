@@ -52,7 +52,11 @@ class PlannedCell:
     provider: Provider
     cell_key: str
     cache_key: str
-    est_tokens: int  # Azure-style estimate: prompt + max output
+
+    @property
+    def est_tokens(self) -> int:
+        """Azure's arrival-time estimate (prompt + max output tokens); only needed under a TPM quota."""
+        return _estimate_prompt_tokens(self.request) + int(self.request.max_output_tokens or 0)
 
 
 @dataclass
@@ -125,8 +129,7 @@ def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> li
         body = req.body()
         cache_key = ResponseCache.key(provider.identity, body, cell.repeat)
         cell_key = content_hash(exp.name, cell.key, cache_key)[:32]
-        est = _estimate_prompt_tokens(req) + int(req.max_output_tokens or 0)
-        planned.append(PlannedCell(cell, req, cell.target, provider, cell_key, cache_key, est))
+        planned.append(PlannedCell(cell, req, cell.target, provider, cell_key, cache_key))
     return planned
 
 
@@ -142,13 +145,23 @@ def _estimate_prompt_tokens(req: PreparedRequest) -> int:
 # ----------------------------------------------------------------------------------------------- costs
 
 
-def _cost_usd(completion: Completion, model: ModelInfo) -> float | None:
+def _cost_usd(completion: Completion, model: ModelInfo, prices: Any = None) -> float | None:
     try:
         from .costs import actual_cost
 
-        return float(actual_cost(completion.usage, model.name).usd)
+        return float(actual_cost(completion.usage, model, prices=prices).usd)
     except Exception as e:  # an unknown price must not lose the result
         log.debug("no cost for %s: %s", model.name, e)
+        return None
+
+
+def _load_prices() -> Any:
+    try:
+        from .costs import load_prices
+
+        return load_prices()
+    except WorkbenchError as e:  # a broken price override must not stop a run; costs become unknown
+        log.warning("prices unavailable: %s", e)
         return None
 
 
@@ -197,6 +210,7 @@ class _Executor:
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
         self.rng = random.Random(exp.seed or 0)
+        self.prices = _load_prices()  # once per run: reading config and price files per cell is slow
 
     def limiter(self, p: PlannedCell) -> TargetLimiter:
         key = f"{p.target.profile}/{p.request.deployment}"
@@ -286,7 +300,7 @@ class _Executor:
             if self._should_stop():
                 raise _Stopped()
             try:
-                async with limiter.slot(p.est_tokens):
+                async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0):
                     completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s)
                 limiter.on_success()
                 completion.retries = attempt
@@ -333,7 +347,7 @@ class _Executor:
             rec.cached_tokens, rec.reasoning_tokens = u.cached_tokens, u.reasoning_tokens
             rec.content_filter = c.content_filter.model_dump() if not c.content_filter.empty else {}
             rec.filter_flags = c.content_filter.flagged
-            rec.cost_usd = _cost_usd(c, req.model)
+            rec.cost_usd = _cost_usd(c, req.model, self.prices)
             if c.outcome == "prompt_filtered":
                 rec.error_type, rec.error_message = "content_filter", c.error_message
             if cell.variant.wants_json and c.text:

@@ -19,6 +19,7 @@ import os
 import sqlite3
 import threading
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -46,6 +47,11 @@ def canonical_json(obj: Any) -> str:
 
 def content_hash(*parts: Any) -> str:
     return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _safe_identity(identity_json: str) -> Any:
+    return redact_obj(json.loads(identity_json))
 
 
 class _SQLite:
@@ -110,7 +116,7 @@ class ResponseCache(_SQLite):
     @staticmethod
     def key(identity: dict[str, Any], body: dict[str, Any], repeat: int = 0) -> str:
         # identity holds no secret by construction; redact_obj is a second line of defence
-        return content_hash(redact_obj(identity), body, repeat)
+        return content_hash(_safe_identity(canonical_json(identity)), body, repeat)
 
     def get(self, key: str) -> Completion | None:
         rows = self.execute("SELECT completion FROM responses WHERE key = ?", (key,))
