@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import threading
 import time
@@ -56,7 +58,12 @@ def bundled_model_path() -> Path:
     return path
 
 
+_llama_log_callback = None
+_llama_log = logging.getLogger("workbench.llama_cpp")
+
+
 def _import_llama():
+    global _llama_log_callback
     try:
         import llama_cpp
     except ImportError as e:
@@ -64,6 +71,14 @@ def _import_llama():
             "llama-cpp-python is not installed. Install it with portable build flags:\n"
             f'  CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install llama-cpp-python'
         ) from e
+    if _llama_log_callback is None:
+        # llama.cpp prints context warnings straight to stderr (even with verbose=False); route them to logging
+        @llama_cpp.llama_log_callback
+        def _callback(level: int, text: bytes, user_data) -> None:
+            _llama_log.debug(text.decode("utf-8", "replace").rstrip())
+
+        _llama_log_callback = _callback  # keep a reference: C holds only a pointer
+        llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
     return llama_cpp
 
 
