@@ -1,0 +1,38 @@
+"""Notebook widgets: thin controls over the workbench's pure functions.
+
+- :class:`Playground` - prompt variants side by side, live token/cost estimates, runs that never block the kernel,
+  save/load as an experiment spec.
+- :class:`CostExplorer` - text or an image against several models: the token view, the image's tile/patch grid
+  and the cost table.
+- :class:`ResultsViewer` - a cases x variants grid with filters, cell details, output diffs, the summary with
+  confidence intervals and the paired comparison.
+
+Each is an ``ipywidgets.VBox`` whose state lives in traitlets and plain attributes; each also publishes a static
+HTML snapshot next to its live view, so an HTML export (nbconvert, reports) shows tables instead of a blank box.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Playground": "playground", "VariantEditor": "playground",
+    "CostExplorer": "cost_explorer",
+    "ResultsViewer": "results_viewer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workbench.widgets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,303 @@
+"""Results as a grid of cells (cases x variants), without widgets: status, filters, details and diffs.
+
+A *cell* is one case x variant x target; with repeats it holds several calls. Pure functions of
+:class:`~workbench.results.CellResult` records (and of :meth:`Results.flakiness` for the flaky flag), shared by
+the playground's output grid, the results viewer and their static snapshots.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..results import CellResult, Results
+from .fallback import CELL_CSS, TABLE_CSS, clip, esc
+
+FILTERED_OUTCOMES = ("prompt_filtered", "completion_filtered")
+FILTERS = ("all", "failed", "filtered", "flaky")
+CellKey = tuple[str, str, str]  # case_id, variant, target
+
+
+@dataclass(frozen=True)
+class CellStatus:
+    """What the grid shows for one cell (all repeats of a case x variant x target)."""
+
+    key: CellKey
+    records: tuple[CellResult, ...]
+    scorer: str | None
+    n: int
+    n_passed: int
+    n_scored: int
+    errored: bool
+    filtered: bool  # a content filter blocked or flagged a call
+    flaky: bool
+
+    @property
+    def failed(self) -> bool:
+        """A call failed (error) or a scored call did not pass."""
+        return self.errored or self.n_passed < self.n_scored
+
+    @property
+    def first(self) -> CellResult:
+        return self.records[0]
+
+    @property
+    def kind(self) -> str:
+        """``pass``, ``fail``, ``flaky``, ``filtered``, ``error`` or ``done`` (no scorer) - for colours."""
+        if self.errored and not self.n_scored:
+            return "error"
+        if self.filtered and self.n_passed == 0:
+            return "filtered"
+        if self.flaky:
+            return "flaky"
+        if self.n_scored == 0:
+            return "done"
+        return "pass" if self.n_passed == self.n_scored else "fail"
+
+
+KIND_COLOURS = {"pass": "#e6f4ea", "fail": "#fce8e6", "flaky": "#fef7e0", "filtered": "#f3e8fd", "error": "#fce8e6",
+                "done": "#ffffff"}
+KIND_BUTTON = {"pass": "success", "fail": "danger", "flaky": "warning", "filtered": "info", "error": "danger",
+               "done": ""}
+
+
+def group_records(records: Iterable[CellResult]) -> dict[CellKey, list[CellResult]]:
+    out: dict[CellKey, list[CellResult]] = {}
+    for r in records:
+        out.setdefault((r.case_id, r.variant, r.target), []).append(r)
+    for recs in out.values():
+        recs.sort(key=lambda r: r.repeat)
+    return out
+
+
+def _passed(r: CellResult, scorer: str | None) -> bool | None:
+    for s in r.scores:
+        if scorer is None or s.scorer == scorer:
+            return s.passed
+    return None
+
+
+def flaky_keys(results: Results | None, scorer: str | None) -> set[CellKey]:
+    """Cells whose repeats disagree, by :meth:`Results.flakiness` (needs repeats and a scorer)."""
+    if results is None or not scorer or not len(results):
+        return set()
+    try:
+        df = results.flakiness(scorer)
+    except Exception:  # no scores, or statistics unavailable: nothing is flaky
+        return set()
+    rows = df[df["status"] == "flaky"]
+    return {(str(r.case_id), str(r.variant), str(r.target)) for r in rows.itertuples()}
+
+
+def cell_statuses(records: Iterable[CellResult], scorer: str | None = None,
+                  flaky: set[CellKey] | None = None) -> dict[CellKey, CellStatus]:
+    out = {}
+    for key, recs in group_records(records).items():
+        verdicts = [_passed(r, scorer) for r in recs]
+        scored = [v for v in verdicts if v is not None]
+        out[key] = CellStatus(
+            key=key, records=tuple(recs), scorer=scorer, n=len(recs), n_passed=sum(1 for v in scored if v),
+            n_scored=len(scored), errored=any(r.outcome == "error" for r in recs),
+            filtered=any(r.outcome in FILTERED_OUTCOMES or r.filter_flags for r in recs),
+            flaky=key in (flaky or set()),
+        )
+    return out
+
+
+def matches(status: CellStatus, show: str) -> bool:
+    if show == "all":
+        return True
+    if show == "failed":
+        return status.failed
+    if show == "filtered":
+        return status.filtered
+    if show == "flaky":
+        return status.flaky
+    raise ValueError(f"filter {show!r}: use one of {', '.join(FILTERS)}")
+
+
+def filter_cases(statuses: Mapping[CellKey, CellStatus], show: str, target: str | None = None) -> list[str]:
+    """Case ids (in first-seen order) with at least one cell matching ``show`` (on ``target`` if given)."""
+    out: dict[str, None] = {}
+    for key, st in statuses.items():
+        if (target is None or key[2] == target) and matches(st, show):
+            out.setdefault(key[0])
+    return list(out)
+
+
+def filter_counts(statuses: Mapping[CellKey, CellStatus], target: str | None = None) -> dict[str, int]:
+    """How many cells each filter shows."""
+    sts = [s for k, s in statuses.items() if target is None or k[2] == target]
+    return {f: sum(1 for s in sts if matches(s, f)) for f in FILTERS}
+
+
+# ----------------------------------------------------------------------------------------------- rendering
+
+
+def badges(st: CellStatus) -> str:
+    """Score, latency, tokens, cost and filter badges of a cell (HTML)."""
+    r = st.first
+    out = []
+    if st.n_scored:
+        mark = "✓" if st.n_passed == st.n_scored else ("✗" if st.n_passed == 0 else "±")
+        score = r.scores[0].value if r.scores else None
+        shown = f"{mark} {st.scorer or ''}" + (f" {st.n_passed}/{st.n_scored}" if st.n_scored > 1 else "")
+        if st.n_scored == 1 and score is not None and score not in (0, 1):
+            shown += f" {score:.2f}"
+        out.append(f'<span class="wb-score" title="score">{esc(shown)}</span>')
+    elif r.scores and r.scores[0].error:
+        out.append(f'<span class="wb-score" title="{esc(r.scores[0].error)}">score error</span>')
+    if r.latency_s is not None:
+        out.append(f"{r.latency_s:.2f}s")
+    if r.prompt_tokens or r.completion_tokens:
+        out.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
+    if r.cost_usd is not None:
+        out.append(f"${r.cost_usd:.6f}")
+    if r.cache_hit:
+        out.append("cached")
+    if r.outcome in FILTERED_OUTCOMES:
+        out.append(f'<b style="color:#7b1fa2">{esc(r.outcome.replace("_", " "))}</b>')
+    if r.filter_flags:
+        out.append(f'<b style="color:#7b1fa2">flagged: {esc(", ".join(r.filter_flags))}</b>')
+    if r.outcome == "length":
+        out.append("cut at max tokens")
+    if st.flaky:
+        out.append("<b>flaky</b>")
+    return '<div style="color:#555;font-size:11px;margin-top:3px">' + " · ".join(out) + "</div>"
+
+
+def output_text(r: CellResult) -> str:
+    if r.outcome == "error":
+        return f"[{r.error_type or 'error'}] {r.error_message or ''}"
+    if r.outcome == "prompt_filtered":
+        return "[prompt filtered] " + (r.error_message or "")
+    return r.output
+
+
+def grid_html(records: Sequence[CellResult], cases: Sequence[Any] | None = None, variants: Sequence[str] | None = None,
+              scorer: str | None = None, *, limit: int = 400, flaky: set[CellKey] | None = None,
+              pending: str = "…") -> str:
+    """Outputs side by side: one row per case (and target), one column per variant, badges under each output.
+
+    ``cases`` are :class:`~workbench.datasets.Case` objects (their inputs and expected answer are shown) or ids;
+    cells not finished yet show ``pending``.
+    """
+    statuses = cell_statuses(records, scorer, flaky)
+    variants = list(variants or dict.fromkeys(r.variant for r in records))
+    targets = list(dict.fromkeys(r.target for r in records)) or [""]
+    case_rows = list(cases) if cases is not None else list(dict.fromkeys(r.case_id for r in records))
+    head = "".join(f'<th style="{CELL_CSS};background:#f4f4f4">{esc(v)}</th>' for v in variants)
+    rows = []
+    for case in case_rows:
+        cid = getattr(case, "id", case)
+        label = esc(cid)
+        if hasattr(case, "vars"):
+            from .editing import case_label
+
+            label += f'<div style="color:#555">{esc(case_label(case))}</div>'
+            if case.expected not in (None, ""):
+                label += f'<div style="color:#555">expected: <b>{esc(case.expected)}</b></div>'
+        for target in targets:
+            cells = []
+            for v in variants:
+                st = statuses.get((str(cid), v, target)) if target else next(
+                    (s for k, s in statuses.items() if k[0] == str(cid) and k[1] == v), None)
+                if st is None:
+                    cells.append(f'<td style="{CELL_CSS};color:#999">{esc(pending)}</td>')
+                    continue
+                text = esc(clip(output_text(st.first), limit))
+                bg = KIND_COLOURS[st.kind]
+                cells.append(f'<td class="wb-cell wb-{st.kind}" style="{CELL_CSS};background:{bg};max-width:420px;'
+                             f'white-space:pre-wrap">{text}{badges(st)}</td>')
+            tlabel = f'<div style="color:#888">{esc(target)}</div>' if len(targets) > 1 else ""
+            rows.append(f'<tr><td style="{CELL_CSS};max-width:260px">{label}{tlabel}</td>{"".join(cells)}</tr>')
+    return (f'<table class="wb-grid" style="{TABLE_CSS}"><thead><tr><th style="{CELL_CSS};background:#f4f4f4">case'
+            f'</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, list):
+        parts = []
+        for p in content:
+            if isinstance(p, dict) and p.get("type") == "text":
+                parts.append(p.get("text", ""))
+            elif isinstance(p, dict) and p.get("type") == "image_url":
+                url = (p.get("image_url") or {}).get("url", "")
+                parts.append(f"[image: {clip(url, 60)}]")
+        return "\n".join(parts)
+    return "" if content is None else str(content)
+
+
+def messages_html(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The rendered chat messages as sent, one block per message."""
+    out = []
+    for m in messages:
+        role = m.get("role", "?")
+        out.append(f'<div style="margin:2px 0"><b>{esc(role)}</b><pre style="margin:0 0 0 8px;white-space:pre-wrap;'
+                   f'font-size:12px">{esc(_content_text(m.get("content")))}</pre></div>')
+    return "".join(out)
+
+
+def output_diff_html(a: str, b: str, a_name: str = "a", b_name: str = "b") -> str:
+    """A word-level diff of two outputs (difflib): removed words struck in red, added words in green."""
+    wa, wb = (a or "").split(" "), (b or "").split(" ")
+    sm = difflib.SequenceMatcher(a=wa, b=wb, autojunk=False)
+    out = []
+    for op, i1, i2, j1, j2 in sm.get_opcodes():
+        if op == "equal":
+            out.append(esc(" ".join(wa[i1:i2])))
+            continue
+        if op in ("delete", "replace"):
+            out.append(f'<del style="background:#fce8e6;color:#a50e0e">{esc(" ".join(wa[i1:i2]))}</del>')
+        if op in ("insert", "replace"):
+            out.append(f'<ins style="background:#e6f4ea;color:#0d652d;text-decoration:none">'
+                       f'{esc(" ".join(wb[j1:j2]))}</ins>')
+    ratio = sm.ratio()
+    head = (f'<div style="font-size:11px;color:#555">diff {esc(a_name)} → {esc(b_name)} · similarity {ratio:.0%}'
+            f' (<del style="color:#a50e0e">only in {esc(a_name)}</del>, '
+            f'<ins style="color:#0d652d;text-decoration:none">only in {esc(b_name)}</ins>)</div>')
+    return f'{head}<pre style="white-space:pre-wrap;font-size:12px;margin:2px 0">{" ".join(out)}</pre>'
+
+
+def unified_diff(a: str, b: str, a_name: str = "a", b_name: str = "b") -> str:
+    """A line-level unified diff (plain text), for logs and tests."""
+    return "".join(difflib.unified_diff((a or "").splitlines(True), (b or "").splitlines(True), a_name, b_name))
+
+
+def cell_detail_html(st: CellStatus) -> str:
+    """Everything about one cell: messages as sent, each repeat's full output, scores and call facts."""
+    r = st.first
+    case_id, variant, target = st.key
+    parts = [f'<div style="font:13px system-ui,sans-serif"><b>{esc(case_id)}</b> × <b>{esc(variant)}</b> on '
+             f'{esc(target)} ({esc(r.model)})',
+             '<div style="margin-top:4px;color:#555">messages as sent</div>', messages_html(r.messages)]
+    params = {k: v for k, v in r.params.items() if k != "response_format"}
+    if params:
+        parts.append(f'<div style="color:#555;font-size:11px">params: {esc(json.dumps(params, sort_keys=True))}</div>')
+    for rec in st.records:
+        label = f"output (repeat {rec.repeat})" if st.n > 1 else "output"
+        parts.append(f'<div style="margin-top:6px;color:#555">{label} · {esc(rec.outcome)}'
+                     f'{" · finish " + esc(rec.finish_reason) if rec.finish_reason else ""}</div>'
+                     f'<pre class="wb-full-output" style="white-space:pre-wrap;font-size:12px;margin:0;'
+                     f'background:#f8f8f8;padding:4px">{esc(output_text(rec))}</pre>')
+        if rec.parse_error:
+            parts.append(f'<div style="color:#a50e0e;font-size:11px">JSON: {esc(rec.parse_error)}</div>')
+        for s in rec.scores:
+            verdict = "pass" if s.passed else ("fail" if s.passed is False else "n/a")
+            expl = f" - {esc(s.explanation)}" if s.explanation else ""
+            err = f' <span style="color:#a50e0e">{esc(s.error)}</span>' if s.error else ""
+            val = "" if s.value is None else f" {s.value:.3g}"
+            parts.append(f'<div style="font-size:12px">{esc(s.scorer)}: <b>{verdict}</b>{val}{expl}{err}</div>')
+        facts = [f"latency {rec.latency_s:.2f}s" if rec.latency_s is not None else "",
+                 f"{rec.prompt_tokens} prompt + {rec.completion_tokens} completion tokens",
+                 f"${rec.cost_usd:.6f}" if rec.cost_usd is not None else "cost unknown",
+                 "cache hit" if rec.cache_hit else "", f"retries {rec.retries}" if rec.retries else "",
+                 f"filter: {', '.join(rec.filter_flags)}" if rec.filter_flags else ""]
+        parts.append('<div style="color:#555;font-size:11px">' + " · ".join(esc(f) for f in facts if f) + "</div>")
+        if rec.content_filter:
+            parts.append(f'<details><summary style="font-size:11px">content filter results</summary><pre '
+                         f'style="font-size:11px">{esc(json.dumps(rec.content_filter, indent=1))}</pre></details>')
+    parts.append("</div>")
+    return "".join(parts)

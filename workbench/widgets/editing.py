@@ -1,0 +1,394 @@
+"""The playground's logic, without widgets: editor fields <-> :class:`Variant`, estimates, experiment specs.
+
+Everything here is a plain function of plain values, so the tests call it directly and the widgets only wire
+controls to it. The experiment a playground saves is built by :func:`experiment_for_save` from the same
+variants :func:`experiment_for_run` runs, so what was tuned interactively is what the batch run executes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Collection, Iterable, Mapping, Sequence
+
+from pydantic import ValidationError
+
+from ..catalog import load_catalog
+from ..config import Profile
+from ..datasets import Case, Dataset, load_dataset
+from ..errors import DataError, WorkbenchError
+from ..experiment import DatasetSpec, Experiment
+from ..variants import Target, Variant, template_variables
+
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+ALL_TARGETS = "*"  # editor value: the variant runs on every target of the experiment
+ADHOC_ID = "input"
+
+
+# ------------------------------------------------------------------------------------------------ names
+
+
+def unique_name(base: str, taken: Iterable[str]) -> str:
+    """``base`` if free, else ``base-2``, ``base-3``, ... (``copy-of-x-2`` stays readable)."""
+    taken = set(taken)
+    base = base.strip() or "variant"
+    if base not in taken:
+        return base
+    stem = base
+    head, _, tail = base.rpartition("-")
+    if head and tail.isdigit():
+        stem = head
+    n = 2
+    while f"{stem}-{n}" in taken:
+        n += 1
+    return f"{stem}-{n}"
+
+
+def duplicate_names(names: Sequence[str]) -> list[str]:
+    return sorted({n for n in names if names.count(n) > 1})
+
+
+# -------------------------------------------------------------------------------------- response formats
+
+
+def response_format_fields(rf: Mapping[str, Any] | None) -> tuple[str, str]:
+    """The editor's (kind, schema text) for a variant's ``response_format``."""
+    if not rf:
+        return "text", ""
+    kind = rf.get("type", "text")
+    if kind == "json_schema":
+        schema = (rf.get("json_schema") or {}).get("schema", {})
+        return "json_schema", json.dumps(schema, indent=2)
+    return ("json_object", "") if kind == "json_object" else ("text", "")
+
+
+def response_format_value(kind: str, schema_text: str, name: str = "output") -> dict[str, Any] | None:
+    """The ``response_format`` for the editor's choice; a schema that is not JSON raises :class:`DataError`."""
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind != "json_schema":
+        raise DataError(f"response format {kind!r}: choose one of {', '.join(RESPONSE_FORMATS)}.")
+    try:
+        schema = json.loads(schema_text or "{}")
+    except json.JSONDecodeError as e:
+        raise DataError(f"JSON schema: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}).") from None
+    if not isinstance(schema, dict) or not schema:
+        raise DataError('JSON schema: give an object schema, e.g. {"type": "object", "properties": {...}}.')
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+# ----------------------------------------------------------------------------------------------- editing
+
+
+@dataclass
+class VariantFields:
+    """What a variant editor shows. ``base`` keeps the fields the editor does not show (few-shot turns,
+    images, other parameters, description) so a round trip through the editor loses nothing."""
+
+    name: str
+    system: str = ""
+    user: str = "{{ input }}"
+    target: str = ""  # a Target label, ALL_TARGETS, or "" for the experiment's first target
+    temperature: float | None = None  # None: not set (the profile's default applies)
+    max_tokens: int | None = None
+    response_format: str = "text"
+    schema: str = ""
+    base: Variant | None = None
+
+    @classmethod
+    def from_variant(cls, v: Variant, default_target: str = "") -> "VariantFields":
+        kind, schema = response_format_fields(v.response_format)
+        max_tokens = v.params.get("max_tokens", v.params.get("max_completion_tokens"))
+        return cls(name=v.name, system=v.system or "", user=v.user,
+                   target=v.target.label if v.target else default_target,
+                   temperature=v.params.get("temperature"), max_tokens=max_tokens,
+                   response_format=kind, schema=schema, base=v)
+
+    def to_variant(self, default_target: str = "") -> Variant:
+        """The :class:`Variant`; raises :class:`DataError` saying which field is wrong."""
+        base = self.base
+        params = dict(base.params) if base else {}
+        if self.temperature is not None:
+            params["temperature"] = float(self.temperature)
+        else:
+            params.pop("temperature", None)
+        if self.max_tokens is not None:
+            key = "max_completion_tokens" if "max_completion_tokens" in params else "max_tokens"
+            params[key] = int(self.max_tokens)
+        else:
+            params.pop("max_tokens", None)
+            params.pop("max_completion_tokens", None)
+        name = self.name.strip()
+        try:
+            rf = response_format_value(self.response_format, self.schema)
+        except DataError as e:
+            raise DataError(f"Variant {name!r}: {e}") from None
+        target: Target | None
+        if self.target in ("", ALL_TARGETS) or (self.target == default_target and not (base and base.target)):
+            target = None  # the experiment's targets (keeps a spec without per-variant targets as it was)
+        else:
+            target = Target.parse(self.target)
+        data = base.model_dump() if base else {}
+        data.update(name=name, system=self.system or None, user=self.user, params=params, response_format=rf,
+                    target=target)
+        try:
+            return Variant(**data)
+        except ValidationError as e:  # say which variant and which field, in one line
+            detail = "; ".join((".".join(map(str, err["loc"])) + ": " if err["loc"] else "")
+                               + err["msg"].removeprefix("Value error, ") for err in e.errors())
+            raise DataError(f"Variant {name or '(unnamed)'!r}: {detail}") from None
+
+
+def copy_fields(f: VariantFields, taken: Iterable[str]) -> VariantFields:
+    """A duplicate with a fresh name."""
+    return VariantFields(**{**f.__dict__, "name": unique_name(f.name, taken)})
+
+
+def variables_of(fields: Iterable[VariantFields]) -> list[str]:
+    """Template variables the editors use (sorted; ``case`` and broken templates are skipped)."""
+    out: set[str] = set()
+    for f in fields:
+        for source in (f.system, f.user, *((t.content for t in f.base.turns) if f.base else ())):
+            try:
+                out |= template_variables(source or "")
+            except Exception:  # a template being typed is often broken for a moment
+                continue
+    out.discard("case")
+    return sorted(out)
+
+
+# ------------------------------------------------------------------------------------------------ targets
+
+
+def target_options(profiles: Mapping[str, Profile], extra: Iterable[str] = ()) -> list[str]:
+    """Target labels for the editor's dropdown: each profile's deployments (Azure) or its default model, any
+    catalog chat model for OpenAI-style profiles, and ``extra`` labels (the experiment's own targets)."""
+    out: list[str] = []
+    chat_models = [m.name for m in load_catalog().models.values() if m.supports("chat") and not m.local]
+    for name, p in profiles.items():
+        if p.deployments:
+            out.extend(f"{name}:{d}" for d in p.deployments)
+        elif p.backend == "local":
+            out.append(name)
+        else:
+            try:
+                default = p.default_model
+            except WorkbenchError:
+                continue  # no deployment configured: nothing it could run
+            out.append(f"{name}:{default}")
+            if p.backend == "openai":
+                out.extend(f"{name}:{m}" for m in chat_models if m != default)
+    for label in extra:
+        if label and label not in out:
+            out.insert(0, label)
+    return list(dict.fromkeys(out))
+
+
+# ---------------------------------------------------------------------------------------------- estimates
+
+
+@dataclass(frozen=True)
+class VariantEstimate:
+    """Input tokens and worst-case dollars of one variant over the cases it will run on."""
+
+    variant: str
+    target: str
+    model: str | None = None
+    calls: int = 0
+    input_tokens: int = 0  # per call (the largest over the cases)
+    max_output_tokens: int | None = None
+    usd_max: float | None = None  # all calls, outputs at max tokens
+    missing: tuple[str, ...] = ()  # template variables the data does not have
+    notes: tuple[str, ...] = ()  # parameter adaptations, counting notes
+    error: str | None = None
+
+    def text(self) -> str:
+        """One line for the editor: ``41 tokens in · ≤ 20 out · ≤ $0.000012 for 3 calls``."""
+        if self.error:
+            return f"⚠ {self.error}"
+        parts = [f"{self.input_tokens:,} tokens in"]
+        if self.max_output_tokens:
+            parts.append(f"≤ {self.max_output_tokens:,} out")
+        if self.usd_max is not None:
+            parts.append(f"≤ ${self.usd_max:.6f}" + (f" for {self.calls} calls" if self.calls > 1 else " per call"))
+        else:
+            parts.append("price unknown")
+        return " · ".join(parts) + (f" ({self.model})" if self.model else "")
+
+    def warnings(self, columns: Collection[str] | None = None) -> list[str]:
+        out = []
+        for var in self.missing:
+            cols = f" (columns: {', '.join(sorted(columns))})" if columns else ""
+            out.append(f"{{{{ {var} }}}} is not in the data{cols}: counted as empty; a run would fail.")
+        return out + list(self.notes)
+
+
+def request_params(variant: Variant, seed: int | None = None) -> dict[str, Any]:
+    """The request parameters the runner sends for ``variant`` (same rule as :func:`workbench.runner.plan`)."""
+    from ..runner import _request_params
+
+    stub = type("_Exp", (), {"seed": seed})()
+    return _request_params(stub, variant)
+
+
+def estimate_variant(variant: Variant, target: Target, cases: Sequence[Mapping[str, Any]], provider: Any, *,
+                     columns: Collection[str] | None = None, seed: int | None = None,
+                     base_dir: str | Path | None = None) -> VariantEstimate:
+    """Count the prompt tokens of ``variant`` on each case and price the calls (outputs at max tokens).
+
+    Variables the data lacks are counted as empty strings and reported in ``missing``; the request is adapted
+    to the model exactly as a run would (``provider.prepare``), so a reasoning model's renamed parameters and
+    developer role are counted as sent.
+    """
+    from ..costs import PriceUnknown, estimate_request_cost
+
+    cols = set(columns) if columns is not None else None
+    needed = variant.variables() - {"case"}
+    missing = tuple(sorted(needed - cols)) if cols is not None else ()
+    notes: list[str] = []
+    worst_in, total, model, max_out = 0, 0.0, None, None
+    priced = True
+    try:
+        for case in cases or [{}]:
+            values = {**{m: "" for m in needed}, **dict(case)}
+            messages = variant.render(values, base_dir=base_dir)
+            req = provider.prepare(messages, target.model, warn=False, **request_params(variant, seed))
+            for w in req.warnings:
+                if w not in notes:
+                    notes.append(w)
+            model, max_out = req.model.name, req.max_output_tokens
+            try:
+                est = estimate_request_cost(req.messages, req.model, max_output_tokens=max_out or None)
+            except PriceUnknown:
+                from ..tokens import count_messages
+
+                n = count_messages(req.messages, req.model).total
+                priced = False
+            else:
+                n = est.input_tokens
+                total += est.usd_max
+                max_out = est.max_output_tokens
+            worst_in = max(worst_in, n)
+    except WorkbenchError as e:
+        return VariantEstimate(variant.name, target.label, model, len(cases), missing=missing, error=str(e))
+    except Exception as e:  # an estimate is advice: never let it break the editor
+        return VariantEstimate(variant.name, target.label, model, len(cases), missing=missing,
+                               error=f"{type(e).__name__}: {e}")
+    return VariantEstimate(variant.name, target.label, model, max(1, len(cases)), worst_in, max_out,
+                           total if priced else None, missing, tuple(notes))
+
+
+# ------------------------------------------------------------------------------------------- experiments
+
+
+def adhoc_dataset(values: Mapping[str, Any], expected: str = "") -> Dataset:
+    """A one-case dataset from the playground's input fields (``expected`` only when given)."""
+    row: dict[str, Any] = {"id": ADHOC_ID, **{k: v for k, v in values.items() if k != "id"}}
+    if expected.strip():
+        row["expected"] = expected.strip()
+    return load_dataset([row], name="playground input")
+
+
+def template_fields(exp: Experiment) -> dict[str, Any]:
+    """The experiment's fields other than dataset and variants (what a playground keeps from a spec)."""
+    return {k: getattr(exp, k) for k in Experiment.model_fields if k not in ("dataset", "variants")}
+
+
+def with_fields(exp: Experiment, **changes: Any) -> Experiment:
+    """A validated copy of ``exp`` with some fields replaced (its base folder kept)."""
+    fields = {**template_fields(exp), "dataset": exp.dataset, "variants": exp.variants, **changes}
+    out = Experiment(**fields)
+    out._base_dir = exp._base_dir
+    return out
+
+
+def experiment_for_run(template: Experiment, variants: Sequence[Variant], dataset: Dataset, *,
+                       repeats: int | None = None) -> Experiment:
+    """What the Run button executes: the template's scorers, targets and limits on ``dataset``."""
+    names = [v.name for v in variants]
+    if duplicate_names(names):
+        raise DataError(f"Variant names must be unique; rename: {', '.join(duplicate_names(names))}.")
+    fields = template_fields(template)
+    fields.update(variants=list(variants), dataset=dataset, sample=None)
+    if repeats is not None:
+        fields["repeats"] = repeats
+    exp = Experiment(**fields)
+    exp._base_dir = template._base_dir
+    return exp
+
+
+def experiment_for_save(template: Experiment, variants: Sequence[Variant], path: str | Path) -> Experiment:
+    """The template with the edited variants, its dataset path rewritten relative to where it is saved."""
+    names = [v.name for v in variants]
+    if duplicate_names(names):
+        raise DataError(f"Variant names must be unique; rename: {', '.join(duplicate_names(names))}.")
+    fields = template_fields(template)
+    dataset: Any = template.dataset
+    if isinstance(dataset, DatasetSpec) and dataset.path is not None:
+        src = Path(dataset.path)
+        if not src.is_absolute():
+            src = (template.base_dir / src).resolve()
+        where = Path(path).resolve().parent
+        try:
+            rel = os.path.relpath(src, where)
+        except ValueError:  # another drive on Windows
+            rel = str(src)
+        dataset = dataset.model_copy(update={"path": Path(rel).as_posix()})
+    fields.update(variants=list(variants), dataset=dataset)
+    exp = Experiment(**fields)
+    exp._base_dir = Path(path).resolve().parent
+    return exp
+
+
+def default_template(variants: Sequence[Variant] | None, dataset: Any, scorers: Sequence[Any] | None,
+                     target: str = "local", name: str = "playground") -> Experiment:
+    """An experiment to start a playground from when none is given."""
+    variants = list(variants or [Variant(name="v1", system="You are a helpful assistant.", user="{{ input }}")])
+    if dataset is None:
+        names = sorted(set().union(*(v.variables() for v in variants)) - {"case"}) or ["input"]
+        dataset = [{"id": ADHOC_ID, **{n: "" for n in names}}]
+    return Experiment(name=name, dataset=dataset, variants=variants, targets=[target], scorers=list(scorers or []))
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """A fresh folder for one playground run (runs never resume each other)."""
+    return root / "playground" / name / (time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6])
+
+
+@dataclass
+class CaseSource:
+    """The cases a run or an estimate uses: the ad-hoc input, or the first ``k`` cases of the dataset."""
+
+    mode: str  # "input" | "dataset"
+    values: dict[str, Any] = field(default_factory=dict)
+    expected: str = ""
+    dataset: Dataset | None = None
+    k: int = 3
+
+    def cases(self) -> Dataset:
+        if self.mode == "dataset":
+            if self.dataset is None:
+                raise DataError("No dataset: give the playground an experiment or a dataset, or use one input.")
+            return self.dataset.head(max(1, self.k))
+        return adhoc_dataset(self.values, self.expected)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [dict(c.vars) for c in self.cases()]
+
+    def columns(self) -> list[str] | None:
+        """Columns the templates may use; None when every variable gets an input field (ad-hoc, no dataset)."""
+        if self.dataset is not None:
+            return list(self.dataset.columns)
+        return None
+
+
+def case_label(case: Case, limit: int = 80) -> str:
+    shown = {k: v for k, v in case.vars.items() if k not in ("id", "case_id", "expected")}
+    text = "; ".join(f"{v}" for v in shown.values())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
