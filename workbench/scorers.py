@@ -224,7 +224,9 @@ class Scorer:
                      metadata=f.metadata)
 
     def _error(self, e: BaseException) -> Score:
-        return Score(scorer=self.name, value=None, passed=None, error=f"{type(e).__name__}: {e}")
+        from .secrets import redact  # backend errors can echo request details: never store a key
+
+        return Score(scorer=self.name, value=None, passed=None, error=redact(f"{type(e).__name__}: {e}"))
 
     def _finish(self, score: Score, inp: ScoreInput) -> Score:
         if score.value is not None and not math.isfinite(score.value):
@@ -1329,7 +1331,8 @@ class PythonScorer(Scorer):
 
     Sync or async. ``function`` is the callable or an import path ``"package.module:function"``; ``kwargs``
     are passed to it. Return values: a :class:`Score` (its ``scorer`` is set to this scorer's name); a bool
-    (1.0 / 0.0); a number (``passed = value >= threshold``); a dict of Score fields (``value`` or ``score``,
+    (1.0 / 0.0); a number (``passed = value >= threshold``; the default threshold 1.0 passes only a full
+    score - set it for partial credit); a dict of Score fields (``value`` or ``score``,
     ``passed``, ``answer``, ``explanation``; other keys go to ``metadata``). Returning ``None`` is treated as
     a bug in the function (a per-cell error), not as "not applicable".
 
