@@ -1,0 +1,155 @@
+"""``workbench run``, ``workbench rerun``, ``workbench report`` and ``workbench runs``: notebooks as reproducible runs.
+
+Each run writes ``reports/<experiment>/<run-id>/`` (see reports/README.md) and the last line on stdout is the
+path of what it wrote (the report; the index for a sweep), so scripts can pick it up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser(
+        "run", help="execute a notebook through papermill into reports/<experiment>/<run-id>/ with a report",
+        description="Execute NOTEBOOK with papermill. Writes the executed notebook, report.html, the results "
+                    "(Parquet and JSONL) and manifest.json into reports/<experiment>/<run-id>/, updates "
+                    "reports/index.html, and prints the report's path last.")
+    r.add_argument("notebook", help="the notebook, e.g. notebooks/03_evaluate.ipynb")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
+                   help="set a parameter (repeatable); VALUE is read as JSON/None/True/False, else text")
+    r.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
+                   help="run every combination of these values (repeatable: a grid)")
+    r.add_argument("--jobs", "-j", type=int, default=1, help="sweep runs at once (each in its own process and kernel)")
+    _common(r)
+    r.add_argument("--cell-timeout", type=float, default=None, help="seconds a cell may run (default: no limit)")
+    r.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
+    r.set_defaults(func=cmd_run)
+
+    rr = sub.add_parser("rerun", help="re-execute a run from its manifest and check it reproduces the results",
+                        description="Execute the run described by MANIFEST again (same notebook, parameters and "
+                                    "spec) into a new run folder; with the response cache the results table must "
+                                    "come out identical, and the command fails if it does not.")
+    rr.add_argument("manifest", help="a run's manifest.json (or its folder)")
+    _common(rr)
+    rr.add_argument("--no-progress", action="store_true")
+    rr.set_defaults(func=cmd_rerun)
+
+    rp = sub.add_parser("report", help="rebuild a run folder's manifest.json and report.html")
+    rp.add_argument("run_dir", help="a run folder (reports/<experiment>/<run-id>), or any folder holding results.sqlite")
+    rp.set_defaults(func=cmd_report)
+
+    ls = sub.add_parser("runs", help="list the runs under reports/ and rebuild reports/index.html")
+    ls.add_argument("--reports", default=None, help="the reports folder (default: $WORKBENCH_REPORTS or ./reports)")
+    ls.add_argument("--experiment", default=None, help="only this experiment")
+    ls.set_defaults(func=cmd_runs)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reports", default=None, help="the reports folder (default: $WORKBENCH_REPORTS or the project's reports/)")
+    p.add_argument("--kernel", default=None, help="kernel name (default: the notebook's; python3 = this environment)")
+
+
+def _params(pairs: list[list[str]]) -> dict:
+    from ..runs import parse_value
+
+    return {name: parse_value(value) for name, value in pairs}
+
+
+def _fail(outcome) -> int:
+    from ..manifest import load_manifest
+    from ..runs import NotebookFailed
+
+    m = load_manifest(outcome.manifest)
+    raise NotebookFailed(outcome.failure or f"run {outcome.run_id}: {outcome.status}", m.failure, outcome.run_dir)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..runs import RunError, RunSpec, execute_run, parse_sweep, run_sweep
+
+    params = _params(args.parameter)
+    grid = parse_sweep(args.sweep)
+    if args.jobs < 1:
+        raise RunError("--jobs must be 1 or more.")
+    if not grid:
+        outcome = execute_run(RunSpec(Path(args.notebook), params, Path(args.reports) if args.reports else None,
+                                      kernel_name=args.kernel, cell_timeout=args.cell_timeout,
+                                      progress=not args.no_progress))
+        _print_outcome(outcome)
+        if outcome.failure:
+            return _fail(outcome)
+        print(outcome.report)
+        return 0
+
+    clash = sorted(set(grid) & set(params))
+    if clash:
+        raise RunError(f"{', '.join(clash)} is given both with -p and --sweep; use one.")
+    n = 1
+    for values in grid.values():
+        n *= len(values)
+    print(f"sweep: {n} runs ({' x '.join(f'{k}={v}' for k, v in grid.items())}), {args.jobs} at a time", file=sys.stderr)
+    outcomes = run_sweep(args.notebook, params, grid, jobs=args.jobs, reports_dir=args.reports,
+                         kernel_name=args.kernel, cell_timeout=args.cell_timeout, on_done=_print_outcome)
+    for o in outcomes:
+        print(o.report)
+    failed = [o for o in outcomes if not o.ok]
+    from ..runs import reports_root
+
+    index = (Path(args.reports).resolve() if args.reports else reports_root()) / "index.html"
+    if failed:
+        for o in failed:
+            print(f"error: {o.failure or o.status}", file=sys.stderr)
+    print(index)
+    return 1 if failed else 0
+
+
+def _print_outcome(o) -> None:
+    point = ""
+    print(f"{'ok    ' if o.ok else 'FAILED'} {o.experiment}/{o.run_id}: {o.status}{point}", file=sys.stderr)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from ..runs import rerun
+
+    outcome = rerun(args.manifest, reports_dir=args.reports, progress=not args.no_progress, kernel_name=args.kernel)
+    _print_outcome(outcome)
+    if outcome.failure:
+        return _fail(outcome)
+    from ..manifest import load_manifest
+
+    m = load_manifest(outcome.manifest)
+    if m.rerun is not None:
+        if m.rerun.identical:
+            print(f"reproduced: the results table is identical to run {m.rerun.of_run}", file=sys.stderr)
+        elif m.rerun.identical is False:
+            print(f"NOT reproduced: the results table differs from run {m.rerun.of_run}:", file=sys.stderr)
+            for d in m.rerun.differences:
+                print(f"  - {d}", file=sys.stderr)
+    print(outcome.report)
+    return 1 if (m.rerun and m.rerun.identical is False) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..runs import rebuild_report
+
+    outcome = rebuild_report(args.run_dir)
+    print(outcome.report)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from ..runs import list_runs, reports_root, update_index
+
+    root = Path(args.reports).resolve() if args.reports else reports_root()
+    runs = [(d, m) for d, m in list_runs(root) if not args.experiment or m.experiment == args.experiment]
+    for d, m in runs:
+        head = m.headline()
+        best = max((x for x in head if x.mean is not None), key=lambda x: x.mean, default=None)
+        metric = f"best {best.variant} {best.mean:.2f}" if best else ""
+        cost = f"${m.totals.cost_usd:.4f}" if m.totals.cost_usd is not None else "-"
+        print(f"{(m.started_at or '')[:19]:<19}  {m.experiment:<20} {m.run_id:<24} {m.status:<22} "
+              f"{m.totals.calls:>5} calls  {cost:>10}  {metric}")
+    print(update_index(root))
+    return 0
