@@ -62,14 +62,17 @@ def raw_loop(chats, encode) -> int:
     return total
 
 
-def best_of(rounds: int, fn: Callable[[], int]) -> tuple[float, int]:
-    fn()  # warm up (vocabulary built, caches filled)
-    times, result = [], 0
+def best_of(rounds: int, runs: dict[str, Callable[[], int]]) -> dict[str, tuple[float, int]]:
+    """Best time and result of each run. Rounds are interleaved (a, b, c, a, b, c...) so that a burst of load
+    on a shared machine hits every contender alike instead of ruining one of them."""
+    results = {name: fn() for name, fn in runs.items()}  # warm up (vocabulary built, caches filled)
+    best = {name: float("inf") for name in runs}
     for _ in range(rounds):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), result
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            results[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {name: (best[name], results[name]) for name in runs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "count_messages, per conversation": lambda: sum(count_messages(c, args.model).total for c in chats),
         "count_messages, one call": lambda: count_messages(flat, args.model).total,
     }
-    results = {name: best_of(args.rounds, fn) for name, fn in runs.items()}
+    results = best_of(args.rounds, runs)
     per_chat_total = results["raw (cookbook, encode)"][1]
     assert results["raw (encode_ordinary)"][1] == per_chat_total
     assert results["count_messages, per conversation"][1] == per_chat_total, "counts differ from the formula"

@@ -127,6 +127,16 @@ def test_aliases_and_azure_deployments_resolve_to_their_encoding():
     assert get_encoding("vision", deployments).name == "o200k_base"
 
 
+def test_deployments_from_the_configured_profiles_resolve_without_a_map(tmp_path, monkeypatch):
+    (tmp_path / "workbench.toml").write_text(
+        '[profiles.work]\nbackend = "azure"\n[profiles.work.deployments]\n"prod-chat" = "gpt-4"\n', "utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert encode("hello world", "prod-chat") == [15339, 1917]
+    assert count_messages([{"role": "user", "content": "hi"}], "prod-chat").model == "gpt-4"
+    with pytest.raises(UnknownModelError, match="'prod-chta'"):
+        count_text("hi", "prod-chta")
+
+
 def test_unknown_model_suggests_close_matches():
     with pytest.raises(UnknownModelError, match="Did you mean: gpt-4o"):
         count_text("hi", "gpt4o")

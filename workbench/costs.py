@@ -21,10 +21,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .catalog import ModelInfo, load_catalog, resolve
+from .catalog import ModelInfo, load_catalog
 from .errors import BudgetExceeded, DataError, UnknownModelError, WorkbenchError
 from .records import Usage
-from .tokens import Messages, TokenCount, count_messages
+from .tokens import Messages, TokenCount, count_messages, resolve_model
 
 PER_TOKENS = 1_000_000  # prices are quoted per 1M tokens
 _PRICE_FIELDS = ("input", "cached_input", "output")
@@ -176,7 +176,7 @@ def price_for(
 
     Raises :class:`PriceUnknown` when the table has no entry: an unpriced model is never counted as free.
     """
-    info = model if isinstance(model, ModelInfo) else resolve(model, deployments)
+    info = resolve_model(model, deployments)
     table = prices or load_prices()
     price = table.get(info.name)
     if price is not None:
@@ -250,7 +250,7 @@ def token_cost(
         raise DataError(f"cached_tokens ({cached_tokens}) is part of input_tokens ({input_tokens}), so it cannot be larger.")
     if reasoning_tokens > output_tokens:
         raise DataError(f"reasoning_tokens ({reasoning_tokens}) is part of output_tokens ({output_tokens}), so it cannot be larger.")
-    info = model if isinstance(model, ModelInfo) else resolve(model, deployments)
+    info = resolve_model(model, deployments)
     table = prices or load_prices()
     price = price_for(info, prices=table)
     r_in, r_cached, r_out = _rates(price, batch, table)
@@ -348,7 +348,7 @@ def estimate_request_cost(
     ``max_output_tokens`` defaults to the model's own output limit (the true worst case). ``cached_tokens``
     lets a caller who expects prompt-cache hits price them at the cached rate.
     """
-    info = model if isinstance(model, ModelInfo) else resolve(model, deployments)
+    info = resolve_model(model, deployments)
     counted = count_messages(messages, info, tools=tools, detail_default=detail_default)
     max_out = info.max_output_tokens if max_output_tokens is None else int(max_output_tokens)
     table = prices or load_prices()

@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union
 
-from .catalog import ImageRule, ModelInfo, load_catalog, resolve
+from .catalog import ImageRule, ModelInfo, load_catalog
 from .errors import DataError
+from .tokens import resolve_model
 
 # OpenAI vision guide, "Calculating costs" - tile models:
 TILE_PX = 512  # "count how many 512px squares the image consists of"
@@ -179,7 +180,7 @@ def image_tokens(
     ``image_or_size`` is a ``(width, height)`` pair, anything :func:`image_size` reads, or ``None`` for an image
     of unknown size (a remote URL), which is budgeted at the largest size the rule allows.
     """
-    info = model if isinstance(model, ModelInfo) else resolve(model, deployments)
+    info = resolve_model(model, deployments)
     rule = _vision_rule(info)
     detail = _check_detail(detail)
     budgeted = "high" if detail == "auto" else detail

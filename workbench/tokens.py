@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple, Protocol, 
 import tiktoken
 
 from .catalog import ModelInfo, resolve
-from .errors import DataError
+from .errors import DataError, UnknownModelError
 
 if TYPE_CHECKING:
     from .images import ImageTokens
@@ -203,11 +203,46 @@ def _build(spec: EncodingSpec) -> tiktoken.Encoding:
     return tiktoken.Encoding(spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks, special_tokens=dict(spec.special_tokens))
 
 
+def profile_deployments(profile: str | None = None) -> dict[str, str]:
+    """Deployment -> model maps from the configured profiles: ``profile``'s, or all (the default profile's win)."""
+    from .config import load_config
+
+    cfg = load_config()
+    if profile:
+        return dict(cfg.profile(profile).deployments)
+    merged: dict[str, str] = {}
+    for name, prof in cfg.profiles.items():
+        if name != cfg.default_profile:
+            merged.update(prof.deployments)
+    if cfg.default_profile in cfg.profiles:
+        merged.update(cfg.profiles[cfg.default_profile].deployments)
+    return merged
+
+
+def resolve_model(name: str | ModelInfo, deployments: Mapping[str, str] | None = None) -> ModelInfo:
+    """The catalog model for a name, alias or Azure deployment.
+
+    Without an explicit ``deployments`` map, a name the catalog does not know is looked up in the configured
+    profiles' deployments before giving up (with the catalog's close matches).
+    """
+    if isinstance(name, ModelInfo):
+        return name
+    try:
+        return resolve(name, deployments)
+    except UnknownModelError:
+        if deployments is not None:
+            raise
+        mapped = profile_deployments()
+        if name not in mapped:
+            raise
+        return resolve(name, mapped)
+
+
 def encoding_name(model_or_encoding: str, deployments: Mapping[str, str] | None = None) -> str:
     """The encoding a model, alias or deployment uses; an encoding name is returned as is."""
     if model_or_encoding in ENCODINGS or model_or_encoding == LOCAL_ENCODING:
         return model_or_encoding
-    return resolve(model_or_encoding, deployments).encoding
+    return resolve_model(model_or_encoding, deployments).encoding
 
 
 def get_encoding(model_or_encoding: str, deployments: Mapping[str, str] | None = None) -> Encoder:
@@ -305,7 +340,7 @@ def count_messages(
     ``detail_default`` applies to image parts that do not set ``detail`` (the API's default is ``auto``, which
     is budgeted as ``high``).
     """
-    info = model if isinstance(model, ModelInfo) else resolve(model, deployments)
+    info = resolve_model(model, deployments)
     if info.encoding == LOCAL_ENCODING:
         return _count_local(messages, info, tools)
     encode = (_encodings.get(info.encoding) or get_encoding(info.encoding)).encode_ordinary

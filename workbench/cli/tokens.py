@@ -49,18 +49,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _deployments(args: argparse.Namespace) -> dict[str, str]:
     """Deployment -> model maps: the chosen profile's, or every profile's (the default profile's win)."""
-    from ..config import load_config
+    from ..tokens import profile_deployments
 
-    cfg = load_config()
-    if args.profile:
-        return dict(cfg.profile(args.profile).deployments)
-    merged: dict[str, str] = {}
-    for name, prof in cfg.profiles.items():
-        if name != cfg.default_profile:
-            merged.update(prof.deployments)
-    if cfg.default_profile in cfg.profiles:
-        merged.update(cfg.profiles[cfg.default_profile].deployments)
-    return merged
+    return profile_deployments(args.profile)
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> int:
@@ -82,11 +73,10 @@ def _read_text(args: argparse.Namespace) -> str:
 
 
 def tokens(args: argparse.Namespace) -> int:
-    from ..catalog import resolve
-    from ..tokens import count_text
+    from ..tokens import count_text, resolve_model
 
     text = _read_text(args)
-    info = resolve(args.model, _deployments(args))
+    info = resolve_model(args.model, _deployments(args))
     n = count_text(text, info.name)
     payload = {"model": info.name, "encoding": info.encoding, "tokens": n, "characters": len(text)}
     return _emit(args, payload, f"{n} tokens ({info.name}, {info.encoding}; {len(text)} characters)")

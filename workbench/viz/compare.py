@@ -6,10 +6,9 @@ import html
 import math
 from typing import Any, Mapping, Sequence
 
-from ..catalog import resolve
 from ..costs import PriceTable, PriceUnknown, load_prices, token_cost
 from ..errors import DataError
-from ..tokens import count_messages
+from ..tokens import count_messages, resolve_model
 
 Prompt = str | Sequence[Mapping[str, Any]]
 
@@ -44,7 +43,7 @@ def compare_models(
     for name, prompt in named.items():
         out = output_tokens.get(name, 0) if isinstance(output_tokens, Mapping) else int(output_tokens)
         for model in models:
-            info = resolve(model, deployments)
+            info = resolve_model(model, deployments)
             row: dict[str, Any] = {"prompt": name, "model": info.name, "encoding": info.encoding,
                                    "input_tokens": math.nan, "output_tokens": out, "usd_per_call": math.nan,
                                    f"usd_per_{calls}_calls": math.nan, "context_used": math.nan, "as_of": table.as_of,

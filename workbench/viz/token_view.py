@@ -13,8 +13,7 @@ import html
 from dataclasses import dataclass
 from typing import Mapping
 
-from ..catalog import resolve
-from ..tokens import token_pieces
+from ..tokens import resolve_model, token_pieces
 
 # Pastel backgrounds in the manner of OpenAI's tokenizer page; five, so neighbours never share a colour.
 PALETTE = ("#c8e6c9", "#ffe0b2", "#bbdefb", "#f8bbd0", "#e1bee7")
@@ -44,7 +43,7 @@ class TokenView:
     max_tokens: int = 20_000  # beyond this the view is cut (the count in the header stays exact)
 
     def __post_init__(self) -> None:
-        self.info = resolve(self.model, self.deployments)
+        self.info = resolve_model(self.model, self.deployments)
         self.pieces = token_pieces(self.text, self.info.name)
         self.count = sum(len(ids) for ids, _ in self.pieces)
 
