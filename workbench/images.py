@@ -19,6 +19,7 @@ import base64
 import binascii
 import io
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -187,8 +188,9 @@ def image_tokens(
     known = image_or_size is not None
     if not known:
         w, h = WORST_CASE_TILE_SIZE
-    elif isinstance(image_or_size, tuple) and len(image_or_size) == 2 and all(isinstance(v, int) for v in image_or_size):
-        w, h = image_or_size
+    elif isinstance(image_or_size, tuple) and len(image_or_size) == 2 and all(
+            isinstance(v, numbers.Integral) for v in image_or_size):
+        w, h = int(image_or_size[0]), int(image_or_size[1])
     else:
         w, h = image_size(image_or_size)
     if w <= 0 or h <= 0:
