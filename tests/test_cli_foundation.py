@@ -28,3 +28,17 @@ def test_doctor_json_reports_every_profile(run_cli):
 def test_unknown_profile(run_cli):
     r = run_cli("chat", "--profile", "nope", "hi")
     assert r.returncode == 1 and "No profile named 'nope'" in r.stderr
+
+
+@pytest.mark.local_model
+def test_several_processes_use_the_local_model_at_once():
+    """Each process owns its in-process model: no shared port or file, so parallel notebooks are safe."""
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-m", "workbench", "chat", "--max-tokens", "8", f"Count to {i}."],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(3)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert out.strip() and "tokens: prompt" in err
