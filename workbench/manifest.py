@@ -72,7 +72,6 @@ class TargetInfo(_Record):
     backend: str | None = None
     deployment: str | None = None
     model: str | None = None
-    response_models: list[str] = Field(default_factory=list)  # `model` as the service reported it
     system_fingerprints: list[str] = Field(default_factory=list)
     identity: dict[str, Any] = Field(default_factory=dict)  # provider identity (endpoint, model file hash...)
     calls: int = 0

@@ -625,7 +625,8 @@ def build_report(results: "Results | None", manifest: Manifest, notebook: Mappin
         ctx["sample"] = {**sample, "table": table(sample["rows"], sample["columns"], css="data outputs")
                          if sample["rows"] else None}
         ctx["errors"] = errors_section(results)
-    return _env().get_template("report.html.j2").render(**ctx)
+    # every part is redacted where it is built; this last pass catches anything a future section forgets
+    return redact(_env().get_template("report.html.j2").render(**ctx))
 
 
 def build_index(runs: Iterable[tuple[str, Manifest]]) -> str:
@@ -647,7 +648,7 @@ def build_index(runs: Iterable[tuple[str, Manifest]]) -> str:
             "commit": ((m.git.commit or "")[:8] + ("*" if m.git.dirty else "")) if m.git.commit else "",
             "files": m.files,
         })
-    return _env().get_template("index.html.j2").render(rows=rows, csp=CSP, experiments=experiments)
+    return redact(_env().get_template("index.html.j2").render(rows=rows, csp=CSP, experiments=experiments))
 
 
 __all__ = ["build_report", "build_index", "sanitize_html", "NotebookRenderer", "comparisons", "sample_outputs",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import importlib
 import itertools
 import json
@@ -238,6 +239,7 @@ def write_experiment_info(exp: "Experiment", run_dir: str | Path, providers: "Ma
 # =========================================================================================== kernels
 
 
+@functools.lru_cache(maxsize=None)
 def _kernel_classes():
     """A kernel manager safe for parallel runs, and a spec manager that pins ``python3`` to this interpreter.
 
@@ -636,6 +638,7 @@ def finalize_run(run_dir: str | Path, *, run_id: str, experiment: str, notebook:
         manifest.rerun = check_reproduction(Path(rerun_of), run_dir)
     files.update({"manifest": MANIFEST_FILE, "report": REPORT_FILE})
     manifest.files = files
+    manifest = Manifest.model_validate(redact_obj(manifest.model_dump(mode="json")))  # the report shows it too
     manifest.write(run_dir)
     write_report(run_dir, manifest, results)
     update_index(reports_dir or run_dir.parent.parent)
