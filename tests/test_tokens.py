@@ -39,8 +39,8 @@ def reference(tmp_path_factory):
             path = folder / f"{name}.tiktoken"
             path.write_bytes(gzip.decompress((VOCAB / spec.file).read_bytes()))
 
-            def local(url, expected_hash=None, _path=str(path)):
-                assert url.endswith(f"{name}.tiktoken")
+            def local(url, expected_hash=None, _path=str(path), _name=name):
+                assert url.endswith(f"{_name}.tiktoken")
                 return load.load_tiktoken_bpe(_path, expected_hash=expected_hash)
 
             mp.setattr(openai_public, "load_tiktoken_bpe", local)
