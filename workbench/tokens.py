@@ -24,6 +24,7 @@ import threading
 from collections import abc
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple, Protocol, Sequence
 
@@ -166,14 +167,14 @@ _encodings: dict[str, Encoder] = {}
 _encodings_lock = threading.Lock()
 
 
-def load_bpe_file(path: Path, sha256: str) -> dict[bytes, int]:
+def load_bpe_file(path: Path | Traversable, sha256: str) -> dict[bytes, int]:
     """Read a ``.tiktoken`` vocabulary (plain or gzipped), check its sha256, return token bytes -> rank.
 
     The hash is checked on the uncompressed bytes, the same figure tiktoken publishes, so a truncated or
     tampered file is refused before it can silently change counts.
     """
     try:
-        data = Path(path).read_bytes()
+        data = (path if isinstance(path, Traversable) else Path(path)).read_bytes()
         if str(path).endswith(".gz"):
             data = gzip.decompress(data)
     except FileNotFoundError as e:
@@ -198,8 +199,7 @@ def load_bpe_file(path: Path, sha256: str) -> dict[bytes, int]:
 
 
 def _build(spec: EncodingSpec) -> tiktoken.Encoding:
-    path = Path(str(resources.files("workbench").joinpath(VOCAB_DIR, spec.file)))
-    ranks = load_bpe_file(path, spec.sha256)
+    ranks = load_bpe_file(resources.files("workbench").joinpath(VOCAB_DIR, spec.file), spec.sha256)
     return tiktoken.Encoding(spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks, special_tokens=dict(spec.special_tokens))
 
 
