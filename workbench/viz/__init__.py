@@ -17,6 +17,8 @@ _EXPORTS = {
     "tokens_chart": "cost_charts", "cost_chart": "cost_charts", "context_chart": "cost_charts",
     "figure_to_html": "cost_charts",
     "compare_models": "compare", "comparison_html": "compare", "style_comparison": "compare",
+    "Chart": "cost_charts",
+    "plot_scores": "eval_charts", "plot_cost_quality": "eval_charts", "plot_flakiness": "eval_charts",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,9 +8,6 @@ as an inline ``<img>`` (``to_html()``) for static reports. Pass ``ax=`` to draw 
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +17,7 @@ from matplotlib.figure import Figure
 
 from .. import stats
 from ..errors import DataError
+from .cost_charts import Chart
 
 __all__ = ["EvalChart", "plot_scores", "plot_cost_quality", "plot_flakiness", "STATUS_COLOURS"]
 
@@ -28,20 +26,8 @@ STATUS_COLOURS = {"stable_pass": "#55a868", "flaky": "#dd8452", "stable_fail": "
 STATUS_LABELS = {"stable_pass": "stable pass", "flaky": "flaky", "stable_fail": "stable fail", "error": "error"}
 
 
-class EvalChart(Figure):
-    """A Figure that shows itself as PNG in a notebook and becomes a self-contained ``<img>`` in HTML."""
-
-    def png(self, dpi: int = 110) -> bytes:
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        return buf.getvalue()
-
-    def _repr_png_(self) -> bytes:
-        return self.png()
-
-    def to_html(self, alt: str = "chart") -> str:
-        data = base64.b64encode(self.png()).decode("ascii")
-        return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" style="max-width:100%">'
+# One chart type for the whole package: a Figure that is a PNG in notebooks and an inline <img> in reports.
+EvalChart = Chart
 
 
 def _canvas(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
