@@ -23,7 +23,7 @@ _EXPORTS = {
     "Case": "datasets", "Dataset": "datasets", "load_dataset": "datasets",
     "Variant": "variants", "Target": "variants", "Turn": "variants", "grid": "variants",
     "Experiment": "experiment", "load_experiment": "experiment",
-    "run": "runner", "arun": "runner", "start": "runner", "plan": "runner",
+    "run": "runner", "arun": "runner", "start": "runner", "plan": "runner", "estimate": "runner",
     "Results": "results", "CellResult": "results",
     "ResponseCache": "store", "RunStore": "store",
     "load_example": "examples", "example_path": "examples",

@@ -166,22 +166,34 @@ def _load_prices() -> Any:
 
 
 def estimate_cost(planned: list[PlannedCell]) -> float | None:
-    """Upper-bound dollars for the planned cells (prompt exact, output at max tokens); None if unknown."""
+    """Upper-bound dollars for the planned cells (prompts exact, outputs at max tokens); None if a price is
+    unknown."""
     try:
-        from .costs import estimate_request_cost
-    except ImportError:
+        return estimate_planned(planned).usd
+    except WorkbenchError as e:
+        log.warning("cannot estimate the cost: %s", e)
         return None
-    total = 0.0
-    by_model: dict[str, Any] = {}
-    for p in planned:
-        try:
-            est = estimate_request_cost(p.request.messages, p.request.model.name,
-                                        max_output_tokens=p.request.max_output_tokens)
-        except WorkbenchError:
-            return None
-        by_model[p.request.model.name] = est
-        total += float(est.usd_max)
-    return total
+
+
+def estimate_planned(planned: list[PlannedCell]):
+    """A :class:`workbench.costs.MatrixEstimate` with one row per planned call (labelled case/variant/target)."""
+    from .costs import PlannedRequest, estimate_matrix_cost
+
+    return estimate_matrix_cost(
+        PlannedRequest(p.request.messages, p.request.model.name, p.request.max_output_tokens,
+                       labels={"case": p.cell.case.id, "variant": p.cell.variant.name, "target": p.target.label,
+                               "repeat": p.cell.repeat, "model": p.request.model.name})
+        for p in planned
+    )
+
+
+def estimate(experiment: Experiment, providers: Mapping[str, Provider] | None = None):
+    """Price a whole experiment before it runs (cases x variants x targets x repeats, images included).
+
+    Returns a :class:`workbench.costs.MatrixEstimate`: ``.usd`` (worst case, outputs at max tokens),
+    ``.summary(by=("variant", "model"))``, ``.to_frame()``.
+    """
+    return estimate_planned(plan(experiment, providers))
 
 
 # ----------------------------------------------------------------------------------------------- executing
