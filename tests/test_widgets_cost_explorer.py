@@ -58,6 +58,10 @@ def test_uploading_an_image_shows_its_grid_and_prices_it():
     assert ce.image_name == "photo.png" and not ce.clear_button.disabled
     assert ce.image_out.value.count("<img") == 2
     assert "512 px tiles" in ce.image_out.value and "32 px patches" in ce.image_out.value
+    ce.models = ["gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "o4-mini"]  # two grids: one picture each
+    assert ce.image_out.value.count("<img") == 2
+    assert "same grid on gpt-4o-mini" in ce.image_out.value and "same grid on o4-mini" in ce.image_out.value
+    ce.models = ["gpt-4o", "gpt-4.1-mini"]
     df = ce.exploration.table
     with_image = df[df["prompt"] == "text + image"].set_index("model")["input_tokens"]
     text_only = df[df["prompt"] == "text"].set_index("model")["input_tokens"]

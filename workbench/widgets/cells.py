@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..results import CellResult, Results
-from .fallback import CELL_CSS, TABLE_CSS, clip, esc
+from .fallback import CELL_CSS, TABLE_CSS, clip, esc, html_table
 
 FILTERED_OUTCOMES = ("prompt_filtered", "completion_filtered")
 FILTERS = ("all", "failed", "filtered", "flaky")
@@ -301,3 +301,30 @@ def cell_detail_html(st: CellStatus) -> str:
                          f'style="font-size:11px">{esc(json.dumps(rec.content_filter, indent=1))}</pre></details>')
     parts.append("</div>")
     return "".join(parts)
+
+
+SUMMARY_COLUMNS = ("variant", "target", "n", "n_errors", "mean", "ci_low", "ci_high", "method", "cost_usd")
+
+
+def _number(value: Any, column: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if column == "cost_usd":
+        return f"${value:.6f}"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def summary_html(results: Results, scorer: str | None) -> str:
+    """:meth:`Results.summary` as a table: mean score per variant and target with its 95% interval."""
+    if not scorer:
+        return '<div style="color:#888;font-size:12px">No scores: add scorers to the experiment.</div>'
+    try:
+        table = results.summary(scorer)
+    except Exception as e:  # display must not raise
+        return f'<div style="color:#b00;font-size:12px">summary unavailable: {esc(e)}</div>'
+    cols = [c for c in SUMMARY_COLUMNS if c in table.columns]
+    rows = [[_number(row[c], c) for c in cols] for _, row in table.iterrows()]
+    return (f'<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>{esc(scorer)}</b>: mean score with its 95% '
+            f'confidence interval (ci_low, ci_high)</div>' + html_table(cols, rows))

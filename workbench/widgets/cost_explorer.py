@@ -91,13 +91,18 @@ def token_views_html(text: str, models: Sequence[str]) -> tuple[str, list[str]]:
 
 
 def image_views_html(image: bytes | None, models: Sequence[str], detail: str) -> tuple[str, list[str]]:
-    """The image as each vision model among ``models`` sees it, with its tile or patch grid."""
+    """The image as the vision models among ``models`` see it, with its tile or patch grid.
+
+    Models that see the same picture on the same grid (gpt-4o and gpt-4o-mini bill the same tiles at different
+    rates) share one picture; the others' token counts are listed under it.
+    """
     from ..catalog import resolve
     from ..viz import ImageView
 
     if image is None:
         return "", []
-    out, notes, skipped = [], [], []
+    groups: dict[tuple, list[ImageView]] = {}
+    notes, skipped = [], []
     for m in models:
         try:
             info = resolve(m)
@@ -108,12 +113,21 @@ def image_views_html(image: bytes | None, models: Sequence[str], detail: str) ->
             skipped.append(info.name)
             continue
         try:
-            out.append(ImageView(image, info.name, detail).to_html())
+            view = ImageView(image, info.name, detail)
         except WorkbenchError as e:
             notes.append(f"{m}: {e}")
+            continue
+        r = view.result
+        groups.setdefault((r.rule, r.resized, r.grid, r.budgeted_as), []).append(view)
+    out = []
+    for views in groups.values():
+        also = "".join(f"<div>same grid on {esc(v.result.model)}: <b>{v.result.tokens:,} tokens</b></div>"
+                       for v in views[1:])
+        out.append(f'<div style="margin:6px 0">{views[0].to_html()}'
+                   + (f'<div style="font:12px system-ui,sans-serif;color:#333">{also}</div>' if also else "") + "</div>")
     if skipped:
         notes.append(f"no image input on {', '.join(skipped)}: the cost table leaves their image out")
-    return "".join(f'<div style="margin:6px 0">{h}</div>' for h in out), notes
+    return "".join(out), notes
 
 
 def cost_table(text: str, image: bytes | None, models: Sequence[str], detail: str, output_tokens: int,

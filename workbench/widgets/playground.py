@@ -27,7 +27,7 @@ from ..errors import WorkbenchError
 from ..experiment import Experiment, load_experiment
 from ..results import CellResult, Results
 from ..variants import Target, Variant
-from .cells import grid_html
+from .cells import grid_html, summary_html
 from .editing import (ALL_TARGETS, RESPONSE_FORMATS, CaseSource, VariantEstimate, VariantFields, copy_fields,
                       default_template, estimate_variant, experiment_for_run, experiment_for_save, new_run_dir,
                       target_options, unique_name, variables_of, with_fields)
@@ -571,7 +571,7 @@ class Playground(StaticFallback, widgets.VBox):
             head = ("cancelled" if "cancel" in results.status else results.status) if stopped else "done"
             self._set_status(f"{head}: {len(results)}/{st.total} calls · {results.n_errors} errors · "
                              f"{st.filtered} filtered · {st.cache_hits} cached · ${st.spent_usd:.6f} spent")
-            self.summary.value = _summary_html(results)
+            self.summary.value = summary_html(results, results.scorers[0]) if results.scorers else ""
         else:
             self._set_status(f"run failed: {error}", error=True)
         self.running = False
@@ -668,17 +668,3 @@ def _scorer_name(exp: Experiment) -> str | None:
         return build_scorer(exp.scorers[0]).name
     except Exception:
         return None
-
-
-def _summary_html(results: Results) -> str:
-    """The mean score per variant with its 95% interval (``Results.summary``), when there are scores."""
-    if not results.scorers:
-        return ""
-    try:
-        table = results.summary()
-    except Exception as e:  # display must not raise
-        return f'<div style="color:#b00;font-size:12px">summary unavailable: {esc(e)}</div>'
-    cols = [c for c in ("variant", "target", "n", "n_errors", "mean", "ci_low", "ci_high", "cost_usd") if c in table]
-    return (f'<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>{esc(results.scorers[0])}</b>: mean score '
-            f'with 95% confidence interval</div>'
-            + table[cols].to_html(index=False, float_format=lambda x: f"{x:.3g}", border=0, classes="wb-summary-table"))

@@ -20,22 +20,8 @@ from traitlets import Int, Tuple, Unicode, observe
 
 from ..results import Results
 from .cells import (FILTERS, KIND_BUTTON, CellKey, CellStatus, cell_detail_html, cell_statuses, filter_cases,
-                    filter_counts, flaky_keys, grid_html, output_diff_html, output_text)
+                    filter_counts, flaky_keys, grid_html, output_diff_html, output_text, summary_html)
 from .fallback import StaticFallback, clip, esc, hide_snapshots_widget
-
-
-def summary_html(results: Results, scorer: str | None) -> str:
-    """:meth:`Results.summary` as a table: mean score per variant and target with its 95% interval."""
-    if not scorer:
-        return '<div style="color:#888;font-size:12px">No scores: add scorers to the experiment.</div>'
-    try:
-        table = results.summary(scorer)
-    except Exception as e:  # display must not raise
-        return f'<div style="color:#b00;font-size:12px">summary unavailable: {esc(e)}</div>'
-    cols = [c for c in ("variant", "target", "n", "n_errors", "n_cases", "mean", "ci_low", "ci_high", "method",
-                        "cost_usd") if c in table.columns]
-    return (f'<div style="font:12px system-ui,sans-serif"><b>{esc(scorer)}</b>: mean score with 95% confidence '
-            f'interval</div>' + table[cols].to_html(index=False, float_format=lambda x: f"{x:.3g}", border=0))
 
 
 def comparison_html(results: Results, a: str, b: str, scorer: str | None, target: str | None) -> str:
