@@ -105,10 +105,12 @@ def test_add_duplicate_rename_and_remove_variants(pg):
     assert copy.system.value == inst.system.value and copy.max_tokens.value == 5
     assert list(pg.cards.children) == pg.editors
 
-    copy.name.value = "instructed"  # a clash is flagged on both cards
-    assert "used by another variant" in copy.warnings.value
+    copy.name.value = "instructed"  # a clash is flagged on both cards, until one is renamed
+    assert "used by another variant" in copy.warnings.value and "used by another variant" in inst.warnings.value
+    assert pg.run() is None and "unique" in pg.status
     pg.rename_variant("variant", "terse")
     copy.name.value = "polite"
+    assert "used by another" not in copy.warnings.value and "used by another" not in inst.warnings.value
     assert [v.name for v in pg.variants()] == ["bare", "instructed", "polite", "json-schema", "terse"]
 
     pg.editor("terse").remove_button.click()

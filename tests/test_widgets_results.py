@@ -174,3 +174,18 @@ def test_output_diffs():
     assert ">cat</del>" in html and ">dog</ins>" in html and "similarity 83%" in html
     assert "<script>" not in output_diff_html("<script>", "x")
     assert unified_diff("a\nb\n", "a\nc\n").splitlines()[-2:] == ["-b", "+c"]
+
+
+def test_several_targets_show_one_at_a_time(tmp_path):
+    a, b = FakeBackend("positive"), FakeBackend("negative")
+    exp = Experiment(name="two-targets", dataset=CASES[:2], variants=[Variant(name="v", user="{{ text }}")],
+                     targets=["fa", "fb"], scorers=["exact"])
+    res = run(exp, providers={"fa": a.provider("openai"), "fb": b.provider("openai")}, out=tmp_path, progress=False)
+    v = ResultsViewer(res)
+    assert not v.target_pick.disabled and v.target_pick.options == ("fa", "fb") and v.target == "fa"
+    assert {k[2] for k in v.cell_buttons} == {"fa"}
+    assert v.cell_buttons[("c1", "v", "fa")].button_style == "success"
+    v.target_pick.value = "fb"
+    assert v.target == "fb" and {k[2] for k in v.cell_buttons} == {"fb"}
+    assert v.cell_buttons[("c1", "v", "fb")].button_style == "danger"
+    assert v.selected[2] == "fb" and "negative" in v.detail.value

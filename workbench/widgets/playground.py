@@ -81,6 +81,8 @@ class VariantEditor(widgets.VBox):
         self.warnings = widgets.HTML()
         self.warnings.add_class("wb-warnings")
         self.estimate: VariantEstimate | None = None
+        self._warning_list: list[str] = []
+        self._name_clash = False
         super().__init__(layout=widgets.Layout(width=_CARD_WIDTH, min_width=_CARD_WIDTH, border="1px solid #ccc",
                                                padding="6px", margin="0 8px 0 0"))
         self.add_class("wb-variant")
@@ -93,11 +95,14 @@ class VariantEditor(widgets.VBox):
         self.response_format.observe(lambda _: self._layout_children(), names="value")
 
     def _layout_children(self) -> None:
-        head = widgets.HBox([self.name, self.duplicate_button, self.remove_button])
+        if not hasattr(self, "_parts"):  # built once; a format change only shows or hides the schema box
+            self._parts = (widgets.HBox([self.name, self.duplicate_button, self.remove_button]),
+                           widgets.HBox([self.temperature, self.max_tokens]),
+                           widgets.HTML("<small>system</small>"), widgets.HTML("<small>user</small>"))
+        head, numbers, system_label, user_label = self._parts
         fmt = [self.response_format] + ([self.schema] if self.response_format.value == "json_schema" else [])
-        self.children = [head, self.target, widgets.HBox([self.temperature, self.max_tokens]), *fmt,
-                         widgets.HTML("<small>system</small>"), self.system, widgets.HTML("<small>user</small>"),
-                         self.user, self.info, self.warnings]
+        self.children = [head, self.target, numbers, *fmt, system_label, self.system, user_label, self.user,
+                         self.info, self.warnings]
 
     def _temperature_changed(self, change: dict) -> None:
         self._temp_set = True
@@ -123,11 +128,24 @@ class VariantEditor(widgets.VBox):
             self.target.value = value if value in options else options[0]
 
     def show(self, estimate: VariantEstimate | None, warnings: Sequence[str]) -> None:
+        """Display an estimate and the warnings about this variant's templates and parameters."""
         self.estimate = estimate
-        self.info.value = (f'<span style="font:12px system-ui,sans-serif;color:#333">{esc(estimate.text())}</span>'
+        self._warning_list = list(warnings)
+        self.info.value = (f'<span style="font:12px/1.3 system-ui,sans-serif;color:#333">{esc(estimate.text())}</span>'
                            if estimate else "")
-        self.warnings.value = "".join(f'<div style="font:11px system-ui,sans-serif;color:#b06000">⚠ {esc(w)}</div>'
-                                      for w in warnings)
+        self._render_warnings()
+
+    def flag_name_clash(self, clash: bool) -> None:
+        if clash != self._name_clash:
+            self._name_clash = clash
+            self._render_warnings()
+
+    def _render_warnings(self) -> None:
+        items = list(getattr(self, "_warning_list", []))
+        if self._name_clash:
+            items.append(f"the name {self.name.value.strip()!r} is used by another variant; rename one.")
+        self.warnings.value = "".join(f'<div style="font:11px/1.3 system-ui,sans-serif;color:#b06000">⚠ {esc(w)}'
+                                      f'</div>' for w in items)
 
 
 class Playground(StaticFallback, widgets.VBox):
@@ -197,6 +215,10 @@ class Playground(StaticFallback, widgets.VBox):
         self.summary = widgets.HTML()
         self.summary.add_class("wb-summary")
         self.editors: list[VariantEditor] = []
+        self._hide = hide_snapshots_widget()
+        self._toolbar = widgets.HBox([self.add_button, self.path, self.save_button, self.load_button])
+        self._source_box = widgets.HBox()
+        self._runbar = widgets.HBox([self.run_button, self.cancel_button, self.cache_box, self.repeats])
         super().__init__()
         self.add_class("wb-playground")
 
@@ -251,13 +273,15 @@ class Playground(StaticFallback, widgets.VBox):
         self._default_target = experiment.targets[0].label
         self._targets = self._target_options()
         temp = self._default_temperature()
+        for old in self.editors:
+            old.close()
         with self.hold_trait_notifications():
             self.editors = []
             for v in experiment.variants:
                 self.editors.append(self._make_editor(VariantFields.from_variant(v, self._default_target), temp))
         self._records_reset()
         self._layout()
-        self._refresh_inputs()
+        self._refresh_inputs(reset=True)
         self._refresh_estimates()
 
     def _target_options(self) -> list[str]:
@@ -293,12 +317,10 @@ class Playground(StaticFallback, widgets.VBox):
 
     def _layout(self) -> None:
         self.cards.children = list(self.editors)
-        toolbar = widgets.HBox([self.add_button, self.path, self.save_button, self.load_button])
-        source = widgets.HBox([self.mode_toggle, self.k_slider]) if self.dataset is not None else widgets.HBox()
+        self._source_box.children = [self.mode_toggle, self.k_slider] if self.dataset is not None else []
         input_box = [self.inputs, self.expected] if self.mode == "input" else []
-        runbar = widgets.HBox([self.run_button, self.cancel_button, self.cache_box, self.repeats])
-        self.children = [hide_snapshots_widget(), toolbar, self.cards, source, *input_box, runbar, self.status_line,
-                         self.grid, self.summary]
+        self.children = [self._hide, self._toolbar, self.cards, self._source_box, *input_box, self._runbar,
+                         self.status_line, self.grid, self.summary]
 
     # -------------------------------------------------------------------------------------------- editing
     def add_variant(self, variant: Variant | None = None) -> VariantEditor:
@@ -360,20 +382,28 @@ class Playground(StaticFallback, widgets.VBox):
         self.refresh_static(debounce=1.0)
 
     # --------------------------------------------------------------------------------------------- inputs
-    def _refresh_inputs(self) -> None:
-        """One text field per template variable (the ad-hoc input); rebuilt only when the set changes."""
+    def _refresh_inputs(self, reset: bool = False) -> None:
+        """One text field per template variable (the ad-hoc input); fields are kept while their variable is used.
+
+        ``reset``: drop every field (a new experiment: its first case fills them)."""
         names = variables_of(e.fields() for e in self.editors)
-        if list(self._input_fields) == names:
+        if not reset and list(self._input_fields) == names:
             return
         for name, w in self._input_fields.items():
-            self._input_values[name] = w.value
+            if not reset:
+                self._input_values[name] = w.value
         fields = {}
         for name in names:
-            w = widgets.Textarea(value=self._input_values.get(name, ""), description=name, rows=2,
-                                 layout=widgets.Layout(width="60%"), continuous_update=True)
-            w.add_class(f"wb-input-{name}")
-            w.observe(self._input_changed, names="value")
+            w = None if reset else self._input_fields.get(name)
+            if w is None:
+                w = widgets.Textarea(value=self._input_values.get(name, ""), description=name, rows=2,
+                                     layout=widgets.Layout(width="60%"), continuous_update=True)
+                w.add_class(f"wb-input-{name}")
+                w.observe(self._input_changed, names="value")
             fields[name] = w
+        for name, old in self._input_fields.items():
+            if fields.get(name) is not old:
+                old.close()
         self._input_fields = fields
         self.inputs.children = list(fields.values())
 
@@ -451,9 +481,7 @@ class Playground(StaticFallback, widgets.VBox):
     def _check_names(self) -> None:
         names = [e.name.value.strip() for e in self.editors]
         for e, n in zip(self.editors, names):
-            if names.count(n) > 1 and "used by another variant" not in e.warnings.value:
-                e.warnings.value += ('<div style="font:11px system-ui,sans-serif;color:#b00">⚠ the name '
-                                     f'{esc(n)!s} is used by another variant; rename one.</div>')
+            e.flag_name_clash(names.count(n) > 1)
 
     # ------------------------------------------------------------------------------------------- traits
     @observe("mode")

@@ -127,8 +127,7 @@ class ResultsViewer(StaticFallback, widgets.VBox):
         if self.target_pick.value != change["new"] and change["new"] in self.target_pick.options:
             self.target_pick.value = change["new"]
         self.page = 0
-        self._render_grid()
-        self._render_comparison()
+        self._recompute()  # the filter counts are per target
 
     @observe("show")
     def _show_changed(self, change: dict) -> None:
@@ -192,7 +191,10 @@ class ResultsViewer(StaticFallback, widgets.VBox):
                 children.append(self._cell_button(key, st))
         if not shown:
             children.append(widgets.HTML(f'<span style="color:#888">No {esc(self.show)} cells.</span>'))
+        old = self.grid.children
         self.grid.children = children
+        for w in old:  # the previous page's widgets are gone for good
+            w.close()
         self.page_label.value = f'<span style="font-size:12px">page {page + 1} of {self.n_pages} · {len(cases)} cases</span>'
         self.prev_button.disabled = page == 0
         self.next_button.disabled = page >= self.n_pages - 1
