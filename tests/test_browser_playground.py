@@ -48,7 +48,7 @@ def _notebook_copy(dest: Path) -> Path:
     for cell in nb["cells"]:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             source = "".join(cell["source"])
-            source, n_k = re.subn(r"^k = \d+", "k = 2", source, flags=re.M)
+            source, n_k = re.subn(r"^n_cases = \d+", "n_cases = 2", source, flags=re.M)
             source, n_run = re.subn(r"^run_now = True", "run_now = False", source, flags=re.M)
             assert n_k == n_run == 1, "the playground notebook's parameters changed: update this test"
             cell["source"] = source
