@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from traitlets import TraitError
 
 from workbench.examples import load_example
 from workbench.experiment import load_experiment
@@ -123,6 +124,27 @@ def test_the_last_variant_cannot_be_removed(fake, tmp_path):
     pg.editors[0].remove_button.click()
     assert len(pg.editors) == 1 and "at least one variant" in pg.status
     assert pg.mode == "input" and pg.mode_toggle.disabled  # no dataset: one ad-hoc input only
+
+
+def test_a_playground_without_an_experiment_runs_its_ad_hoc_input(fake, tmp_path):
+    pg = Playground(variants=[Variant(name="a", system="Be brief.", user="Say {{ word }} about {{ topic }}")],
+                    target="fake", providers={"fake": fake.provider("openai")}, out=tmp_path)
+    assert [w.description for w in pg.inputs.children] == ["topic", "word"]
+    pg.set_input(word="something great", topic="films")
+    assert pg.editors[0].warnings.value == ""  # no dataset: every variable has its input field
+    pg.run(wait=True)
+    assert [r.output for r in pg.records] == ["positive"]
+    assert fake.chat_requests[0].user_text == "Say something great about films"
+    assert "wb-score" not in pg.grid.value and pg.summary.value == ""
+    with pytest.raises(TraitError, match="needs a dataset"):
+        pg.mode = "dataset"
+
+
+def test_mode_and_k_are_checked(pg):
+    with pytest.raises(TraitError, match="use 'input'"):
+        pg.mode = "batch"
+    pg.k = 1000
+    assert pg.k == 24 and pg.k_slider.value == 24
 
 
 def test_invalid_schema_is_shown_and_blocks_the_run(pg, fake):

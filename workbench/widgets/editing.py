@@ -215,7 +215,9 @@ class VariantEstimate:
         parts = [f"{self.input_tokens:,} tokens in"]
         if self.max_output_tokens:
             parts.append(f"≤ {self.max_output_tokens:,} out")
-        if self.usd_max is not None:
+        if self.usd_max == 0:
+            parts.append("free")
+        elif self.usd_max is not None:
             parts.append(f"≤ ${self.usd_max:.6f}" + (f" for {self.calls} calls" if self.calls > 1 else " per call"))
         else:
             parts.append("price unknown")

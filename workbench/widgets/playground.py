@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import ipywidgets as widgets
-from traitlets import Bool, Int, Unicode, observe
+from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
 from ..datasets import Dataset, load_dataset
 from ..errors import WorkbenchError
@@ -484,6 +484,19 @@ class Playground(StaticFallback, widgets.VBox):
             e.flag_name_clash(names.count(n) > 1)
 
     # ------------------------------------------------------------------------------------------- traits
+    @validate("mode")
+    def _valid_mode(self, proposal: dict) -> str:
+        mode = proposal["value"]
+        if mode not in ("input", "dataset"):
+            raise TraitError(f"mode={mode!r}: use 'input' (one ad-hoc input) or 'dataset' (the first k cases)")
+        if mode == "dataset" and getattr(self, "dataset", None) is None:
+            raise TraitError("mode='dataset' needs a dataset: give the playground an experiment or a dataset")
+        return mode
+
+    @validate("k")
+    def _valid_k(self, proposal: dict) -> int:
+        return max(1, min(int(proposal["value"]), self.k_slider.max))
+
     @observe("mode")
     def _mode_changed(self, change: dict) -> None:
         if self.mode_toggle.value != change["new"]:
