@@ -141,7 +141,8 @@ class Manifest(_Record):
     experiment: str
     status: str = "complete"  # complete | complete with errors | failed | stopped: ... | no results
     notebook: NotebookInfo
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)  # as given (-p / --sweep)
+    effective_parameters: dict[str, Any] | None = None  # every parameter's value, the notebook's defaults included
     started_at: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
@@ -345,6 +346,8 @@ def manifest_view(m: Manifest) -> dict[str, Any]:
     """The comparable fields of a manifest, flattened to ``dotted.keys``."""
     d = m.model_dump(mode="json")
     view: dict[str, Any] = {}
+    if d.get("effective_parameters") is not None:  # defaults included: a default run vs -p x 1 is a change
+        d["parameters"] = d["effective_parameters"]
     for f in DIFF_FIELDS:
         head, _, rest = f.partition(".")
         value = d.get(head)

@@ -247,10 +247,12 @@ def comparisons(results: "Results", scorer: str | None = None) -> list[dict[str,
                 try:
                     c = results.compare(base, other, scorer=sc, target=target)
                 except Exception as e:
-                    rows.append({"scorer": sc, "target": target, "a": base, "b": other, "summary": f"not compared: {redact(e)}"})
+                    rows.append({"scorer": sc, "target": target, "a": base, "b": other,
+                                 "summary": f"not compared: {redact(e)}"})
                     continue
                 rows.append({"scorer": sc, "target": target, "a": base, "b": other, "pairs": c.n_pairs,
-                             "mean a": c.mean_a, "mean b": c.mean_b, "b − a [95% CI]": fmt_ci(c.diff, c.ci_low, c.ci_high),
+                             "mean a": c.mean_a, "mean b": c.mean_b,
+                             "b − a [95% CI]": fmt_ci(c.diff, c.ci_low, c.ci_high),
                              "p": fmt_p(c.p_value), "method": c.method, "summary": c.summary,
                              "_significant": c.significant})
     return rows
@@ -330,7 +332,8 @@ def sample_outputs(results: "Results", n: int = SAMPLE_CASES) -> dict[str, Any]:
                 row[v] = ""
                 continue
             r = part.loc[v]
-            text = r["output"] if r["outcome"] != "error" else f"[error] {r.get('error_type') or ''}: {r.get('error_message') or ''}"
+            text = r["output"] if r["outcome"] != "error" else \
+                f"[error] {r.get('error_type') or ''}: {r.get('error_message') or ''}"
             mark = ""
             if scorer and f"passed.{scorer}" in part.columns:
                 p = r[f"passed.{scorer}"]
@@ -376,7 +379,8 @@ def provenance(m: Manifest) -> dict[str, Any]:
     git = m.git
     commit = (git.commit or "")[:12] + (" (uncommitted changes)" if git.dirty else "") if git.commit else "not in git"
     facts = [
-        ("run id", m.run_id), ("status", m.status), ("notebook", f"{m.notebook.name} (sha256 {(m.notebook.sha256 or '')[:12]})"),
+        ("run id", m.run_id), ("status", m.status),
+        ("notebook", f"{m.notebook.name} (sha256 {(m.notebook.sha256 or '')[:12]})"),
         ("kernel", m.notebook.kernel), ("started", m.started_at), ("finished", m.finished_at),
         ("duration", f"{m.duration_s:.1f} s" if m.duration_s is not None else None),
         ("git", f"{commit}" + (f" on {git.branch}" if git.branch else "")),
@@ -389,7 +393,8 @@ def provenance(m: Manifest) -> dict[str, Any]:
                   f"{json.dumps(m.sweep.get('point'), default=str)}" if m.sweep else None),
     ]
     if m.rerun:
-        verdict = {True: "identical results table", False: "DIFFERENT results", None: "nothing to compare"}[m.rerun.identical]
+        verdict = {True: "identical results table", False: "DIFFERENT results",
+                   None: "nothing to compare"}[m.rerun.identical]
         facts.append(("re-run of", f"{m.rerun.of_run}: {verdict}"))
     targets = [{"target": t.target, "profile": t.profile, "backend": t.backend or "", "deployment": t.deployment or "",
                 "model": t.model or "", "system fingerprints": ", ".join(t.system_fingerprints) or "(none reported)",
@@ -417,6 +422,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _DROP_WITH_CONTENT = re.compile(r"<(style|script|template|noscript|iframe|object|svg|math)\b.*?(</\1\s*>|$)",
                                 re.I | re.S)
 _SNAPSHOT_CLASS = "wb-static-fallback"
+_REF = "IPY_MODEL_"
 
 
 def sanitize_html(fragment: str) -> Markup:
@@ -492,7 +498,8 @@ class NotebookRenderer:
             return Markup('<pre class="stream {}">{}</pre>').format(out.get("name", ""), text)
         if kind == "error":
             tb = _ANSI.sub("", redact("\n".join(out.get("traceback") or [])))
-            return Markup('<pre class="error">{}: {}\n\n{}</pre>').format(out.get("ename"), redact(out.get("evalue", "")), tb)
+            return Markup('<pre class="error">{}: {}\n\n{}</pre>').format(
+                out.get("ename"), redact(out.get("evalue", "")), tb)
         if kind in ("display_data", "execute_result"):
             return self.mime(out.get("data") or {})
         return Markup("")
@@ -503,8 +510,8 @@ class NotebookRenderer:
             return Markup('<div class="widget-static muted">[interactive widget: its static snapshot is shown; '
                           'open the notebook in Jupyter to use it]</div>')
         if view and view.get("model_id") in self.widget_state:
-            return Markup('<div class="widget-static" title="drawn from the widget state saved in the notebook">{}</div>'
-                          ).format(self.widget(view["model_id"], 0))
+            return Markup('<div class="widget-static" title="drawn from the widget state saved in the notebook">'
+                          '{}</div>').format(self.widget(view["model_id"], 0))
         for mime in ("image/png", "image/jpeg", "image/gif"):
             if mime in data:
                 b64 = _text(data[mime]).replace("\n", "")
@@ -520,8 +527,8 @@ class NotebookRenderer:
         if "text/plain" in data:
             text = redact(_text(data["text/plain"]))
             if view:  # a widget whose state was not saved: say so instead of showing its repr
-                return Markup('<div class="widget-static muted">[interactive widget: open the notebook in Jupyter] {}</div>'
-                              ).format(clip(text, 200))
+                return Markup('<div class="widget-static muted">[interactive widget: open the notebook in Jupyter] '
+                              '{}</div>').format(clip(text, 200))
             return Markup('<pre class="plain">{}</pre>').format(_ANSI.sub("", text))
         return Markup("")
 
@@ -534,7 +541,7 @@ class NotebookRenderer:
         st = model.get("state") or {}
         desc = st.get("description") or ""
         label = Markup('<span class="w-label">{}</span> ').format(desc) if desc and name != "ButtonModel" else Markup("")
-        children = [c[len("IPY_MODEL_"):] for c in st.get("children") or [] if isinstance(c, str) and c.startswith("IPY_MODEL_")]
+        children = [c[len(_REF):] for c in st.get("children") or [] if isinstance(c, str) and c.startswith(_REF)]
         if name in ("HBoxModel", "VBoxModel", "BoxModel", "GridBoxModel", "AccordionModel", "TabModel", "StackModel"):
             cls = "w-hbox" if name == "HBoxModel" else "w-vbox"
             columns = self._grid_columns(st) if name == "GridBoxModel" else None
@@ -592,7 +599,8 @@ def _float(v: Any, default: float) -> str:
 def _env():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, trim_blocks=True,
+                             lstrip_blocks=True)
     env.filters.update(usd=fmt_usd, num=fmt_num, ci=fmt_ci)
     return env
 

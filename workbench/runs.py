@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .errors import DataError, WorkbenchError
 from .manifest import (
-    MANIFEST_FILE, DatasetInfo, Failure, Manifest, NotebookInfo, Reproduction, file_sha256, git_info, load_manifest,
-    metrics_of, package_versions, prices_as_of, register_env_secrets, spec_sha256, targets_of, totals_of,
+    MANIFEST_FILE, DatasetInfo, Failure, Manifest, NotebookInfo, Reproduction, Totals, file_sha256, git_info,
+    load_manifest, metrics_of, package_versions, prices_as_of, register_env_secrets, spec_sha256, targets_of, totals_of,
 )
 from .results import utcnow
 from .secrets import redact, redact_obj
@@ -171,7 +171,8 @@ def load_providers(providers: "str | Mapping[str, Provider] | None") -> "dict[st
         raise DataError(f"providers = {providers!r}: cannot import it ({e}). Is the module on PYTHONPATH?") from None
     value = fn() if callable(fn) else fn
     if not isinstance(value, Mapping):
-        raise DataError(f"providers = {providers!r} returned {type(value).__name__}, not a mapping of profile -> Provider.")
+        raise DataError(f"providers = {providers!r} returned {type(value).__name__}, "
+                        "not a mapping of profile -> Provider.")
     return dict(value)
 
 
@@ -195,7 +196,8 @@ def estimate(exp: "Experiment", providers: "str | Mapping[str, Provider] | None"
     provs = _providers_for(exp, load_providers(providers))
     planned = [p for p in plan(exp, provs) if p.cell.repeat == 0]
     requests = [PlannedRequest(p.request.messages, p.request.model.name, p.request.max_output_tokens,
-                               labels={"variant": p.cell.variant.name, "target": p.target.label, "model": p.request.model.name})
+                               labels={"variant": p.cell.variant.name, "target": p.target.label,
+                                       "model": p.request.model.name})
                 for p in planned]
     return estimate_matrix_cost(requests, repeats=exp.repeats)
 
@@ -355,10 +357,7 @@ def experiment_name(notebook: Path, params: Mapping[str, Any], declared: Mapping
     """The folder a run goes under: the experiment's name when the notebook takes a ``spec``, else the
     notebook's name."""
     if "spec" in declared:
-        try:
-            return resolve_experiment(params.get("spec", declared.get("spec"))).name
-        except WorkbenchError:
-            raise
+        return resolve_experiment(params.get("spec", declared.get("spec"))).name
     return notebook.stem
 
 
@@ -472,8 +471,18 @@ def prepare_run(spec: RunSpec) -> tuple[RunSpec, dict[str, Any], dict[str, Any],
     return spec, declared, injected, run_dir
 
 
+# Chosen by `workbench run` for each run: never part of what a re-run repeats.
+RUN_LOCAL_PARAMETERS = ("run_dir", "reports_dir")
+
+
+def effective_parameters(declared: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter's value in this run: the notebook's defaults with the given ones on top."""
+    return {k: v for k, v in {**declared, **given}.items() if k not in RUN_LOCAL_PARAMETERS}
+
+
 def execute_notebook(notebook: Path, output: Path, parameters: Mapping[str, Any], *, kernel_name: str | None = None,
-                     cell_timeout: float | None = None, progress: bool = False, cwd: Path | None = None) -> Failure | None:
+                     cell_timeout: float | None = None, progress: bool = False,
+                     cwd: Path | None = None) -> Failure | None:
     """Execute ``notebook`` into ``output`` (redacted on every save). Returns the failure, if a cell raised."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -518,7 +527,9 @@ def execute_run(spec: RunSpec) -> RunOutcome:
     nb_info = NotebookInfo(path=str(spec.notebook), name=spec.notebook.name, sha256=file_sha256(spec.notebook),
                            kernel=spec.kernel_name or KERNEL_NAME)
     return finalize_run(run_dir, run_id=spec.run_id or run_dir.name, experiment=spec.experiment or run_dir.parent.name,
-                        notebook=nb_info, parameters=spec.parameters, started_at=started, finished_at=utcnow(),
+                        notebook=nb_info, parameters=spec.parameters,
+                        effective=effective_parameters(declared, spec.parameters), started_at=started,
+                        finished_at=utcnow(),
                         duration_s=round(time.monotonic() - t0, 3), failure=failure, sweep=spec.sweep,
                         rerun_of=spec.rerun_of, reports_dir=spec.reports_dir)
 
@@ -584,7 +595,8 @@ def export_results(results: "Results", run_dir: Path) -> dict[str, str]:
 
 
 def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: NotebookInfo,
-                   parameters: Mapping[str, Any], results: "Results | None", info: Mapping[str, Any],
+                   parameters: Mapping[str, Any], effective: Mapping[str, Any] | None,
+                   results: "Results | None", info: Mapping[str, Any],
                    started_at: str | None, finished_at: str | None, duration_s: float | None,
                    failure: Failure | None, sweep: Mapping[str, Any] | None = None) -> Manifest:
     """The manifest of a finished (or failed) run. Pure apart from reading package versions and git."""
@@ -598,12 +610,13 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
     ds = info.get("dataset") or {}
     return Manifest(
         run_id=run_id, experiment=experiment, status=status, notebook=notebook,
-        parameters={k: v for k, v in parameters.items() if k != "run_dir"},
+        parameters={k: v for k, v in parameters.items() if k not in RUN_LOCAL_PARAMETERS},
+        effective_parameters=dict(effective) if effective is not None else None,
         started_at=started_at, finished_at=finished_at, duration_s=duration_s,
         spec=spec, spec_sha256=spec_sha256(spec), fingerprint=info.get("fingerprint"), base_dir=info.get("base_dir"),
         dataset=DatasetInfo(**ds) if ds else None,
         targets=targets_of(results, info.get("identities")) if results is not None else [],
-        totals=totals_of(results, prices_as_of()) if results is not None else totals_of_empty(),
+        totals=totals_of(results, prices_as_of()) if results is not None else Totals(prices_as_of=prices_as_of()),
         metrics=metrics_of(results) if results is not None else [],
         results_status=results.status if results is not None else None,
         failure=failure, git=git_info(Path(notebook.path).parent if notebook.path else run_dir),
@@ -611,14 +624,9 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
     )
 
 
-def totals_of_empty():
-    from .manifest import Totals
-
-    return Totals(prices_as_of=prices_as_of())
-
-
 def finalize_run(run_dir: str | Path, *, run_id: str, experiment: str, notebook: NotebookInfo,
-                 parameters: Mapping[str, Any], started_at: str | None = None, finished_at: str | None = None,
+                 parameters: Mapping[str, Any], effective: Mapping[str, Any] | None = None,
+                 started_at: str | None = None, finished_at: str | None = None,
                  duration_s: float | None = None, failure: Failure | None = None,
                  sweep: Mapping[str, Any] | None = None, rerun_of: Path | None = None,
                  reports_dir: Path | None = None) -> RunOutcome:
@@ -632,7 +640,8 @@ def finalize_run(run_dir: str | Path, *, run_id: str, experiment: str, notebook:
         files.update(export_results(results, run_dir))
         files["store"] = RUN_STORE_FILE
     manifest = build_manifest(run_dir, run_id=run_id, experiment=experiment, notebook=notebook, parameters=parameters,
-                              results=results, info=info, started_at=started_at, finished_at=finished_at,
+                              effective=effective, results=results, info=info, started_at=started_at,
+                              finished_at=finished_at,
                               duration_s=duration_s, failure=failure, sweep=sweep)
     if rerun_of is not None:
         manifest.rerun = check_reproduction(Path(rerun_of), run_dir)
@@ -660,10 +669,27 @@ def write_report(run_dir: Path, manifest: Manifest, results: "Results | None" = 
             nb = json.loads((run_dir / NOTEBOOK_FILE).read_text("utf-8"))
         except ValueError:
             nb = None
-    html = build_report(results, manifest, nb)
+    try:
+        html = build_report(results, manifest, nb)
+    except Exception as e:  # a report bug must not lose the run: say so in the page, rebuild it later
+        log.exception("report for %s could not be built", run_dir)
+        html = _fallback_report(manifest, e)
     path = run_dir / REPORT_FILE
     _atomic_write(path, html)
     return path
+
+
+def _fallback_report(m: Manifest, error: BaseException) -> str:
+    from html import escape
+
+    from .report import CSP
+
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" '
+            f'content="{CSP}"><title>{escape(m.experiment)} {escape(m.run_id)}</title></head><body>'
+            f"<h1>{escape(m.experiment)} · {escape(m.run_id)}</h1><p>Status: {escape(m.status)}</p>"
+            f"<p>The report could not be built: {escape(redact(f'{type(error).__name__}: {error}'))}. The results, "
+            f"the executed notebook and manifest.json are in this folder; rebuild the report with "
+            f"<code>workbench report {escape(m.run_id)}</code>'s folder once fixed.</p></body></html>")
 
 
 def rebuild_report(run_dir: str | Path) -> RunOutcome:
@@ -675,7 +701,8 @@ def rebuild_report(run_dir: str | Path) -> RunOutcome:
     if (run_dir / MANIFEST_FILE).is_file():
         old = load_manifest(run_dir)
         return finalize_run(run_dir, run_id=old.run_id, experiment=old.experiment, notebook=old.notebook,
-                            parameters=old.parameters, started_at=old.started_at, finished_at=old.finished_at,
+                            parameters=old.parameters, effective=old.effective_parameters,
+                            started_at=old.started_at, finished_at=old.finished_at,
                             duration_s=old.duration_s, failure=old.failure, sweep=old.sweep,
                             rerun_of=Path(old.rerun.of_dir) if old.rerun and old.rerun.of_dir else None)
     if not (run_dir / RUN_STORE_FILE).is_file() and not (run_dir / RESULTS_JSONL).is_file():
@@ -757,7 +784,10 @@ def rerun(manifest_path: str | Path, *, reports_dir: str | Path | None = None, p
         raise RunError(f"{original}: the run's notebook {m.notebook.path or '(none)'} is gone; it cannot be re-run.")
     if m.notebook.sha256 and file_sha256(notebook) != m.notebook.sha256:
         log.warning("%s changed since run %s; re-running the current version", notebook, m.run_id)
-    params = dict(m.parameters)
+    declared = notebook_parameters(notebook)
+    # the values this run used, defaults included: a changed default in the notebook does not change the re-run
+    params = {k: v for k, v in {**(m.effective_parameters or {}), **m.parameters}.items()
+              if k in declared and k not in RUN_LOCAL_PARAMETERS}
     spec = params.get("spec")
     if spec and not Path(str(spec)).is_file() and m.spec:
         params["spec"] = str(_spec_from_manifest(m))

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rr.set_defaults(func=cmd_rerun)
 
     rp = sub.add_parser("report", help="rebuild a run folder's manifest.json and report.html")
-    rp.add_argument("run_dir", help="a run folder (reports/<experiment>/<run-id>), or any folder holding results.sqlite")
+    rp.add_argument("run_dir", help="a run folder (reports/<experiment>/<run-id>), or a folder holding results.sqlite")
     rp.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("runs", help="list the runs under reports/ and rebuild reports/index.html")
@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reports", default=None, help="the reports folder (default: $WORKBENCH_REPORTS or the project's reports/)")
+    p.add_argument("--reports", default=None,
+                   help="the reports folder (default: $WORKBENCH_REPORTS or the project's reports/)")
     p.add_argument("--kernel", default=None, help="kernel name (default: the notebook's; python3 = this environment)")
 
 
@@ -89,7 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     n = 1
     for values in grid.values():
         n *= len(values)
-    print(f"sweep: {n} runs ({' x '.join(f'{k}={v}' for k, v in grid.items())}), {args.jobs} at a time", file=sys.stderr)
+    grid_text = " x ".join(f"{k}={v}" for k, v in grid.items())
+    print(f"sweep: {n} runs ({grid_text}), {args.jobs} at a time", file=sys.stderr)
     outcomes = run_sweep(args.notebook, params, grid, jobs=args.jobs, reports_dir=args.reports,
                          kernel_name=args.kernel, cell_timeout=args.cell_timeout, on_done=_print_outcome)
     for o in outcomes:
@@ -106,8 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_outcome(o) -> None:
-    point = ""
-    print(f"{'ok    ' if o.ok else 'FAILED'} {o.experiment}/{o.run_id}: {o.status}{point}", file=sys.stderr)
+    print(f"{'ok    ' if o.ok else 'FAILED'} {o.experiment}/{o.run_id}: {o.status}", file=sys.stderr)
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
