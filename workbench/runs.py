@@ -498,6 +498,8 @@ def execute_notebook(notebook: Path, output: Path, parameters: Mapping[str, Any]
         return Failure(cell_index=e.cell_index, source_cell_index=_source_index(output, e.cell_index),
                        execution_count=e.exec_count, ename=e.ename, evalue=redact(e.evalue)[:4000],
                        source=redact(e.source)[:4000])
+    except KeyboardInterrupt:  # Ctrl-C: keep what ran, and say so in the manifest and the report
+        return Failure(ename="KeyboardInterrupt", evalue="interrupted (Ctrl-C) while the notebook was running")
     except Exception as e:  # the kernel died, timed out or never started: no cell to blame
         return Failure(ename=type(e).__name__, evalue=redact(str(e))[:4000])
     return None
