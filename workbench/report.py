@@ -402,9 +402,18 @@ def provenance(m: Manifest) -> dict[str, Any]:
                 "calls": t.calls} for t in m.targets]
     packages = [{"package": k, "version": v or "(not installed)"} for k, v in m.packages.items()]
     return {"facts": [(k, v) for k, v in facts if v not in (None, "")],
-            "parameters": json.dumps(m.parameters, indent=2, sort_keys=True, default=str),
+            "parameters": _parameters_table(m),
             "targets": table(targets) if targets else None, "packages": table(packages),
             "files": sorted(m.files.items())}
+
+
+def _parameters_table(m: Manifest) -> Markup:
+    values = m.effective_parameters if m.effective_parameters is not None else m.parameters
+    if not values:
+        return Markup('<p class="muted">(the notebook has no parameters)</p>')
+    rows = [{"parameter": k, "value": json.dumps(v, default=str),
+             "set by": "-p / --sweep" if k in m.parameters else "notebook default"} for k, v in values.items()]
+    return table(rows, ["parameter", "value", "set by"])
 
 
 # ============================================================================================ notebook

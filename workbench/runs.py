@@ -103,20 +103,6 @@ def new_run_id() -> str:
     return _new()
 
 
-def find_runs(reports_dir: str | Path | None = None, experiment: str | None = None) -> list[Path]:
-    """Run folders (holding a manifest) under ``reports_dir``, oldest first."""
-    root = Path(reports_dir) if reports_dir else reports_root()
-    pattern = f"{experiment}/*/{MANIFEST_FILE}" if experiment else f"*/*/{MANIFEST_FILE}"
-    found = []
-    for path in root.glob(pattern):
-        try:
-            m = load_manifest(path)
-        except (WorkbenchError, ValueError):
-            continue
-        found.append((m.started_at or "", path.parent))
-    return [p for _, p in sorted(found)]
-
-
 # =========================================================================================== notebook side
 
 
@@ -605,7 +591,7 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
     if failure is not None:
         status = "failed"
     elif results is None:
-        status = "complete (no results)" if not info else "no results"
+        status = "complete" if not info else "no results"  # a notebook without an experiment has none
     else:
         status = results.status
     spec = info.get("spec")
