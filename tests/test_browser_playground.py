@@ -153,7 +153,8 @@ def test_playground_in_jupyterlab(tmp_path, artifacts):
                 page.keyboard.type(" Think about every word, then answer.", delay=20)
                 expect(count).not_to_have_text(before, timeout=KERNEL_S * 1000)
                 after = count.inner_text()
-                assert int(after.split(" tokens")[0].replace(",", "")) > int(before.split(" tokens")[0].replace(",", ""))
+                n_before, n_after = (int(t.split(" tokens")[0].replace(",", "")) for t in (before, after))
+                assert n_after > n_before
 
                 status = playground.locator(".wb-status")
                 playground.locator("button.wb-run").click()

@@ -314,8 +314,8 @@ def test_response_format_fields_round_trip():
 
 def test_fields_keep_what_the_editor_does_not_show():
     v = Variant(name="fs", system="Classify.", turns=[Turn(role="user", content="good"), Turn(role="assistant",
-                content="positive")], user="{{ text }}", params={"top_p": 0.5, "temperature": 0}, description="few-shot",
-                target="openai:gpt-4o")
+                content="positive")], user="{{ text }}", params={"top_p": 0.5, "temperature": 0},
+                description="few-shot", target="openai:gpt-4o")
     f = VariantFields.from_variant(v, default_target="local")
     assert f.target == "openai:gpt-4o" and f.temperature == 0 and f.max_tokens is None
     assert f.to_variant("local") == v

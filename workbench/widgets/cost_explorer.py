@@ -124,7 +124,8 @@ def image_views_html(image: bytes | None, models: Sequence[str], detail: str) ->
         also = "".join(f"<div>same grid on {esc(v.result.model)}: <b>{v.result.tokens:,} tokens</b></div>"
                        for v in views[1:])
         out.append(f'<div style="margin:6px 0">{views[0].to_html()}'
-                   + (f'<div style="font:12px system-ui,sans-serif;color:#333">{also}</div>' if also else "") + "</div>")
+                   + (f'<div style="font:12px system-ui,sans-serif;color:#333">{also}</div>' if also else "")
+                   + "</div>")
     if skipped:
         notes.append(f"no image input on {', '.join(skipped)}: the cost table leaves their image out")
     return "".join(out), notes
@@ -245,7 +246,8 @@ class CostExplorer(StaticFallback, widgets.VBox):
         self.model_picker.value = tuple(value)
 
     def _trait_changed(self, change: dict) -> None:
-        mirror = {"text": self.text_area, "detail": self.detail_toggle, "output_tokens": self.output_box}[change["name"]]
+        controls = {"text": self.text_area, "detail": self.detail_toggle, "output_tokens": self.output_box}
+        mirror = controls[change["name"]]
         if mirror.value != change["new"]:
             mirror.value = change["new"]
         if not self._updating:

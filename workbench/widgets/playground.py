@@ -131,8 +131,8 @@ class VariantEditor(widgets.VBox):
         """Display an estimate and the warnings about this variant's templates and parameters."""
         self.estimate = estimate
         self._warning_list = list(warnings)
-        self.info.value = (f'<span style="font:12px/1.3 system-ui,sans-serif;color:#333">{esc(estimate.text())}</span>'
-                           if estimate else "")
+        self.info.value = (f'<div style="font:12px/1.3 system-ui,sans-serif;color:#333;padding:2px 0">'
+                           f'{esc(estimate.text())}</div>' if estimate else "")
         self._render_warnings()
 
     def flag_name_clash(self, clash: bool) -> None:
@@ -191,7 +191,8 @@ class Playground(StaticFallback, widgets.VBox):
         self.add_button = widgets.Button(description="Add variant", icon="plus")
         self.path = widgets.Text(value="", placeholder="experiment.yaml", description="spec",
                                  layout=widgets.Layout(width="340px"))
-        self.save_button = widgets.Button(description="Save", icon="save", tooltip="save the variants as an experiment spec")
+        self.save_button = widgets.Button(description="Save", icon="save",
+                                          tooltip="save the variants as an experiment spec")
         self.load_button = widgets.Button(description="Load", icon="folder-open", tooltip="load an experiment spec")
         self.cards = widgets.HBox(layout=widgets.Layout(overflow="auto", width="100%", padding="4px 0"))
         self.mode_toggle = widgets.ToggleButtons(options=[("one input", "input"), ("first k cases", "dataset")],

@@ -13,7 +13,6 @@ The grid logic lives in :mod:`workbench.widgets.cells`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import ipywidgets as widgets
 from traitlets import Int, Tuple, Unicode, observe
@@ -180,7 +179,8 @@ class ResultsViewer(StaticFallback, widgets.VBox):
         self.cell_buttons = {}
         labels = self._labels
         for cid in shown:
-            children.append(widgets.HTML(f'<div style="font-size:12px"><b>{esc(cid)}</b> '
+            children.append(widgets.HTML(f'<div style="font:12px/1.3 system-ui,sans-serif;padding-top:4px">'
+                                         f'<b>{esc(cid)}</b> '
                                          f'<span style="color:#555">{esc(clip(labels.get(cid, ""), 90))}</span></div>'))
             for v in self.variants:
                 key = (cid, v, self.target)
@@ -195,7 +195,8 @@ class ResultsViewer(StaticFallback, widgets.VBox):
         self.grid.children = children
         for w in old:  # the previous page's widgets are gone for good
             w.close()
-        self.page_label.value = f'<span style="font-size:12px">page {page + 1} of {self.n_pages} · {len(cases)} cases</span>'
+        self.page_label.value = (f'<span style="font-size:12px">page {page + 1} of {self.n_pages} · '
+                                 f'{len(cases)} cases</span>')
         self.prev_button.disabled = page == 0
         self.next_button.disabled = page >= self.n_pages - 1
         if (not self.selected or tuple(self.selected) not in self.cell_buttons) and self.cell_buttons:
@@ -261,7 +262,9 @@ class ResultsViewer(StaticFallback, widgets.VBox):
         head = (f'<div style="font:13px system-ui,sans-serif"><b>{esc(self.results.name)}</b>: {len(self.results)} '
                 f'calls · ' + " · ".join(f"{k} {v}" for k, v in counts.items()) + "</div>")
         cases = self.visible_cases
-        records = [r for r in self.results.records if r.case_id in set(cases) and (not self.target or r.target == self.target)]
+        shown = set(cases)
+        records = [r for r in self.results.records
+                   if r.case_id in shown and (not self.target or r.target == self.target)]
         flaky = {k for k, s in self.statuses.items() if s.flaky}
         grid = grid_html(records, cases, self.variants, self.scorer or None, flaky=flaky, limit=300, pending="-")
         return head + grid + self.summary.value + self.comparison.value
