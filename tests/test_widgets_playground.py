@@ -16,7 +16,7 @@ from workbench.runner import run
 from workbench.testing import CompletionFiltered, FakeBackend
 from workbench.variants import Target, Turn, Variant
 from workbench.widgets import Playground
-from workbench.widgets.editing import (VariantFields, experiment_for_save, response_format_fields,
+from workbench.widgets.editing import (VariantFields, estimate_variant, experiment_for_save, response_format_fields,
                                        response_format_value, unique_name, with_fields)
 from workbench.widgets.fallback import FALLBACK_CLASS
 
@@ -322,6 +322,17 @@ def test_fields_keep_what_the_editor_does_not_show():
     f.temperature, f.max_tokens = None, 30
     out = f.to_variant("local")
     assert out.params == {"top_p": 0.5, "max_tokens": 30} and out.turns == v.turns and out.description == "few-shot"
+
+
+def test_estimates_on_many_cases_count_a_few_and_scale(fake):
+    v = Variant(name="v", user="{{ text }}", params={"max_tokens": 10})
+    rows = [{"text": "same length text"}] * 100
+    provider = fake.provider("openai")
+    few = estimate_variant(v, Target(profile="fake"), rows[:5], provider, columns=["text"])
+    many = estimate_variant(v, Target(profile="fake"), rows, provider, columns=["text"], max_cases=5)
+    assert many.calls == 100 and many.input_tokens == few.input_tokens
+    assert many.usd_max == pytest.approx(few.usd_max * 20)
+    assert "first 5 of 100 cases" in many.warnings()[0]
 
 
 def test_saved_dataset_paths_resolve_from_the_new_folder(tmp_path):

@@ -27,6 +27,7 @@ from ..variants import Target, Variant, template_variables
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 ALL_TARGETS = "*"  # editor value: the variant runs on every target of the experiment
 ADHOC_ID = "input"
+MAX_COUNTED_CASES = 25  # an estimate recounts on every keystroke: beyond this many cases, extrapolate
 
 
 # ------------------------------------------------------------------------------------------------ names
@@ -241,12 +242,13 @@ def request_params(variant: Variant, seed: int | None = None) -> dict[str, Any]:
 
 def estimate_variant(variant: Variant, target: Target, cases: Sequence[Mapping[str, Any]], provider: Any, *,
                      columns: Collection[str] | None = None, seed: int | None = None,
-                     base_dir: str | Path | None = None) -> VariantEstimate:
+                     base_dir: str | Path | None = None, max_cases: int = MAX_COUNTED_CASES) -> VariantEstimate:
     """Count the prompt tokens of ``variant`` on each case and price the calls (outputs at max tokens).
 
     Variables the data lacks are counted as empty strings and reported in ``missing``; the request is adapted
     to the model exactly as a run would (``provider.prepare``), so a reasoning model's renamed parameters and
-    developer role are counted as sent.
+    developer role are counted as sent. Beyond ``max_cases`` cases (this runs on every keystroke) the first
+    ``max_cases`` are counted and the cost is scaled to all of them, with a note saying so.
     """
     from ..costs import PriceUnknown, estimate_request_cost
 
@@ -256,8 +258,11 @@ def estimate_variant(variant: Variant, target: Target, cases: Sequence[Mapping[s
     notes: list[str] = []
     worst_in, total, model, max_out = 0, 0.0, None, None
     priced = True
+    counted = list(cases[:max_cases]) or [{}]
+    if len(cases) > len(counted):
+        notes.append(f"counted on the first {len(counted)} of {len(cases)} cases; the cost is scaled to all")
     try:
-        for case in cases or [{}]:
+        for case in counted:
             values = {**{m: "" for m in needed}, **dict(case)}
             messages = variant.render(values, base_dir=base_dir)
             req = provider.prepare(messages, target.model, warn=False, **request_params(variant, seed))
@@ -282,8 +287,9 @@ def estimate_variant(variant: Variant, target: Target, cases: Sequence[Mapping[s
     except Exception as e:  # an estimate is advice: never let it break the editor
         return VariantEstimate(variant.name, target.label, model, len(cases), missing=missing,
                                error=f"{type(e).__name__}: {e}")
+    scale = len(cases) / len(counted) if cases else 1.0
     return VariantEstimate(variant.name, target.label, model, max(1, len(cases)), worst_in, max_out,
-                           total if priced else None, missing, tuple(notes))
+                           total * scale if priced else None, missing, tuple(notes))
 
 
 # ------------------------------------------------------------------------------------------- experiments
