@@ -29,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -718,32 +718,36 @@ def run_sweep(notebook: str | Path, parameters: Mapping[str, Any], grid: Mapping
     points = grid_points(grid)
     if not points:
         raise RunError("the sweep grid is empty.")
-    sweep_id = new_run_id()
-    cwd = Path.cwd()
-    specs = [RunSpec(Path(notebook), {**parameters, **pt}, Path(reports_dir) if reports_dir else None,
-                     kernel_name=kernel_name, cell_timeout=cell_timeout, progress=False, cwd=cwd,
-                     sweep={"id": sweep_id, "index": i, "size": len(points), "point": pt, "grid": dict(grid)})
-             for i, pt in enumerate(points)]
     notebook = Path(notebook).expanduser().resolve()
     if not notebook.is_file():
         raise RunError(f"{notebook}: no such notebook.")
-    check_parameters(notebook, specs[0].parameters)
+    check_parameters(notebook, {**parameters, **points[0]})
+    sweep_id = new_run_id()
+    specs = [RunSpec(notebook, {**parameters, **pt}, Path(reports_dir).resolve() if reports_dir else None,
+                     kernel_name=kernel_name, cell_timeout=cell_timeout, progress=False, cwd=Path.cwd(),
+                     sweep={"id": sweep_id, "index": i, "size": len(points), "point": pt, "grid": dict(grid)})
+             for i, pt in enumerate(points)]
     outcomes: list[RunOutcome | None] = [None] * len(specs)
+
+    def done(i: int, get) -> None:
+        try:
+            outcomes[i] = get()
+        except WorkbenchError as e:  # this point could not start (e.g. a bad value): the others go on
+            outcomes[i] = RunOutcome(run_id="-", experiment="-", run_dir=Path(), report=Path(), manifest=Path(),
+                                     status="not started", ok=False,
+                                     failure=f"sweep point {specs[i].sweep['point']}: {redact(e)}")
+        if on_done:
+            on_done(outcomes[i])
+
     if jobs <= 1:
         for i, s in enumerate(specs):
-            outcomes[i] = execute_run(s)
-            if on_done:
-                on_done(outcomes[i])
+            done(i, lambda s=s: execute_run(s))
     else:
         # spawn, not fork: a forked copy of a process holding threads and zmq sockets is not safe
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(execute_run, s): i for i, s in enumerate(specs)}
-            from concurrent.futures import as_completed
-
             for fut in as_completed(futures):
-                outcomes[futures[fut]] = fut.result()
-                if on_done:
-                    on_done(outcomes[futures[fut]])
+                done(futures[fut], fut.result)
     update_index(Path(reports_dir) if reports_dir else reports_root())
     return [o for o in outcomes if o is not None]
 

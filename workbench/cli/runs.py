@@ -95,19 +95,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcomes = run_sweep(args.notebook, params, grid, jobs=args.jobs, reports_dir=args.reports,
                          kernel_name=args.kernel, cell_timeout=args.cell_timeout, on_done=_print_outcome)
     for o in outcomes:
-        print(o.report)
+        if o.run_id != "-":
+            print(o.report)
     failed = [o for o in outcomes if not o.ok]
     from ..runs import reports_root
 
     index = (Path(args.reports).resolve() if args.reports else reports_root()) / "index.html"
     if failed:
         for o in failed:
-            print(f"error: {o.failure or o.status}", file=sys.stderr)
+            if o.run_id != "-":
+                print(f"error: {o.failure or o.status}", file=sys.stderr)
     print(index)
     return 1 if failed else 0
 
 
 def _print_outcome(o) -> None:
+    if o.run_id == "-":  # a sweep point that could not start
+        print(f"FAILED {o.failure}", file=sys.stderr)
+        return
     print(f"{'ok    ' if o.ok else 'FAILED'} {o.experiment}/{o.run_id}: {o.status}", file=sys.stderr)
 
 
