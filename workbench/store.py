@@ -146,7 +146,6 @@ class RunStore(_SQLite):
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS cells (
         cell_key TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL,
         case_id TEXT NOT NULL,
         variant TEXT NOT NULL,
         target TEXT NOT NULL,
@@ -169,10 +168,10 @@ class RunStore(_SQLite):
         return json.loads(rows[0][0]) if rows else default
 
     def put(self, record: CellResult) -> None:
-        # seq keeps arrival order; a replaced error row keeps its first position
+        # rowid keeps arrival order; a replaced error row keeps its first position
         self.execute(
-            """INSERT INTO cells (cell_key, seq, case_id, variant, target, repeat, outcome, record)
-               VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM cells), ?, ?, ?, ?, ?, ?)
+            """INSERT INTO cells (cell_key, case_id, variant, target, repeat, outcome, record)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(cell_key) DO UPDATE SET outcome = excluded.outcome, record = excluded.record""",
             (record.cell_key, record.case_id, record.variant, record.target, record.repeat, record.outcome,
              record.model_dump_json()),
@@ -183,7 +182,7 @@ class RunStore(_SQLite):
         return {r[0] for r in rows}
 
     def records(self) -> list[CellResult]:
-        rows = self.execute("SELECT record FROM cells ORDER BY seq")
+        rows = self.execute("SELECT record FROM cells ORDER BY rowid")
         return [CellResult.model_validate_json(r[0]) for r in rows]
 
     def counts(self) -> dict[str, int]:
