@@ -207,19 +207,20 @@ def test_a_failed_run_keeps_its_partial_notebook_and_names_the_cell(kernel_env, 
 @pytest.mark.notebook
 def test_a_2x2_sweep_runs_in_parallel_and_lands_in_the_index(kernel_env):
     r = workbench("run", str(EVALUATE), *FAKE, "--sweep", "sample_size=3,4", "--sweep", "seed=1,2", "--jobs", "2")
-    assert r.returncode == 0, r.stderr
-    assert "ZMQError" not in r.stderr
+    why = f"stdout:\n{r.stdout[-2000:]}\nstderr:\n{r.stderr[-4000:]}"
+    assert r.returncode == 0, why
+    assert "ZMQError" not in r.stderr, why
     lines = r.stdout.strip().splitlines()
-    assert lines[-1].endswith("index.html")
+    assert lines[-1].endswith("index.html"), why
     manifests = [load_manifest(p) for p in kernel_env.rglob("manifest.json")]
-    assert len(manifests) == 4 and all(m.ok for m in manifests)
+    assert len(manifests) == 4 and all(m.ok for m in manifests), [(m.run_id, m.status, m.failure) for m in manifests]
     points = sorted((m.parameters["sample_size"], m.parameters["seed"]) for m in manifests)
     assert points == [(3, 1), (3, 2), (4, 1), (4, 2)]
     assert len({m.sweep["id"] for m in manifests}) == 1 and sorted(m.sweep["index"] for m in manifests) == [0, 1, 2, 3]
     assert sorted(m.totals.calls for m in manifests) == [9, 9, 12, 12]
     # --jobs 2: some runs were executing at the same time
     spans = [(m.started_at, m.finished_at) for m in manifests]
-    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:])
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:]), spans
     index = (kernel_env / "index.html").read_text()
     assert all(m.run_id in index for m in manifests)
 
