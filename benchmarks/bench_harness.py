@@ -112,16 +112,21 @@ def main() -> None:
             print(f"    harness / raw = {h['rps'] / raw['rps']:.2f}x (ideal {conc / args.latency:.0f} req/s)")
 
     rpm = 1200
-    rl_cases = 300 if args.quick else 600
+    rl_cases = 300 if args.quick else 1200
     print(f"(b) rate-limited server: {rpm} RPM over 10 s windows, 429 + retry-after; 2 x {rl_cases} calls")
+    # A sliding 10 s window admits a first burst of rpm/6 calls at once, so a short run can beat the nominal
+    # rate; the best any client can do is (calls - rpm/6) / (rpm/60) seconds after that first burst.
+    burst = rpm / 6
+    best_s = (2 * rl_cases - burst) / (rpm / 60)
+    print(f"    best possible: {2 * rl_cases / best_s:.1f} req/s ({2 * rl_cases} calls in {best_s:.0f} s); nominal {rpm / 60:.0f} req/s")
     with fake_server(latency=args.latency, rpm=rpm) as url:
         h = asyncio.run(harness(url, rl_cases, 32, rpm=rpm))
         show("harness, quota known (profile rpm)", h)
-        print(f"    fraction of quota: {h['rps'] / (rpm / 60):.3f}")
+        print(f"    fraction of nominal quota: {h['rps'] / (rpm / 60):.3f}; of best possible: {best_s / h['wall_s']:.3f}")
     with fake_server(latency=args.latency, rpm=rpm) as url:
         h = asyncio.run(harness(url, rl_cases, 32))
         show("harness, quota unknown (adaptive)", h)
-        print(f"    fraction of quota: {h['rps'] / (rpm / 60):.3f}")
+        print(f"    fraction of nominal quota: {h['rps'] / (rpm / 60):.3f}; of best possible: {best_s / h['wall_s']:.3f}")
     with fake_server(latency=args.latency, rpm=rpm) as url:
         raw = asyncio.run(raw_loop(url, rl_cases, 32))
         show("raw SDK (default 2 retries)", raw)

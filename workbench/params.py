@@ -42,7 +42,8 @@ def adapt_request(
     collects the notes, e.g. when the harness records them per cell.
     """
     params = {k: v for k, v in params.items() if v is not None}
-    messages = copy.deepcopy(messages)
+    if _needs_role_change(model, messages):
+        messages = copy.deepcopy(messages)  # only then: adapting thousands of requests must stay cheap
     notes: list[str] = []
     if model.is_reasoning:
         for name in REASONING_UNSUPPORTED:
@@ -68,6 +69,15 @@ def adapt_request(
         for n in notes:
             warnings.warn(n, ParameterWarning, stacklevel=stacklevel)
     return Adapted(messages, params, notes)
+
+
+def _needs_role_change(model: ModelInfo, messages: list[dict[str, Any]]) -> bool:
+    roles = {m.get("role") for m in messages}
+    if model.system_role == "system":
+        return "developer" in roles
+    if model.system_role == "developer":
+        return "system" in roles
+    return bool(roles & {"system", "developer"})
 
 
 def _adapt_roles(model: ModelInfo, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:

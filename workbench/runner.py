@@ -114,13 +114,14 @@ def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> li
     provs = _resolve_providers(exp, providers)
     planned: list[PlannedCell] = []
     seen_warnings: set[str] = set()
+    base_dir = exp.base_dir
     for cell in exp.cells():
         provider = provs[cell.target.profile]
         try:
             info: ModelInfo = provider.model_info(cell.target.model)
         except WorkbenchError as e:
             raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
-        messages = cell.variant.render(cell.case, base_dir=exp.base_dir)
+        messages = cell.variant.render(cell.case, base_dir=base_dir)
         req = provider.prepare(messages, cell.target.model, warn=False, **_request_params(exp, cell.variant))
         for w in req.warnings:  # say each adaptation once per run, not once per cell
             if w not in seen_warnings:
@@ -340,30 +341,30 @@ class _Executor:
     async def _record(self, p: PlannedCell, c: Completion | None, error: BaseException | None, cache_hit: bool,
                       started: str) -> CellResult:
         cell, req = p.cell, p.request
-        rec = CellResult(
+        fields: dict[str, Any] = dict(
             cell_key=p.cell_key, experiment=self.exp.name, case_id=cell.case.id, variant=cell.variant.name,
             target=p.target.label, profile=p.target.profile, deployment=req.deployment, model=req.model.name,
             repeat=cell.repeat, messages=req.messages, params=req.params, cache_hit=cache_hit, started_at=started,
-            warnings=list(req.warnings),
+            warnings=list(req.warnings), scores=[], content_filter={}, filter_flags=[], finished_at=started,
         )
         if c is None:
-            rec.outcome = "error"
-            rec.error_type = type(error).__name__ if error else "Error"
-            rec.error_message = _error_message(error)
+            fields.update(outcome="error", error_type=type(error).__name__ if error else "Error",
+                          error_message=_error_message(error))
         else:
-            u = c.usage
-            rec.output, rec.outcome, rec.finish_reason = c.text, c.outcome, c.finish_reason
-            rec.latency_s, rec.request_id, rec.system_fingerprint, rec.retries = (
-                c.latency_s, c.request_id, c.system_fingerprint, c.retries)
-            rec.prompt_tokens, rec.completion_tokens = u.prompt_tokens, u.completion_tokens
-            rec.cached_tokens, rec.reasoning_tokens = u.cached_tokens, u.reasoning_tokens
-            rec.content_filter = c.content_filter.model_dump() if not c.content_filter.empty else {}
-            rec.filter_flags = c.content_filter.flagged
-            rec.cost_usd = _cost_usd(c, req.model, self.prices)
+            u, cf = c.usage, c.content_filter
+            fields.update(
+                output=c.text, outcome=c.outcome, finish_reason=c.finish_reason, latency_s=c.latency_s,
+                request_id=c.request_id, system_fingerprint=c.system_fingerprint, retries=c.retries,
+                prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
+                reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices),
+                content_filter=cf.model_dump() if not cf.empty else {}, filter_flags=cf.flagged,
+            )
             if c.outcome == "prompt_filtered":
-                rec.error_type, rec.error_message = "content_filter", c.error_message
+                fields.update(error_type="content_filter", error_message=c.error_message)
             if cell.variant.wants_json and c.text:
-                rec.parsed, rec.parse_error = parse_json_output(c.text)
+                fields["parsed"], fields["parse_error"] = parse_json_output(c.text)
+        # the values come from our own typed records: construct without re-validating (hot path)
+        rec = CellResult.model_construct(**{**_CELL_DEFAULTS, **fields})
         if self.scorers:
             rec.scores = await self._score(rec, cell)
             for s in rec.scores:  # judge scorers spend tokens too
@@ -389,6 +390,13 @@ class _Executor:
                 s = Score(scorer=scorer.name, value=None, passed=None, error=f"{type(e).__name__}: {e}")
             out.append(ScoreRecord(**s.model_dump()))
         return out
+
+
+# CellResult.model_construct fills missing fields from these (plain values; factories are called per record)
+_CELL_DEFAULTS: dict[str, Any] = {
+    name: field.default for name, field in CellResult.model_fields.items()
+    if field.default_factory is None and not field.is_required()
+}
 
 
 class _Stopped(Exception):

@@ -15,7 +15,7 @@ from ..catalog import ModelInfo, load_catalog
 from ..config import ENTRA_SCOPE, Profile, get_profile, read_api_key
 from ..errors import BackendError, ConfigError
 from ..params import adapt_request
-from ..records import Completion, ContentFilter, Usage, parse_filter_results
+from ..records import COMPLETION_SCHEMA_VERSION, Completion, ContentFilter, Usage, parse_filter_results
 from ..secrets import redact
 
 TokenProvider = Callable[[], str]
@@ -335,9 +335,11 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
     prompt_results = []
     for item in extra.get("prompt_filter_results") or extra.get("prompt_annotations") or []:
         prompt_results.extend(parse_filter_results(item.get("content_filter_results")))
-    filters = ContentFilter(prompt=prompt_results, completion=parse_filter_results(choice_extra.get("content_filter_results")))
+    # the SDK has already validated the body: build our records without validating again (hot path)
+    filters = ContentFilter.model_construct(
+        prompt=prompt_results, completion=parse_filter_results(choice_extra.get("content_filter_results")))
     u = parsed.usage
-    usage = Usage(
+    usage = Usage.model_construct(
         prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
         completion_tokens=getattr(u, "completion_tokens", 0) or 0,
         cached_tokens=getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", 0) or 0,
@@ -345,7 +347,8 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
     ) if u else Usage()
     finish = choice.finish_reason
     outcome = {"content_filter": "completion_filtered", "length": "length"}.get(finish or "", "ok")
-    return Completion(
+    return Completion.model_construct(
+        schema_version=COMPLETION_SCHEMA_VERSION,
         outcome=outcome,
         text=(choice.message.content or "") if choice.message else "",
         finish_reason=finish,
@@ -359,4 +362,6 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         content_filter=filters,
         retries=retries or 0,
         warnings=req.warnings,
+        error_code=None,
+        error_message=None,
     )
