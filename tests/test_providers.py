@@ -6,6 +6,7 @@ import openai
 import pytest
 
 from workbench.errors import BackendError
+from workbench.params import ParameterWarning
 from workbench.testing import (
     FAKE_API_KEY, CompletionFiltered, FakeBackend, Malformed, PromptFiltered, RateLimit, Reply, ServerError, Timeout,
 )
@@ -55,8 +56,10 @@ def test_openai_shape(fake):
 
 def test_reasoning_deployment_parameters_are_adapted_on_the_wire(fake):
     p = fake.provider("azure")
-    with pytest.warns(UserWarning, match="does not accept temperature"):
+    with pytest.warns(ParameterWarning) as caught:
         c = p.complete([{"role": "system", "content": "S"}, *HI], model="reasoner", temperature=0.3, max_tokens=99)
+    assert any("does not accept temperature" in str(w.message) for w in caught)
+    assert all(w.filename == __file__ for w in caught)  # the warning points at the caller's line
     body = fake.requests[-1].body
     assert "temperature" not in body and "max_tokens" not in body
     assert body["max_completion_tokens"] == 99 and body["messages"][0]["role"] == "developer"
