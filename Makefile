@@ -48,7 +48,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not browser and not notebook" $(PYTEST_ARGS)
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

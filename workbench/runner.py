@@ -95,10 +95,11 @@ def _resolve_providers(exp: Experiment, providers: Mapping[str, Provider] | None
     return out
 
 
-def _request_params(exp: Experiment, variant) -> dict[str, Any]:
+def request_params(variant, seed: int | None = None) -> dict[str, Any]:
+    """The parameters sent for ``variant``: its own, the experiment's seed, and its response format."""
     params = dict(variant.params)
-    if exp.seed is not None:
-        params.setdefault("seed", exp.seed)
+    if seed is not None:
+        params.setdefault("seed", seed)
     if variant.response_format:
         params["response_format"] = variant.response_format
     return params
@@ -122,7 +123,7 @@ def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> li
         except WorkbenchError as e:
             raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
         messages = cell.variant.render(cell.case, base_dir=base_dir)
-        req = provider.prepare(messages, cell.target.model, warn=False, **_request_params(exp, cell.variant))
+        req = provider.prepare(messages, cell.target.model, warn=False, **request_params(cell.variant, exp.seed))
         for w in req.warnings:  # say each adaptation once per run, not once per cell
             if w not in seen_warnings:
                 seen_warnings.add(w)

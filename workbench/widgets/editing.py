@@ -234,10 +234,9 @@ class VariantEstimate:
 
 def request_params(variant: Variant, seed: int | None = None) -> dict[str, Any]:
     """The request parameters the runner sends for ``variant`` (same rule as :func:`workbench.runner.plan`)."""
-    from ..runner import _request_params
+    from ..runner import request_params as runner_params
 
-    stub = type("_Exp", (), {"seed": seed})()
-    return _request_params(stub, variant)
+    return runner_params(variant, seed)
 
 
 def estimate_variant(variant: Variant, target: Target, cases: Sequence[Mapping[str, Any]], provider: Any, *,
