@@ -494,6 +494,11 @@ async def arun(
     finally:
         if bar is not None:
             bar.close()
+        for provider in {id(p.provider): p.provider for p in planned}.values():
+            try:
+                await provider.aclose()  # before this loop ends, or its connections are closed too late
+            except Exception:  # pragma: no cover - closing must not hide the run's own outcome
+                log.debug("closing %r failed", provider, exc_info=True)
         counts = store.counts()
         if status == "complete" and counts.get("error"):
             status = "complete with errors"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,18 @@ def _entra_token_provider() -> TokenProvider:
     except ImportError as e:  # pragma: no cover - azure-identity is a core dependency
         raise ConfigError("Keyless Entra ID auth needs azure-identity: pip install azure-identity") from e
     return get_bearer_token_provider(DefaultAzureCredential(), ENTRA_SCOPE)
+
+
+def _lazy_entra_token_provider() -> TokenProvider:
+    """Create DefaultAzureCredential on the first token request, not when the provider is built."""
+    holder: list[TokenProvider] = []
+
+    def token() -> str:
+        if not holder:
+            holder.append(_entra_token_provider())
+        return holder[0]()
+
+    return token
 
 
 def _local_clients(profile: Profile, transport, token_provider, max_retries: int):
@@ -155,9 +168,13 @@ class Provider:
         if self.profile.backend not in BACKENDS:
             raise ConfigError(f"Profile {self.profile.name!r}: unknown backend {self.profile.backend!r}.")
         self._transport = transport
+        if token_provider is None and self.profile.backend == "azure" and self.profile.auth == "entra":
+            token_provider = _lazy_entra_token_provider()  # one credential (and token cache) per provider
         self._token_provider = token_provider
         self.max_retries = max_retries
         self._clients: tuple[Any, Any] | None = None
+        self._async: Any = None  # the async client of the event loop below
+        self._async_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"Provider(profile={self.profile.name!r}, backend={self.profile.backend!r})"
@@ -175,7 +192,26 @@ class Provider:
 
     @property
     def async_client(self) -> openai.AsyncOpenAI:
-        return self._build()[1]
+        """The async client for the running event loop.
+
+        An async HTTP client's connections belong to the loop that opened them, and every ``run()`` (and every
+        notebook cell that calls ``asyncio.run``) has a loop of its own: each loop gets its own client.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if self._async is None or self._async_loop is not loop:
+            factory = BACKENDS[self.profile.backend]
+            self._async = factory(self.profile, self._transport, self._token_provider, self.max_retries)[1]
+            self._async_loop = loop
+        return self._async
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client (the runner calls this before its loop ends)."""
+        if self._async is not None and self._async_loop is asyncio.get_running_loop():
+            client, self._async, self._async_loop = self._async, None, None
+            await client.close()
 
     @cached_property
     def identity(self) -> dict[str, Any]:
