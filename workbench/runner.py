@@ -225,6 +225,9 @@ class _Executor:
         self.fatal: BaseException | None = None
         self.rng = random.Random(exp.seed or 0)
         self.prices = _load_prices()  # once per run: reading config and price files per cell is slow
+        self._result_rows: list[CellResult] = []
+        self._cache_rows: list[tuple[str, Completion, dict[str, Any]]] = []
+        self._flush_scheduled = False
 
     def limiter(self, p: PlannedCell) -> TargetLimiter:
         key = f"{p.target.profile}/{p.request.deployment}"
@@ -264,8 +267,28 @@ class _Executor:
                 return
             self._commit(record)
 
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what finished since the last flush: cache entries first, then results, one transaction each.
+
+        Runs on the next turn of the event loop after a cell finishes (group commit: the cells that finish
+        together share one commit), so a result is durable within a millisecond or so of its answer.
+        """
+        self._flush_scheduled = False
+        if self._cache_rows and self.cache is not None:
+            rows, self._cache_rows = self._cache_rows, []
+            self.cache.put_many(rows)
+        if self._result_rows:
+            rows, self._result_rows = self._result_rows, []
+            self.store.put_many(rows)
+
     def _commit(self, record: CellResult) -> None:
-        self.store.put(record)
+        self._result_rows.append(record)
+        self._schedule_flush()
         pr = self.progress
         pr.done += 1
         pr.errors += record.outcome == "error"
@@ -303,7 +326,7 @@ class _Executor:
             except BaseException as e:  # recorded per cell; the run goes on
                 error = e
             if completion is not None and self.cache is not None:
-                self.cache.put(p.cache_key, completion, p.provider.identity)
+                self._cache_rows.append((p.cache_key, completion, p.provider.identity))
         return await self._record(p, completion, error, cache_hit, started)
 
     async def _call(self, p: PlannedCell) -> Completion:
@@ -492,6 +515,7 @@ async def arun(
         status = "interrupted"
         raise
     finally:
+        ex.flush()  # whatever finished in the last turn of the loop
         if bar is not None:
             bar.close()
         for provider in {id(p.provider): p.provider for p in planned}.values():
