@@ -86,7 +86,9 @@ class RunCancelled(WorkbenchError):
 # ----------------------------------------------------------------------------------------------- planning
 
 
-def _resolve_providers(exp: Experiment, providers: Mapping[str, Provider] | None) -> dict[str, Provider]:
+def resolve_providers(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> dict[str, Provider]:
+    """The given providers plus one per profile the experiment's targets name (SDK retries off: the runner
+    retries itself)."""
     out: dict[str, Provider] = dict(providers or {})
     for v in exp.variants:
         for t in exp.targets_for(v):
@@ -112,7 +114,7 @@ def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> li
     if problems:
         more = " (and possibly more)" if len(problems) >= 10 else ""
         raise DataError("Template variables are missing from the dataset" + more + ":\n  - " + "\n  - ".join(problems))
-    provs = _resolve_providers(exp, providers)
+    provs = resolve_providers(exp, providers)
     planned: list[PlannedCell] = []
     seen_warnings: set[str] = set()
     base_dir = exp.base_dir
@@ -177,15 +179,17 @@ def estimate_cost(planned: list[PlannedCell]) -> float | None:
         return None
 
 
-def estimate_planned(planned: list[PlannedCell]):
-    """A :class:`workbench.costs.MatrixEstimate` with one row per planned call (labelled case/variant/target)."""
+def estimate_planned(planned: list[PlannedCell], repeats: int = 1):
+    """A :class:`workbench.costs.MatrixEstimate` with one row per planned call (labelled case/variant/target),
+    each made ``repeats`` times."""
     from .costs import PlannedRequest, estimate_matrix_cost
 
     return estimate_matrix_cost(
-        PlannedRequest(p.request.messages, p.request.model.name, p.request.max_output_tokens,
-                       labels={"case": p.cell.case.id, "variant": p.cell.variant.name, "target": p.target.label,
-                               "repeat": p.cell.repeat, "model": p.request.model.name})
-        for p in planned
+        (PlannedRequest(p.request.messages, p.request.model.name, p.request.max_output_tokens,
+                        labels={"case": p.cell.case.id, "variant": p.cell.variant.name, "target": p.target.label,
+                                "model": p.request.model.name})
+         for p in planned),
+        repeats=repeats,
     )
 
 
@@ -195,7 +199,9 @@ def estimate(experiment: Experiment, providers: Mapping[str, Provider] | None = 
     Returns a :class:`workbench.costs.MatrixEstimate`: ``.usd`` (worst case, outputs at max tokens),
     ``.summary(by=("variant", "model"))``, ``.to_frame()``.
     """
-    return estimate_planned(plan(experiment, providers))
+    # repeats send the same request: price the first and multiply
+    first = [p for p in plan(experiment, providers) if p.cell.repeat == 0]
+    return estimate_planned(first, repeats=experiment.repeats)
 
 
 # ----------------------------------------------------------------------------------------------- executing

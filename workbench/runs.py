@@ -162,30 +162,12 @@ def load_providers(providers: "str | Mapping[str, Provider] | None") -> "dict[st
     return dict(value)
 
 
-def _providers_for(exp: "Experiment", providers: "Mapping[str, Provider] | None") -> "dict[str, Provider]":
-    from .providers import Provider
-
-    out = dict(providers or {})
-    for v in exp.variants:
-        for t in exp.targets_for(v):
-            if t.profile not in out:
-                out[t.profile] = Provider(t.profile, max_retries=0)  # the runner retries itself
-    return out
-
-
 def estimate(exp: "Experiment", providers: "str | Mapping[str, Provider] | None" = None):
     """The priced plan of the run (a :class:`workbench.costs.MatrixEstimate`): upper bound and expected cost,
     with the date of the prices. Fails before anything is sent if a template variable is missing."""
-    from .costs import PlannedRequest, estimate_matrix_cost
-    from .runner import plan
+    from .runner import estimate as estimate_experiment, resolve_providers
 
-    provs = _providers_for(exp, load_providers(providers))
-    planned = [p for p in plan(exp, provs) if p.cell.repeat == 0]
-    requests = [PlannedRequest(p.request.messages, p.request.model.name, p.request.max_output_tokens,
-                               labels={"variant": p.cell.variant.name, "target": p.target.label,
-                                       "model": p.request.model.name})
-                for p in planned]
-    return estimate_matrix_cost(requests, repeats=exp.repeats)
+    return estimate_experiment(exp, resolve_providers(exp, load_providers(providers)))
 
 
 def run_experiment(exp: "Experiment", run_dir: str | Path | None = None, *,
@@ -193,9 +175,9 @@ def run_experiment(exp: "Experiment", run_dir: str | Path | None = None, *,
                    progress: bool = True, cache: Any = True) -> "Results":
     """Run ``exp`` into ``run_dir`` (default: a new folder under reports/) and record what a manifest needs
     (``experiment.json``: the spec, its base folder, the dataset hash and the providers' identities)."""
-    from .runner import run
+    from .runner import resolve_providers, run
 
-    provs = _providers_for(exp, load_providers(providers))
+    provs = resolve_providers(exp, load_providers(providers))
     run_dir = Path(run_dir) if run_dir else reports_root() / exp.name / new_run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_experiment_info(exp, run_dir, provs)
