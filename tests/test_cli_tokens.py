@@ -157,3 +157,15 @@ def test_local_model_tokens_work_offline(offline):
 def test_the_entry_point_module_runs(run_cli):
     p = run_cli("tokens", "--model", "gpt-4o", "hello world", "--json")
     assert p.returncode == 0 and json.loads(p.stdout)["tokens"] == 2
+
+
+def test_cost_json_reports_the_input_tokens_given_and_the_uncached_part(run_cli):
+    r = run_cli("cost", "--model", "gpt-4o", "--input-tokens", "1000", "--output-tokens", "500",
+                "--cached-tokens", "200", "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    out = json.loads(r.stdout)
+    assert out["input_tokens"] == 1000 and out["uncached_input_tokens"] == 800 and out["cached_tokens"] == 200
+    # 800 x $2.50 + 200 x $1.25 + 500 x $10.00, per million
+    assert out["usd"] == pytest.approx(0.00725)

@@ -216,7 +216,8 @@ class Cost:
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "usd": _round_usd(self.usd), "parts": {k: _round_usd(v) for k, v in self.parts.items()},
-            "input_tokens": self.input_tokens,
+            # input_tokens is what the caller gave (cached included), as the API's prompt_tokens counts it
+            "input_tokens": self.input_tokens + self.cached_tokens, "uncached_input_tokens": self.input_tokens,
             "cached_tokens": self.cached_tokens, "output_tokens": self.output_tokens,
             "reasoning_tokens": self.reasoning_tokens, "batch": self.batch, "as_of": self.as_of,
             "currency": self.currency,
