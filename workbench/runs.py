@@ -500,7 +500,8 @@ def execute_run(spec: RunSpec) -> RunOutcome:
                         notebook=nb_info, parameters=spec.parameters,
                         effective=effective_parameters(declared, spec.parameters), started_at=started,
                         finished_at=utcnow(),
-                        duration_s=round(time.monotonic() - t0, 3), failure=failure, sweep=spec.sweep,
+                        duration_s=round(time.monotonic() - t0, 3), failure=failure,
+                        sweep={**spec.sweep, "worker_pid": os.getpid()} if spec.sweep else None,
                         rerun_of=spec.rerun_of, reports_dir=spec.reports_dir)
 
 
