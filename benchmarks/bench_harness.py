@@ -3,6 +3,7 @@
 (a) throughput at concurrency 32 and 64: the harness vs a raw AsyncOpenAI + semaphore loop;
 (b) a rate-limited server (RPM quota, 429 with retry-after): achieved throughput as a fraction of the quota,
     with the quota known to the harness (profile rpm) and unknown (adaptive), and the raw SDK loop for contrast;
+(d) 5% HTTP 500s: cells lost by the harness and by the raw SDK loop;
 (c) a cached re-run of a 2,000-cell experiment.
 
     .venv/bin/python benchmarks/bench_harness.py [--cases 1000] [--quick]
@@ -131,6 +132,15 @@ def main() -> None:
         raw = asyncio.run(raw_loop(url, rl_cases, 32))
         show("raw SDK (default 2 retries)", raw)
         print(f"    fraction of quota (completed calls): {(raw['calls'] - raw['failed']) / raw['wall_s'] / (rpm / 60):.3f}")
+
+    print("(d) 5% HTTP 500s: cells lost")
+    with fake_server(latency=args.latency, error_rate=0.05) as url:
+        h = asyncio.run(harness(url, cases, 32))
+        show("harness (6 retries, jittered backoff)", h)
+        raw = asyncio.run(raw_loop(url, cases, 32))
+        show("raw SDK (default 2 retries)", raw)
+        raw0 = asyncio.run(raw_loop(url, cases, 32, max_retries=0))
+        show("raw SDK, no retries", raw0)
 
     print("(c) cached re-run of a 2,000-cell experiment")
     with fake_server(latency=args.latency) as url, tempfile.TemporaryDirectory() as tmp:
