@@ -65,3 +65,11 @@ def test_local_embeddings_offline(local):
     assert len(v[0]) == 384
     dot = lambda a, b: sum(x * y for x, y in zip(a, b))  # noqa: E731
     assert dot(v[0], v[1]) > 0.99 > dot(v[0], v[2])
+
+
+def test_local_profile_bounds_output_by_default(local):
+    req = local.prepare([{"role": "user", "content": "Tell me everything."}])
+    assert req.params == {"temperature": 0.0, "max_tokens": 512}
+    # a variant's own limit wins, under either name
+    assert local.prepare([{"role": "user", "content": "x"}], max_completion_tokens=7).params == \
+        {"temperature": 0.0, "max_completion_tokens": 7}

@@ -122,8 +122,9 @@ def builtin_profiles() -> dict[str, Profile]:
             name="local",
             backend="local",
             auth="none",
-            # a 135M model is only useful greedy; users can override per variant
-            defaults={"temperature": 0.0},
+            # a 135M model is only useful greedy, and left unbounded it can ramble to the end of its context
+            # (minutes on a CPU): bound it. Variants override both.
+            defaults={"temperature": 0.0, "max_tokens": 512},
             max_concurrency=1,
             description="Embedded SmolLM2-135M-Instruct (llama.cpp, in-process, offline)",
         ),
