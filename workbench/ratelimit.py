@@ -57,6 +57,7 @@ class TargetLimiter:
         self.pause_until = 0.0
         self.rate_limited = 0  # 429s seen
         self._successes_since_change = 0
+        self._ok_since_429: int | None = None  # None: no 429 yet
         self._cond: asyncio.Condition | None = None
         self._rng = random.Random(seed)
         # burst capacity of one second's worth: a window-based quota is never hit by a startup burst
@@ -104,6 +105,8 @@ class TargetLimiter:
 
     def on_success(self) -> None:
         self._successes_since_change += 1
+        if self._ok_since_429 is not None:
+            self._ok_since_429 += 1
         if self.limit < self.max_concurrency and self._successes_since_change >= max(1, int(self.limit)):
             self.limit = min(self.max_concurrency, self.limit + 1)
             self._successes_since_change = 0
@@ -115,10 +118,11 @@ class TargetLimiter:
         wait = retry_after if retry_after and retry_after > 0 else 1.0
         if now + wait > self.pause_until:
             self.pause_until = now + wait
-        if self._successes_since_change > 0 or self.limit == self.max_concurrency:
-            # decrease once per episode, not once per in-flight 429
+        if self._ok_since_429 is None or self._ok_since_429 > 0:
+            # decrease once per episode (429s with no success between them), not once per in-flight 429
             self.limit = max(1.0, self.limit * 0.75)
             self._successes_since_change = 0
+        self._ok_since_429 = 0
         return max(0.0, self.pause_until - now)
 
     def slot(self, tokens: int = 0) -> "_Slot":
