@@ -209,3 +209,25 @@ def test_exports_round_trip(fake, tmp_path):
     assert len(pd.read_parquet(res.to_parquet(tmp_path / "r.parquet"))) == 8
     assert len(pd.read_csv(res.to_csv(tmp_path / "r.csv"))) == 8
     assert len(Results.load(tmp_path / "run")) == 8
+
+
+def test_unreachable_backend_stops_the_run_early_with_where_and_why(tmp_path):
+    from workbench.testing import ConnectionFailure
+
+    fake = FakeBackend(sentiment).fault_rate(ConnectionFailure(), 1.0)
+    with pytest.raises(ConfigError, match=r"cannot connect: Connection error\. to https://fake-resource"):
+        go(make_exp(50, concurrency=2, max_retries=0), fake, tmp_path)
+    assert len(fake.chat_requests) < 10  # not 100 cells' worth of retries
+    kept = Results.load(tmp_path / "run")
+    assert set(kept.df["error_type"]) == {"APIConnectionError"}
+    assert "fake connection refused" in kept.df["error_message"].iloc[0]
+
+
+def test_a_flaky_connection_after_success_is_retried_not_fatal(tmp_path):
+    from workbench.testing import ConnectionFailure
+
+    fake = FakeBackend(sentiment)
+    fake.fail(ConnectionFailure(), times=6, when=lambda r: r.index >= 4)
+    res = go(make_exp(10, concurrency=1, max_retries=3), fake, tmp_path)
+    # one cell used up its 4 attempts; the target had answered before, so the run went on
+    assert res.n_errors == 1 and len(res) == 20 and res.status == "complete with errors"

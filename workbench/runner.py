@@ -234,6 +234,8 @@ class _Executor:
         self._result_rows: list[CellResult] = []
         self._cache_rows: list[tuple[str, Completion, dict[str, Any]]] = []
         self._flush_scheduled = False
+        self._reached: set[str] = set()  # targets that have answered at least once
+        self._unreachable: dict[str, int] = {}
 
     def limiter(self, p: PlannedCell) -> TargetLimiter:
         key = f"{p.target.profile}/{p.request.deployment}"
@@ -272,6 +274,19 @@ class _Executor:
             if record is None:  # stopped before sending
                 return
             self._commit(record)
+
+    UNREACHABLE_AFTER = 3  # cells that failed to connect, after all retries, before a target counts as down
+
+    def _note_unreachable(self, p: PlannedCell, e: BaseException) -> None:
+        """Stop the run when a target has never answered and several cells could not connect to it: that is a
+        wrong endpoint or a network problem, and retrying the rest of the matrix would only take time."""
+        name = self.limiter(p).name
+        if not isinstance(e, openai.APIConnectionError) or name in self._reached:
+            return
+        self._unreachable[name] = self._unreachable.get(name, 0) + 1
+        if self._unreachable[name] >= self.UNREACHABLE_AFTER and self.fatal is None:
+            self.fatal = e
+            self.stop_reason = f"{p.target.label}: cannot connect: {_error_message(e)}"
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -346,6 +361,7 @@ class _Executor:
                 async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0):
                     completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s)
                 limiter.on_success()
+                self._reached.add(limiter.name)
                 completion.retries = attempt
                 return completion
             except openai.RateLimitError as e:
@@ -361,8 +377,9 @@ class _Executor:
                 self.fatal = self.fatal or e
                 self.stop_reason = f"{p.target.label}: {type(e).__name__}: {redact(e)}"
                 raise
-            except TRANSIENT:
+            except TRANSIENT as e:
                 if attempt >= self.exp.max_retries:
+                    self._note_unreachable(p, e)
                     raise
                 attempt += 1
                 self.progress.retries += 1
@@ -440,6 +457,11 @@ def _error_message(error: BaseException | None) -> str:
         body = error.body if isinstance(error.body, dict) else {}
         msg = body.get("message") or str(error)
         return redact(f"HTTP {error.status_code}: {msg}")
+    if isinstance(error, openai.APIConnectionError):  # "Connection error." alone does not say where or why
+        url = getattr(getattr(error, "request", None), "url", None)
+        cause = error.__cause__ or error.__context__
+        where = f" to {url.scheme}://{url.host}{f':{url.port}' if url.port else ''}" if url is not None else ""
+        return redact(f"{error}{where}" + (f" ({cause})" if cause else ""))
     return redact(f"{error}") or type(error).__name__
 
 

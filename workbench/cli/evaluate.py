@@ -74,7 +74,8 @@ def evaluate(args: argparse.Namespace) -> int:
             print(f"\n{name} (mean with 95% CI)")
             print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         if results.n_errors:
-            print("\nerrors (first 5):")
+            print(f"\n{results.n_errors} calls failed (first 5 below). Run the same command again to retry them; "
+                  "finished calls are kept and not paid again.")
             print(results.errors().head(5).to_string(index=False))
     print(f"\nresults: {run_dir}")
-    return 0 if results.status.startswith("complete") else 1
+    return 0 if results.status == "complete" else 1
