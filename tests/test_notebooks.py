@@ -57,7 +57,12 @@ def test_notebooks_are_saved_clean_with_the_environment_kernel(path):
                          ids=lambda p: p.stem)
 def test_notebook_runs_unedited(path, reports):
     declared = runs.notebook_parameters(path)
-    execute(path, reports, **{k: v for k, v in SMALL.items() if k in declared})
+    out = execute(path, reports, **{k: v for k, v in SMALL.items() if k in declared})
+    executed = nbformat.read(out.run_dir / "notebook.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    # the widgets leave something a static export can show (their HTML snapshot or an image)
+    assert any({"text/html", "image/png"} & set(o.get("data", {})) for o in outputs), path.name
 
 
 @pytest.mark.notebook

@@ -165,7 +165,7 @@ def test_changed_experiment_refuses_an_old_run_folder(fake, tmp_path):
 def test_budget_refuses_a_run_that_would_exceed_it(fake, tmp_path):
     exp = make_exp(10, variants=[Variant(name="v", user="{{ text }}", params={"max_tokens": 4000})],
                    targets=["fake:big"], budget_usd=0.01)
-    with pytest.raises(BudgetExceeded, match=r"could cost up to \$0\.\d+.*over its budget of \$0\.0100"):
+    with pytest.raises(BudgetExceeded, match=r"10 uncached calls: This run could cost \$0\.\d+ .*over the budget of \$0\.0100"):
         go(exp, fake, tmp_path)
     assert fake.requests == []
 

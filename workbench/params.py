@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import ModelInfo
+from .messages import content_text
 
 # Rejected by reasoning models (Azure reasoning-models how-to, "not supported" list).
 REASONING_UNSUPPORTED = (
@@ -103,7 +104,7 @@ def _adapt_roles(model: ModelInfo, messages: list[dict[str, Any]]) -> tuple[list
     if not instructions:
         return messages, notes
     rest = [m for m in messages if m.get("role") not in ("system", "developer")]
-    text = "\n\n".join(_text_of(m.get("content")) for m in instructions)
+    text = "\n\n".join(content_text(m.get("content")) for m in instructions)
     for m in rest:
         if m.get("role") == "user":
             content = m.get("content")
@@ -116,9 +117,3 @@ def _adapt_roles(model: ModelInfo, messages: list[dict[str, Any]]) -> tuple[list
         rest.insert(0, {"role": "user", "content": text})
     notes.append(f"{model.name} accepts no system or developer messages; merged them into the first user message")
     return rest, notes
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return str(content or "")

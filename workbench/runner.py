@@ -221,10 +221,10 @@ def parse_json_output(text: str) -> tuple[Any, str | None]:
 
 class _Executor:
     def __init__(self, exp: Experiment, planned: list[PlannedCell], store: RunStore, cache: ResponseCache | None,
-                 scorers: list, progress: RunProgress, budget_usd: float | None,
+                 scorers: list, progress: RunProgress, budget: Any,
                  on_result: Callable[[CellResult], None] | None, cancel: threading.Event | None, bar):
         self.exp, self.planned, self.store, self.cache = exp, planned, store, cache
-        self.scorers, self.progress, self.budget_usd = scorers, progress, budget_usd
+        self.scorers, self.progress, self.budget = scorers, progress, budget  # a workbench.costs.Budget
         self.on_result, self.cancel, self.bar = on_result, cancel, bar
         self.limiters: dict[str, TargetLimiter] = {}
         self.stop_reason: str | None = None
@@ -316,7 +316,7 @@ class _Executor:
         pr.cache_hits += record.cache_hit
         pr.filtered += record.outcome in ("completion_filtered", "prompt_filtered")
         if not record.cache_hit and record.cost_usd:
-            pr.spent_usd += record.cost_usd
+            self._spend(record.cost_usd)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(pr.postfix(), refresh=False)
@@ -325,9 +325,14 @@ class _Executor:
                 self.on_result(record)
             except Exception:  # a display callback must not stop the run
                 log.exception("on_result callback failed")
-        if self.budget_usd is not None and pr.spent_usd > self.budget_usd:
-            self.stop_reason = (f"budget exceeded: spent ${pr.spent_usd:.4f} of ${self.budget_usd:.4f}; "
+        if self.budget is not None and self.budget.exceeded:
+            self.stop_reason = (f"budget exceeded: spent ${self.budget.spent:.4f} of ${self.budget.limit_usd:.4f}; "
                                 f"{pr.done} cells finished and saved")
+
+    def _spend(self, usd: float) -> None:
+        self.progress.spent_usd += usd
+        if self.budget is not None:
+            self.budget.add(usd)
 
     async def _run_cell(self, p: PlannedCell) -> CellResult | None:
         started = utcnow()
@@ -417,7 +422,7 @@ class _Executor:
             for s in rec.scores:  # judge scorers spend tokens too
                 extra = s.metadata.get("cost_usd")
                 if extra and not cache_hit:
-                    self.progress.spent_usd += float(extra)
+                    self._spend(float(extra))
         rec.finished_at = utcnow()
         return rec
 
@@ -516,19 +521,22 @@ async def arun(
     done = store.done_keys()
     pending = [p for p in planned if p.cell_key not in done]
     response_cache = _open_cache(cache)
-    budget = budget_usd if budget_usd is not None else exp.budget_usd
-    if budget is not None:
+    limit = budget_usd if budget_usd is not None else exp.budget_usd
+    budget = None
+    if limit is not None:
+        from .costs import Budget
+
+        budget = Budget(limit)
         uncached = [p for p in pending if response_cache is None or response_cache.get(p.cache_key) is None]
         if response_cache is not None:
             response_cache.hits = response_cache.misses = 0
-        est = estimate_cost(uncached)
-        if est is not None and est > budget:
-            store.set_meta("status", "refused: over budget")
+        try:
+            # a model without a price cannot be held to a budget: that is an error too, not a silent pass
+            budget.check_estimate(estimate_planned(uncached))
+        except WorkbenchError as e:
+            store.set_meta("status", "refused: over budget" if isinstance(e, BudgetExceeded) else "refused")
             store.close()
-            raise BudgetExceeded(
-                f"Experiment {exp.name!r} could cost up to ${est:.4f} for {len(uncached)} uncached calls "
-                f"(prompts counted exactly, outputs at max tokens), over its budget of ${budget:.4f}. Lower "
-                f"max_tokens, sample fewer cases, use fewer repeats or variants, or raise budget_usd.")
+            raise type(e)(f"Experiment {exp.name!r}, {len(uncached)} uncached calls: {e}") from None
     scorers = _build_scorers(exp.scorers)
     pr = state or RunProgress()
     pr.total, pr.skipped, pr.done = len(planned), len(planned) - len(pending), len(planned) - len(pending)

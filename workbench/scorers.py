@@ -47,6 +47,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 from pydantic import BaseModel, Field
 
 from .errors import DataError
+from .messages import content_text
 
 __all__ = [
     "ScoreInput", "Score", "Scorer", "ExactScorer", "ContainsScorer", "RegexScorer", "LabelScorer",
@@ -396,12 +397,6 @@ def _template(source: str, what: str):
 
 def _is_template(text: str) -> bool:
     return "{{" in text or "{%" in text
-
-
-def _message_text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text")
-    return "" if content is None else str(content)
 
 
 # ------------------------------------------------------------------------------------------- registry
@@ -1240,7 +1235,7 @@ class JudgeScorer(Scorer):
         """The judge's request messages for one cell (public: show users what the judge sees)."""
         user = [m for m in inp.messages if m.get("role") == "user"]
         context = {
-            "input": _message_text(user[-1].get("content")) if user else _as_text(inp.vars.get("input")),
+            "input": content_text(user[-1].get("content")) if user else _as_text(inp.vars.get("input")),
             "messages": list(inp.messages), "output": inp.output, "expected": _as_text(inp.expected),
             "vars": dict(inp.vars), "case_id": inp.case_id, "variant": inp.variant,
         }

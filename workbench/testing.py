@@ -33,6 +33,7 @@ from urllib.parse import parse_qs
 import httpx2
 
 from .config import Profile
+from .messages import content_text
 
 __all__ = [
     "FakeBackend", "FakeRequest", "Reply", "Fault", "RateLimit", "ServerError", "Timeout", "ConnectionFailure",
@@ -77,22 +78,19 @@ class FakeRequest:
         """Text of the last user message (content parts joined)."""
         for m in reversed(self.messages):
             if m.get("role") == "user":
-                return _text(m.get("content"))
+                return content_text(m.get("content"))
         return ""
 
     @property
     def system_text(self) -> str:
-        return "\n".join(_text(m.get("content")) for m in self.messages if m.get("role") in ("system", "developer"))
+        return "\n".join(content_text(m.get("content")) for m in self.messages if m.get("role") in ("system", "developer"))
 
     @property
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model")}
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return str(content or "")
+
 
 
 # ------------------------------------------------------------------------------------------------- replies
@@ -252,7 +250,7 @@ _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/(?P<dep>[^/]+)/(?P<ep>chat/
 
 def _rough_tokens(messages: list[dict[str, Any]]) -> int:
     # 3 per message + about one token per word; good enough for a fake (exact counts live in tokens.py)
-    return 3 + sum(3 + len(_text(m.get("content")).split()) for m in messages)
+    return 3 + sum(3 + len(content_text(m.get("content")).split()) for m in messages)
 
 
 class FakeBackend:

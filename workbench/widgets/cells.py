@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..messages import content_text
 from ..results import CellResult, Results
 from .fallback import CELL_CSS, TABLE_CSS, clip, esc, html_table
 
@@ -218,16 +219,7 @@ def grid_html(records: Sequence[CellResult], cases: Sequence[Any] | None = None,
 
 
 def _content_text(content: Any) -> str:
-    if isinstance(content, list):
-        parts = []
-        for p in content:
-            if isinstance(p, dict) and p.get("type") == "text":
-                parts.append(p.get("text", ""))
-            elif isinstance(p, dict) and p.get("type") == "image_url":
-                url = (p.get("image_url") or {}).get("url", "")
-                parts.append(f"[image: {clip(url, 60)}]")
-        return "\n".join(parts)
-    return "" if content is None else str(content)
+    return content_text(content, image_placeholder=True)
 
 
 def messages_html(messages: Sequence[Mapping[str, Any]]) -> str:
