@@ -28,7 +28,7 @@ from _server import fake_server  # noqa: E402
 from workbench.config import Profile  # noqa: E402
 from workbench.experiment import Experiment  # noqa: E402
 from workbench.providers import Provider  # noqa: E402
-from workbench.runner import arun  # noqa: E402
+from workbench.harness import arun  # noqa: E402
 from workbench.variants import Variant  # noqa: E402
 
 VARIANTS = [Variant(name="a", user="{{ text }}", params={"max_tokens": 16}),

@@ -3,7 +3,7 @@
 import pytest
 
 from workbench.examples import example_path, load_example
-from workbench.runner import run
+from workbench.harness import run
 
 pytestmark = pytest.mark.local_model
 

@@ -8,8 +8,8 @@ import pytest
 from markupsafe import escape
 
 from workbench import runs
-from workbench.manifest import Failure, Manifest, NotebookInfo, load_manifest
-from workbench.report import CSP, NotebookRenderer, build_index, build_report, sanitize_html
+from workbench.runs.manifest import Failure, Manifest, NotebookInfo, load_manifest
+from workbench.runs.report import CSP, NotebookRenderer, build_index, build_report, sanitize_html
 
 import nb_fakes
 

@@ -7,7 +7,7 @@ import pytest
 from workbench.errors import BudgetExceeded, ConfigError, DataError
 from workbench.experiment import Experiment
 from workbench.results import Results
-from workbench.runner import plan, run
+from workbench.harness import plan, run
 from workbench.store import ResponseCache, RunStore
 from workbench.testing import (
     CompletionFiltered, FakeBackend, HTTPError, PromptFiltered, RateLimit, Reply, ServerError, Timeout,

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from workbench import runs
-from workbench.manifest import Failure, Manifest, NotebookInfo, diff_manifests, load_manifest
+from workbench.runs.manifest import Failure, Manifest, NotebookInfo, diff_manifests, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALUATE = ROOT / "notebooks" / "03_evaluate.ipynb"
@@ -94,7 +94,7 @@ def test_kernel_manager_uses_ipc_in_a_private_directory_and_this_python():
 
 def test_manifest_is_redacted_and_round_trips(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED)
-    from workbench.manifest import register_env_secrets
+    from workbench.runs.manifest import register_env_secrets
 
     register_env_secrets()
     m = Manifest(run_id="r1", experiment="e", notebook=NotebookInfo(path="x.ipynb", name="x.ipynb"),

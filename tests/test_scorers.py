@@ -328,7 +328,7 @@ def test_python_scorer_return_types():
     s = build_scorer(lambda i: Score(scorer="whatever", value=1.0, passed=True)).score(inp("x"))
     assert s.scorer == "<lambda>"  # renamed to the scorer's name, so result columns line up
     s = build_scorer(lambda i: None).score(inp("x"))
-    assert s.value is None and s.error.startswith("TypeError") and "returned NoneType" in s.error
+    assert s.value is None and s.error.startswith("ScoringError") and "returned NoneType" in s.error
 
 
 def test_python_scorer_sees_filtered_cells():

@@ -12,7 +12,7 @@ from traitlets import TraitError
 
 from workbench.examples import load_example
 from workbench.experiment import load_experiment
-from workbench.runner import run
+from workbench.harness import run
 from workbench.testing import CompletionFiltered, FakeBackend
 from workbench.variants import Target, Turn, Variant
 from workbench.widgets import Playground

@@ -9,7 +9,7 @@ import pytest
 
 from workbench.experiment import Experiment
 from workbench.results import Results
-from workbench.runner import run
+from workbench.harness import run
 from workbench.testing import CompletionFiltered, FakeBackend, HTTPError
 from workbench.variants import Variant
 from workbench.widgets import ResultsViewer

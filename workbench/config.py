@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from .errors import ConfigError
+from .catalog import LOCAL_MODEL, ModelInfo, resolve
+from .errors import ConfigError, UnknownModelError
 from .secrets import register_secret
 
 Backend = Literal["local", "azure", "openai"]
@@ -74,8 +75,6 @@ class Profile:
         if self.model:
             return self.model
         if self.backend == "local":
-            from .catalog import LOCAL_MODEL
-
             return LOCAL_MODEL
         if len(self.deployments) == 1:
             return next(iter(self.deployments))
@@ -281,3 +280,39 @@ def read_api_key(profile: Profile) -> str | None:
         )
     register_secret(key)
     return key
+
+
+# ---------------------------------------------------------------------------------------- models by name
+
+
+def profile_deployments(profile: str | None = None) -> dict[str, str]:
+    """Deployment -> model maps from the configured profiles: ``profile``'s, or all (the default profile's win)."""
+    cfg = load_config()
+    if profile:
+        return dict(cfg.profile(profile).deployments)
+    merged: dict[str, str] = {}
+    for name, prof in cfg.profiles.items():
+        if name != cfg.default_profile:
+            merged.update(prof.deployments)
+    if cfg.default_profile in cfg.profiles:
+        merged.update(cfg.profiles[cfg.default_profile].deployments)
+    return merged
+
+
+def resolve_model(name: str | ModelInfo, deployments: Mapping[str, str] | None = None) -> ModelInfo:
+    """The catalog model for a name, alias or Azure deployment.
+
+    Without an explicit ``deployments`` map, a name the catalog does not know is looked up in the configured
+    profiles' deployments before giving up (with the catalog's close matches).
+    """
+    if isinstance(name, ModelInfo):
+        return name
+    try:
+        return resolve(name, deployments)
+    except UnknownModelError:
+        if deployments is not None:
+            raise
+        mapped = profile_deployments()
+        if name not in mapped:
+            raise
+        return resolve(name, mapped)

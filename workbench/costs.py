@@ -22,16 +22,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .catalog import ModelInfo, load_catalog
-from .errors import BudgetExceeded, DataError, UnknownModelError, WorkbenchError
+from .errors import BudgetExceeded, DataError, PriceUnknown, UnknownModelError, WorkbenchError
 from .records import Usage
-from .tokens import Messages, TokenCount, count_messages, resolve_model
+from .config import resolve_model
+from .tokens import Messages, TokenCount, count_messages
 
 PER_TOKENS = 1_000_000  # prices are quoted per 1M tokens
 _PRICE_FIELDS = ("input", "cached_input", "output")
-
-
-class PriceUnknown(WorkbenchError, LookupError):
-    """A model has no price in the price table (it is never silently priced at 0)."""
 
 
 # --------------------------------------------------------------------------------------------------- prices

@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 
 from .catalog import ImageRule, ModelInfo, load_catalog
 from .errors import DataError
-from .tokens import resolve_model
+from .config import resolve_model
 
 # OpenAI vision guide, "Calculating costs" - tile models:
 TILE_PX = 512  # "count how many 512px squares the image consists of"

@@ -8,97 +8,15 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
-from pydantic import BaseModel, Field
+
+from .records import CellResult, Score
 
 if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Experiment
-
-CELL_SCHEMA_VERSION = 1
-DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-class ScoreRecord(BaseModel):
-    """A scorer's verdict on one cell (mirrors :class:`workbench.scorers.Score`)."""
-
-    scorer: str
-    value: float | None = None
-    passed: bool | None = None
-    answer: str | None = None
-    explanation: str | None = None
-    error: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class CellResult(BaseModel):
-    """Everything about one call: what was sent, what came back, what it cost and how it scored."""
-
-    schema_version: int = CELL_SCHEMA_VERSION
-    cell_key: str  # content hash of (experiment, case, variant, target, repeat, request)
-    experiment: str
-    case_id: str
-    variant: str
-    target: str  # profile[:model]
-    profile: str
-    deployment: str
-    model: str  # catalog model the deployment stands for
-    repeat: int
-    messages: list[dict[str, Any]]
-    params: dict[str, Any] = Field(default_factory=dict)
-    output: str = ""
-    parsed: Any = None
-    parse_error: str | None = None
-    outcome: str = "ok"  # ok | length | completion_filtered | prompt_filtered | error
-    finish_reason: str | None = None
-    latency_s: float | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: float | None = None
-    content_filter: dict[str, Any] = Field(default_factory=dict)
-    filter_flags: list[str] = Field(default_factory=list)
-    error_type: str | None = None
-    error_message: str | None = None
-    cache_hit: bool = False
-    request_id: str | None = None
-    system_fingerprint: str | None = None
-    retries: int = 0
-    warnings: list[str] = Field(default_factory=list)
-    scores: list[ScoreRecord] = Field(default_factory=list)
-    started_at: str = Field(default_factory=utcnow)
-    finished_at: str = Field(default_factory=utcnow)
-
-    @property
-    def done(self) -> bool:
-        """Finished for good (resume skips it); errors are retried on the next run."""
-        return self.outcome in DONE_OUTCOMES
-
-    def row(self) -> dict[str, Any]:
-        d = self.model_dump(exclude={"scores", "content_filter"})
-        d["parsed"] = json.dumps(self.parsed, ensure_ascii=False) if self.parsed is not None else None
-        d["messages"] = json.dumps(self.messages, ensure_ascii=False)
-        d["params"] = json.dumps(self.params, sort_keys=True)
-        d["filter_flags"] = ", ".join(self.filter_flags)
-        d["warnings"] = "; ".join(self.warnings)
-        d["filtered"] = self.outcome in ("completion_filtered", "prompt_filtered")
-        for s in self.scores:
-            d[f"score.{s.scorer}"] = s.value
-            d[f"passed.{s.scorer}"] = s.passed
-            if s.answer is not None:
-                d[f"answer.{s.scorer}"] = s.answer
-            if s.error:
-                d[f"score_error.{s.scorer}"] = s.error
-        return d
-
 
 def _formatters(table: pd.DataFrame) -> dict[str, Any]:
     """Counts as whole numbers, dollars with their sign, scores with three decimals."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .records import Completion
-from .results import CellResult
+from .records import CellResult
 from .secrets import redact_obj
 
 

@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple, Protocol, 
 
 import tiktoken
 
-from .catalog import ModelInfo, resolve
-from .errors import DataError, UnknownModelError
+from .catalog import ModelInfo
+from .config import profile_deployments, resolve_model
+from .errors import DataError, UnknownModelError, VocabularyError
 
 if TYPE_CHECKING:
     from .images import ImageTokens
@@ -113,10 +114,6 @@ TOOL_OVERHEADS: dict[str, ToolOverheads] = {
 }
 
 # ------------------------------------------------------------------------------------------------ encodings
-
-
-class VocabularyError(DataError):
-    """A shipped vocabulary file is missing or does not match its published sha256."""
 
 
 class Encoder(Protocol):
@@ -201,41 +198,6 @@ def load_bpe_file(path: Path | Traversable, sha256: str) -> dict[bytes, int]:
 def _build(spec: EncodingSpec) -> tiktoken.Encoding:
     ranks = load_bpe_file(resources.files("workbench").joinpath(VOCAB_DIR, spec.file), spec.sha256)
     return tiktoken.Encoding(spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks, special_tokens=dict(spec.special_tokens))
-
-
-def profile_deployments(profile: str | None = None) -> dict[str, str]:
-    """Deployment -> model maps from the configured profiles: ``profile``'s, or all (the default profile's win)."""
-    from .config import load_config
-
-    cfg = load_config()
-    if profile:
-        return dict(cfg.profile(profile).deployments)
-    merged: dict[str, str] = {}
-    for name, prof in cfg.profiles.items():
-        if name != cfg.default_profile:
-            merged.update(prof.deployments)
-    if cfg.default_profile in cfg.profiles:
-        merged.update(cfg.profiles[cfg.default_profile].deployments)
-    return merged
-
-
-def resolve_model(name: str | ModelInfo, deployments: Mapping[str, str] | None = None) -> ModelInfo:
-    """The catalog model for a name, alias or Azure deployment.
-
-    Without an explicit ``deployments`` map, a name the catalog does not know is looked up in the configured
-    profiles' deployments before giving up (with the catalog's close matches).
-    """
-    if isinstance(name, ModelInfo):
-        return name
-    try:
-        return resolve(name, deployments)
-    except UnknownModelError:
-        if deployments is not None:
-            raise
-        mapped = profile_deployments()
-        if name not in mapped:
-            raise
-        return resolve(name, mapped)
 
 
 def encoding_name(model_or_encoding: str, deployments: Mapping[str, str] | None = None) -> str:

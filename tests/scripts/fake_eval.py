@@ -8,7 +8,7 @@ parent test knows exactly which calls were paid for, even after a kill -9.
 import sys
 
 from workbench.experiment import Experiment
-from workbench.runner import run
+from workbench.harness import run
 from workbench.testing import FakeBackend
 from workbench.variants import Variant
 

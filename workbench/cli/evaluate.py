@@ -50,7 +50,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
     from ..examples import example_path
     from ..experiment import load_experiment
-    from ..runner import estimate_cost, plan, run
+    from ..harness import estimate_cost, plan, run
 
     exp = _apply_overrides(load_experiment(args.spec or example_path()), args)
     if args.dry_run:

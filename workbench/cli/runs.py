@@ -60,7 +60,7 @@ def _params(pairs: list[list[str]]) -> dict:
 
 
 def _fail(outcome) -> int:
-    from ..manifest import load_manifest
+    from ..runs.manifest import load_manifest
     from ..runs import NotebookFailed
 
     m = load_manifest(outcome.manifest)
@@ -123,7 +123,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     _print_outcome(outcome)
     if outcome.failure:
         return _fail(outcome)
-    from ..manifest import load_manifest
+    from ..runs.manifest import load_manifest
 
     m = load_manifest(outcome.manifest)
     if m.rerun is not None:

@@ -208,7 +208,7 @@ class Provider:
         return self._async
 
     async def aclose(self) -> None:
-        """Close the running loop's async client (the runner calls this before its loop ends)."""
+        """Close the running loop's async client (the harness calls this before its loop ends)."""
         if self._async is not None and self._async_loop is asyncio.get_running_loop():
             client, self._async, self._async_loop = self._async, None, None
             await client.close()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..messages import content_text
-from ..results import CellResult, Results
+from ..records import CellResult
+from ..results import Results
 from .fallback import CELL_CSS, TABLE_CSS, clip, esc, html_table
 
 FILTERED_OUTCOMES = ("prompt_filtered", "completion_filtered")

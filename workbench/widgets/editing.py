@@ -233,10 +233,10 @@ class VariantEstimate:
 
 
 def request_params(variant: Variant, seed: int | None = None) -> dict[str, Any]:
-    """The request parameters the runner sends for ``variant`` (same rule as :func:`workbench.runner.plan`)."""
-    from ..runner import request_params as runner_params
+    """The request parameters the harness sends for ``variant`` (same rule as :func:`workbench.harness.plan`)."""
+    from ..harness import request_params as harness_params
 
-    return runner_params(variant, seed)
+    return harness_params(variant, seed)
 
 
 def estimate_variant(variant: Variant, target: Target, cases: Sequence[Mapping[str, Any]], provider: Any, *,

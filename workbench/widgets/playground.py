@@ -9,7 +9,7 @@
 
 Thin over the core: editors hold :class:`~workbench.widgets.editing.VariantFields`; estimates come from
 :func:`~workbench.widgets.editing.estimate_variant` (tokens and costs from :mod:`workbench.costs`); Run builds an
-experiment with :func:`~workbench.widgets.editing.experiment_for_run` and hands it to :func:`workbench.runner.start`
+experiment with :func:`~workbench.widgets.editing.experiment_for_run` and hands it to :func:`workbench.harness.start`
 (a background thread; ``on_result`` fills the output grid as each call finishes).
 """
 
@@ -25,7 +25,8 @@ from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 from ..datasets import Dataset, load_dataset
 from ..errors import WorkbenchError
 from ..experiment import Experiment, load_experiment
-from ..results import CellResult, Results
+from ..records import CellResult
+from ..results import Results
 from ..variants import Target, Variant
 from .cells import grid_html, summary_html
 from .editing import (ALL_TARGETS, RESPONSE_FORMATS, CaseSource, VariantEstimate, VariantFields, copy_fields,
@@ -526,9 +527,9 @@ class Playground(StaticFallback, widgets.VBox):
         return experiment_for_run(self.template, self.variants(), self._source().cases(), repeats=self.repeats.value)
 
     def run(self, wait: bool = False):
-        """Start a run in the background (returns its :class:`~workbench.runner.RunHandle`, or None if the
+        """Start a run in the background (returns its :class:`~workbench.harness.RunHandle`, or None if the
         variants are not valid - the status line says why). ``wait=True`` blocks until it ends (papermill)."""
-        from ..runner import start
+        from ..harness import start
 
         if self.running:
             return self._handle

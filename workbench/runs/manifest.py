@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import DataError
-from .secrets import redact_obj
+from ..errors import DataError
+from ..secrets import redact_obj
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .results import Results
+    from ..results import Results
 
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -154,7 +154,7 @@ class Manifest(_Record):
     targets: list[TargetInfo] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
     metrics: list[Metric] = Field(default_factory=list)
-    results_status: str | None = None  # the runner's own status (complete, stopped: budget ...)
+    results_status: str | None = None  # the harness's own status (complete, stopped: budget ...)
     failure: Failure | None = None
     git: GitInfo = Field(default_factory=GitInfo)
     python: str = Field(default_factory=lambda: platform.python_version())
@@ -314,7 +314,7 @@ def _num(v: Any) -> float | None:
 
 def prices_as_of() -> str | None:
     try:
-        from .costs import load_prices
+        from ..costs import load_prices
 
         return load_prices().as_of
     except Exception:
@@ -392,7 +392,7 @@ def _is_secret_env(name: str) -> bool:
 
 def register_env_secrets(environ: Mapping[str, str] | None = None) -> int:
     """Register the values of secret-named environment variables with :mod:`workbench.secrets`."""
-    from .secrets import register_secret
+    from ..secrets import register_secret
 
     env = os.environ if environ is None else environ
     names = secret_env_names(env)
