@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .catalog import ModelInfo, load_catalog
-from .errors import BudgetExceeded, DataError, PriceUnknown, UnknownModelError, WorkbenchError
+from .errors import BudgetExceeded, DataError, PriceUnknown, UnknownModelError
 from .records import Usage
 from .config import resolve_model
 from .tokens import Messages, TokenCount, count_messages

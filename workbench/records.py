@@ -17,14 +17,16 @@ from datetime import datetime, timezone
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from .schema import Model
 
 COMPLETION_SCHEMA_VERSION = 1
 
 Outcome = Literal["ok", "length", "completion_filtered", "prompt_filtered"]
 
 
-class Usage(BaseModel):
+class Usage(Model):
     model_config = ConfigDict(frozen=True)
 
     prompt_tokens: int = 0
@@ -37,7 +39,7 @@ class Usage(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
 
-class FilterResult(BaseModel):
+class FilterResult(Model):
     """One content-filter category, as Azure reports it."""
 
     model_config = ConfigDict(frozen=True)
@@ -49,7 +51,7 @@ class FilterResult(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)  # e.g. citation {URL, license}
 
 
-class ContentFilter(BaseModel):
+class ContentFilter(Model):
     prompt: list[FilterResult] = Field(default_factory=list)
     completion: list[FilterResult] = Field(default_factory=list)
 
@@ -72,7 +74,7 @@ class ContentFilter(BaseModel):
         return not self.prompt and not self.completion
 
 
-class Completion(BaseModel):
+class Completion(Model):
     """The answer to one chat request, with everything needed to audit and price it."""
 
     schema_version: int = COMPLETION_SCHEMA_VERSION
@@ -126,7 +128,7 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class Score(BaseModel):
+class Score(Model):
     """A scorer's verdict on one cell; stored per cell and scorer (``CellResult.scores``)."""
 
     scorer: str
@@ -145,7 +147,7 @@ class Score(BaseModel):
     """Scorer-specific evidence (labels found, matched span, judge output, cost of the judge call...)."""
 
 
-class CellResult(BaseModel):
+class CellResult(Model):
     """Everything about one call: what was sent, what came back, what it cost and how it scored."""
 
     schema_version: int = CELL_SCHEMA_VERSION

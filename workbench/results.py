@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
-from .records import CellResult, Score
+from .records import CellResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Experiment

@@ -15,10 +15,11 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import jinja2
 import jinja2.meta
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .datasets import Case
 from .errors import DataError
+from .schema import Model
 
 Role = Literal["system", "developer", "user", "assistant"]
 
@@ -47,8 +48,10 @@ def kind_name(kind: Any) -> str:
     return "number" if kind == (int, float) else "whole number"
 
 
-class Target(BaseModel):
+class Target(Model):
     """Where a variant runs: a connection profile and a deployment/model on it."""
+
+    _spec_noun = "target"
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -70,8 +73,10 @@ class Target(BaseModel):
         return cls(**value)
 
 
-class Turn(BaseModel):
+class Turn(Model):
     """One fixed or templated message (few-shot examples are user/assistant turns)."""
+
+    _spec_noun = "turn"
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,8 +84,10 @@ class Turn(BaseModel):
     content: str
 
 
-class Variant(BaseModel):
+class Variant(Model):
     """A named prompt: its messages, parameters, output format and (optionally) its own target."""
+
+    _spec_noun = "variant"
 
     model_config = ConfigDict(extra="forbid")
 

@@ -20,9 +20,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ..errors import DataError
+from ..schema import Model
 from ..secrets import redact_obj
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +40,7 @@ PACKAGES = (
 )
 
 
-class _Record(BaseModel):
+class _Record(Model):
     # unknown fields are kept, so a newer workbench's manifest still loads in an older one
     model_config = ConfigDict(extra="allow")
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DataError
+from ..errors import DataError, SpecError
 from ..secrets import redact, redact_obj
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,9 +32,8 @@ def resolve_experiment(spec: "str | Path | Experiment | None" = None, *, targets
                        budget_usd: float | None = None, temperature: float | None = None) -> "Experiment":
     """The experiment a run executes: ``spec`` (a YAML path, a shipped example's name, an Experiment, or None
     for the demo) with the run's overrides applied. None leaves a field as the spec has it."""
-    from ..datasets import Dataset
     from ..examples import EXAMPLES, example_path, load_example
-    from ..experiment import Experiment, experiment_from_dict, load_experiment
+    from ..experiment import Experiment, apply_overrides, load_experiment
 
     if spec is None:
         exp = load_example()
@@ -50,18 +49,21 @@ def resolve_experiment(spec: "str | Path | Experiment | None" = None, *, targets
             raise DataError(f"spec = {spec!r}: no such experiment file (relative paths resolve from "
                             f"{Path.cwd()}). Give a YAML file or a shipped example "
                             f"({', '.join(n for n in EXAMPLES if example_path(n).is_file())}).")
-    data = exp.to_dict()
-    if targets is not None:
-        data["targets"] = [targets] if isinstance(targets, str) else list(targets)
-    for key, value in (("sample", sample_size), ("repeats", repeats), ("seed", seed), ("budget_usd", budget_usd)):
-        if value is not None:
-            data[key] = value
-    if temperature is not None:
-        for v in data["variants"]:
-            v["params"] = {**(v.get("params") or {}), "temperature": temperature}
-    if isinstance(exp.dataset, Dataset):  # built from a DataFrame or list in a notebook: keep the object
-        data["dataset"] = exp.dataset
-    return experiment_from_dict(data, where=f"experiment {exp.name!r}", base_dir=exp.base_dir)
+    variants = None
+    if temperature is not None:  # a notebook parameter for every variant at once
+        try:
+            variants = [v.replace(params={**v.params, "temperature": temperature}) for v in exp.variants]
+        except SpecError as e:
+            raise SpecError(f"bad notebook parameter: temperature {temperature!r}: {e.problems[0][1]}",
+                            [("temperature", e.problems[0][1])]) from None
+    return apply_overrides(exp, {
+        "targets": ("targets", [targets] if isinstance(targets, str) else targets),
+        "sample_size": ("sample", sample_size),
+        "repeats": ("repeats", repeats),
+        "seed": ("seed", seed),
+        "budget_usd": ("budget_usd", budget_usd),
+        "temperature": ("variants", variants),
+    }, kind="notebook parameter")
 
 
 def load_providers(providers: "str | Mapping[str, Provider] | None") -> "dict[str, Provider] | None":

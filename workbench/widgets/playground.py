@@ -31,7 +31,7 @@ from ..variants import Target, Variant
 from .cells import grid_html, summary_html
 from .editing import (ALL_TARGETS, RESPONSE_FORMATS, CaseSource, VariantEstimate, VariantFields, copy_fields,
                       default_template, estimate_variant, experiment_for_run, experiment_for_save, new_run_dir,
-                      target_options, unique_name, variables_of, with_fields)
+                      target_options, unique_name, variables_of)
 from .fallback import StaticFallback, clip, esc, hide_snapshots_widget, html_table
 
 _CARD_WIDTH = "370px"
@@ -243,7 +243,7 @@ class Playground(StaticFallback, widgets.VBox):
         else:
             changes = {k_: v for k_, v in (("variants", variants), ("scorers", scorers)) if v is not None}
             if changes:
-                experiment = with_fields(experiment, **changes)
+                experiment = experiment.replace(**changes)
         self.set_experiment(experiment, k=k, mode=mode, placeholder=placeholder)
 
     # ------------------------------------------------------------------------------------------- state

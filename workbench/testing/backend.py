@@ -1,19 +1,4 @@
-"""A scriptable fake OpenAI / Azure OpenAI backend - the tests' main tool, shipped in the package.
-
-It plugs in as the SDK's HTTP transport, so the real ``openai`` client code runs: URL building, headers,
-retries, parsing and error types. It answers Azure-shaped URLs (``/openai/deployments/{d}/chat/completions
-?api-version=...``, ``/openai/v1/...``) and OpenAI-shaped ones (``/v1/chat/completions``), records every
-request, and can inject the faults real services produce::
-
-    fake = FakeBackend(lambda req: "positive" if "love" in req.user_text else "negative")
-    fake.fail(RateLimit(retry_after=0.01), times=3)   # the next three calls get a 429
-    fake.fault_rate(ServerError(500), 0.05)           # 5% of calls fail with a 500
-    provider = fake.provider("azure")                 # a workbench Provider wired to the fake
-    provider.complete([{"role": "user", "content": "I love it"}], model="chat")
-
-Replies may be a string, a :class:`Reply`, a fault, or a callable computing either from the
-:class:`FakeRequest`. Queued replies (:meth:`FakeBackend.queue`) are served first, in order.
-"""
+"""The fake backend: decoded requests, scripted replies, injectable faults, and the HTTP transport that serves them."""
 
 from __future__ import annotations
 
@@ -32,13 +17,8 @@ from urllib.parse import parse_qs
 
 import httpx2
 
-from .config import Profile
-from .messages import content_text
-
-__all__ = [
-    "FakeBackend", "FakeRequest", "Reply", "Fault", "RateLimit", "ServerError", "Timeout", "ConnectionFailure",
-    "Malformed", "PromptFiltered", "CompletionFiltered", "HTTPError", "fake_profile",
-]
+from ..config import Profile
+from ..messages import content_text
 
 FAKE_AZURE_ENDPOINT = "https://fake-resource.openai.azure.com"
 FAKE_OPENAI_BASE_URL = "https://fake-openai.test/v1"
@@ -323,7 +303,7 @@ class FakeBackend:
         """A :class:`~workbench.providers.Provider` wired to this fake (SDK retries off unless asked)."""
         import os
 
-        from .providers import Provider
+        from ..providers import Provider
 
         os.environ.setdefault("WORKBENCH_FAKE_KEY", FAKE_API_KEY)
         profile = style if isinstance(style, Profile) else self.profile(style, **overrides)
@@ -514,107 +494,3 @@ class FakeTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 def fake_profile(style: str = "openai", **overrides: Any) -> Profile:
     """A profile for a :class:`FakeBackend` (shortcut for ``FakeBackend().profile(style)``)."""
     return FakeBackend().profile(style, **overrides)
-
-
-# --------------------------------------------------------------------------------------- loopback server
-
-
-class FakeServer:
-    """Serve a :class:`FakeBackend` over real HTTP on 127.0.0.1 (for benchmarks and out-of-process clients).
-
-    A small asyncio HTTP/1.1 server with keep-alive; latency is an ``asyncio.sleep``, so concurrent requests
-    overlap as they would against a real service. ``python -m workbench.testing --port 8999 --latency 0.05
-    --rpm 1200`` runs one from the shell.
-    """
-
-    def __init__(self, backend: FakeBackend, host: str = "127.0.0.1", port: int = 0):
-        self.backend, self.host, self.port = backend, host, port
-        self._server: asyncio.base_events.Server | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    async def start(self) -> "FakeServer":
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def serve_forever(self) -> None:
-        if self._server is None:
-            await self.start()
-        async with self._server:
-            await self._server.serve_forever()
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        k, v = line.split(":", 1)
-                        headers[k.strip().lower()] = v.strip()
-                body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
-                request = httpx2.Request(method, f"http://{self.host}:{self.port}{target}", headers=headers, content=body)
-                try:
-                    delay, response = self.backend.respond(request)
-                except httpx2.TimeoutException:
-                    await asyncio.sleep(3600)  # a timeout fault: never answer
-                    return
-                except httpx2.TransportError:
-                    return  # a connection fault: drop the connection
-                if delay:
-                    await asyncio.sleep(delay)
-                content = response.content
-                out = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
-                for k, v in response.headers.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                        out.append(f"{k}: {v}")
-                out.append(f"content-length: {len(content)}")
-                writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + content)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-
-
-def _main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m workbench.testing", description="Serve a fake OpenAI/Azure backend.")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--latency", type=float, default=0.05)
-    p.add_argument("--rpm", type=int, default=None)
-    p.add_argument("--tpm", type=int, default=None)
-    p.add_argument("--window", type=float, default=10.0, help="quota window in seconds (Azure: 10 s)")
-    p.add_argument("--error-rate", type=float, default=0.0, help="fraction of HTTP 500s")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    backend = FakeBackend(latency=args.latency, seed=args.seed, require_auth=False)
-    if args.rpm or args.tpm:
-        backend.quota(rpm=args.rpm, tpm=args.tpm, window_s=args.window)
-    if args.error_rate:
-        backend.fault_rate(ServerError(500), args.error_rate)
-
-    async def main():
-        server = await FakeServer(backend, port=args.port).start()
-        print(f"READY {server.base_url}", flush=True)
-        await server.serve_forever()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-
-
-if __name__ == "__main__":
-    _main()
