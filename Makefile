@@ -15,13 +15,14 @@ DEMO_NOTEBOOK ?= notebooks/03_evaluate.ipynb
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup browser demo test test-fast lab bench clean
+.PHONY: help setup browser lint demo test test-fast lab bench clean
 
 help:
 	@echo "make demo   - set up, then run the demo experiment on the embedded local model and write an HTML report"
 	@echo "make test   - set up (venv, packages, headless Chromium), then run the whole test suite"
 	@echo "make lab    - start JupyterLab in the project's environment"
-	@echo "make bench  - run the benchmarks in benchmarks/ (slow; numbers for the notes)"
+	@echo "make bench  - run the benchmarks in benchmarks/ (slow; numbers for the notes; BENCH=\"harness\" for one)"
+	@echo "make lint   - the linter (ruff, configured in pyproject.toml); make test runs it first"
 
 setup: $(STAMP)
 
@@ -40,7 +41,11 @@ browser:
 demo: setup
 	$(BIN)/workbench run $(DEMO_NOTEBOOK) $(DEMO_ARGS)
 
-test: setup browser
+# ruff, configured in pyproject.toml; `make test` fails on a lint error, so CI enforces it
+lint: setup
+	$(BIN)/ruff check workbench tests benchmarks
+
+test: setup browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # the quick inner loop: no browser, no notebooks
@@ -50,8 +55,9 @@ test-fast: setup
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+BENCH ?=
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache test-artifacts

@@ -16,8 +16,14 @@ from workbench.harness import run
 from workbench.testing import CompletionFiltered, FakeBackend
 from workbench.variants import Target, Turn, Variant
 from workbench.widgets import Playground
-from workbench.widgets.editing import (VariantFields, estimate_variant, experiment_for_save, response_format_fields,
-                                       response_format_value, unique_name)
+from workbench.widgets.editing import (
+    VariantFields,
+    estimate_variant,
+    experiment_for_save,
+    response_format_fields,
+    response_format_value,
+    unique_name,
+)
 from workbench.widgets.fallback import FALLBACK_CLASS
 
 

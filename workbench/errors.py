@@ -12,6 +12,7 @@ and exit code 1. The tree::
     │   └── LocalRequestRejected    the embedded model's server refused a request (becomes an HTTP 4xx)
     ├── DataError                   (also ValueError) bad input: a dataset row, template, image, spec field
     │   ├── SpecError               a spec/record failed validation; names every field (from pydantic)
+    │   ├── NotFoundError           (also KeyError) no example, variant, scorer or cell by that name
     │   ├── VocabularyError         a shipped tokenizer vocabulary is missing or corrupt
     │   └── ScoringError            a cell cannot be scored as configured (e.g. no expected value)
     │       └── JudgeParseError     the judge answered, but no grade could be read from its reply
@@ -21,6 +22,9 @@ and exit code 1. The tree::
     │   └── RunCancelled            the run was cancelled (cancel event, widget Stop)
     └── RunError                    ``workbench run`` / ``rerun`` / ``report`` (notebook runs)
         └── NotebookFailed          a notebook cell raised; the partial notebook and report are kept
+
+Warnings live here too: :class:`WorkbenchWarning` (a ``UserWarning``) and :class:`ParameterWarning`, raised when
+a request parameter is dropped or rewritten for the target model (``max_tokens`` -> ``max_completion_tokens``).
 
 Two private classes are control flow, never shown to a user: :class:`CellStopped` (a worker stops before
 sending because the run is stopping) and :class:`ScoreFailed` (a scorer returns a failing score early).
@@ -85,6 +89,13 @@ class SpecError(DataError):
     def __init__(self, message: str, problems: list[tuple[str, str]] | None = None):
         super().__init__(message)
         self.problems = list(problems or [])
+
+
+class NotFoundError(DataError, KeyError):
+    """No example, variant, scorer or cell by that name; the message lists the ones there are."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
 
 
 class VocabularyError(DataError):
@@ -154,3 +165,14 @@ class NotebookFailed(RunError):
     @property
     def cell_index(self) -> int | None:
         return self.failure.cell_index
+
+
+# ------------------------------------------------------------------------------------------------ warnings
+
+
+class WorkbenchWarning(UserWarning):
+    """Base class of the workbench's warnings (filter them with ``warnings.simplefilter(..., WorkbenchWarning)``)."""
+
+
+class ParameterWarning(WorkbenchWarning):
+    """A request parameter was dropped or rewritten for the target model."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import yaml
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -38,7 +39,7 @@ class DatasetSpec(Model):
     name: str | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DatasetSpec":
+    def _one_source(self) -> DatasetSpec:
         if (self.path is None) == (self.rows is None):
             raise ValueError("give exactly one of `path` (a CSV/JSONL/Parquet file) or `rows` (inline cases)")
         return self
@@ -118,7 +119,7 @@ class Experiment(Model):
         return v
 
     @model_validator(mode="after")
-    def _unique_variants(self) -> "Experiment":
+    def _unique_variants(self) -> Experiment:
         names = [v.name for v in self.variants]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -241,20 +242,28 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def experiment_from_dict(data: dict[str, Any], *, where: str = "experiment", base_dir: Path | None = None) -> Experiment:
+def experiment_from_dict(data: dict[str, Any], *, where: str = "experiment",
+                         base_dir: Path | None = None) -> Experiment:
     if not isinstance(data, dict):
-        raise DataError(f"{where}: expected a mapping of fields (name, dataset, variants, ...), got {type(data).__name__}.")
+        raise DataError(
+            f"{where}: expected a mapping of fields (name, dataset, variants, ...), got {type(data).__name__}."
+        )
     version = data.get("schema_version", SPEC_SCHEMA_VERSION)
     if version != SPEC_SCHEMA_VERSION:
-        raise DataError(f"{where}: schema_version {version} is not supported (this workbench reads {SPEC_SCHEMA_VERSION}).")
+        raise DataError(
+            f"{where}: schema_version {version} is not supported (this workbench reads {SPEC_SCHEMA_VERSION})."
+        )
     if "base_dir" in data:
-        raise DataError(f"{where}: `base_dir` is not a spec field: relative dataset and image paths resolve from "
-                        "the spec file's folder. Remove it, or give absolute paths.")
+        raise DataError(
+            f"{where}: `base_dir` is not a spec field: relative dataset and image paths resolve from "
+            "the spec file's folder. Remove it, or give absolute paths."
+        )
     try:
         return Experiment(**data, base_dir=base_dir)
     except SpecError as e:  # say which file (or notebook parameter) the fields are in
-        raise format_problems(e.problems, what="experiment spec", where=where,
-                              hint="See docs/experiment-spec.md for every field.") from None
+        raise format_problems(
+            e.problems, what="experiment spec", where=where, hint="See docs/experiment-spec.md for every field."
+        ) from None
 
 
 def load_experiment(path: str | Path) -> Experiment:

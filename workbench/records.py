@@ -13,8 +13,8 @@ harness's hot path use it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 import json
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
@@ -125,7 +125,7 @@ DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Score(Model):

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from .errors import DataError, NotFoundError
 from .records import CellResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from .experiment import Experiment
 
 def _formatters(table: pd.DataFrame) -> dict[str, Any]:
     """Counts as whole numbers, dollars with their sign, scores with three decimals."""
+    import pandas as pd
+
     out: dict[str, Any] = {}
     for col in table.columns:
         if col.endswith("tokens") or col.startswith("n"):
@@ -40,7 +44,7 @@ class Results:
     Build one with :func:`workbench.run` (or ``Results.load(run_dir)``). Displays as a summary in notebooks.
     """
 
-    def __init__(self, records: Iterable[CellResult], experiment: "Experiment | None" = None,
+    def __init__(self, records: Iterable[CellResult], experiment: Experiment | None = None,
                  run_dir: Path | None = None, status: str = "complete", info: dict[str, Any] | None = None):
         self.records = list(records)
         self.experiment = experiment
@@ -64,11 +68,17 @@ class Results:
     def df(self) -> pd.DataFrame:
         """One row per call (tidy); sorted by case, variant, target, repeat."""
         if self._df is None:
+            import pandas as pd  # only when a table is asked for: the harness's hot path never needs it
+
             rows = [r.row() for r in self.records]
             df = pd.DataFrame(rows)
             if not df.empty:
                 order = FRONT_COLUMNS + [c for c in df.columns if c not in FRONT_COLUMNS]
-                df = df[order].sort_values(["case_id", "variant", "target", "repeat"], kind="stable").reset_index(drop=True)
+                df = (
+                    df[order]
+                    .sort_values(["case_id", "variant", "target", "repeat"], kind="stable")
+                    .reset_index(drop=True)
+                )
             self._df = df
         return self._df
 
@@ -96,18 +106,29 @@ class Results:
 
     def scores_long(self) -> pd.DataFrame:
         """One row per call and scorer."""
-        rows = [{"case_id": r.case_id, "variant": r.variant, "target": r.target, "repeat": r.repeat,
-                 **s.model_dump(exclude={"metadata"})} for r in self.records for s in r.scores]
+        rows = [
+            {
+                "case_id": r.case_id,
+                "variant": r.variant,
+                "target": r.target,
+                "repeat": r.repeat,
+                **s.model_dump(exclude={"metadata"}),
+            }
+            for r in self.records
+            for s in r.scores
+        ]
+        import pandas as pd
+
         return pd.DataFrame(rows)
 
     def _scorer(self, scorer: str | None) -> str:
         names = self.scorers
         if not names:
-            raise ValueError("These results have no scores: add scorers to the experiment.")
+            raise DataError("These results have no scores: add scorers to the experiment.")
         if scorer is None:
             return names[0]
         if scorer not in names:
-            raise ValueError(f"No scorer named {scorer!r}; scorers: {', '.join(names)}")
+            raise NotFoundError(f"No scorer named {scorer!r}; scorers: {', '.join(names)}")
         return scorer
 
     def summary(self, scorer: str | None = None) -> pd.DataFrame:
@@ -142,14 +163,19 @@ class Results:
 
         s = self.summary(scorer)
         cost = self.df.groupby(["variant", "target"], sort=False)["cost_usd"].sum(min_count=1).rename("cost_usd")
-        s = s.drop(columns=[c for c in ("cost_usd",) if c in s.columns]).merge(cost.reset_index(), on=["variant", "target"])
+        s = s.drop(columns=[c for c in ("cost_usd",) if c in s.columns]).merge(
+            cost.reset_index(), on=["variant", "target"]
+        )
         s["pareto"] = pareto_front(s, cost="cost_usd", quality="mean").values
         return s
 
     def errors(self) -> pd.DataFrame:
         df = self.df
-        return df[df["outcome"] == "error"][["case_id", "variant", "target", "repeat", "error_type", "error_message"]] \
-            if len(df) else df
+        return (
+            df[df["outcome"] == "error"][["case_id", "variant", "target", "repeat", "error_type", "error_message"]]
+            if len(df)
+            else df
+        )
 
     def outputs(self, variant: str | None = None) -> pd.DataFrame:
         """Outputs side by side: one row per case, one column per variant (first target, repeat 0)."""
@@ -183,7 +209,7 @@ class Results:
         return Path(path)
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, **kwargs: Any) -> "Results":
+    def from_jsonl(cls, path: str | Path, **kwargs: Any) -> Results:
         records = []
         with open(path, encoding="utf-8") as f:
             for line in f:
@@ -192,7 +218,7 @@ class Results:
         return cls(records, **kwargs)
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "Results":
+    def load(cls, run_dir: str | Path) -> Results:
         """Results stored in a run folder (its ``results.sqlite``)."""
         from .store import RunStore
 
@@ -201,11 +227,16 @@ class Results:
 
     # -- display --------------------------------------------------------------------------------------------
     def _repr_html_(self) -> str:
-        parts = [f"<div class='wb-results'><h4>{html.escape(self.name)}: {len(self)} calls "
-                 f"({html.escape(self.status)})</h4>"]
-        facts = [f"variants: {len(self.variants)}", f"targets: {len(self.targets)}",
-                 f"errors: {self.n_errors}", f"cache hits: {sum(r.cache_hit for r in self.records)}",
-                 f"cost: ${self.total_cost:.4f}"]
+        parts = [
+            f"<div class='wb-results'><h4>{html.escape(self.name)}: {len(self)} calls ({html.escape(self.status)})</h4>"
+        ]
+        facts = [
+            f"variants: {len(self.variants)}",
+            f"targets: {len(self.targets)}",
+            f"errors: {self.n_errors}",
+            f"cache hits: {sum(r.cache_hit for r in self.records)}",
+            f"cost: ${self.total_cost:.4f}",
+        ]
         parts.append("<p>" + " &middot; ".join(facts) + "</p>")
         if self.scorers:
             for name in self.scorers:

@@ -49,8 +49,9 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.dry_run:
         planned = plan(exp)
         est = estimate_cost(planned)
-        print(f"{exp.name}: {len(planned)} calls "
-              f"({len(exp.load_cases())} cases x {len(exp.variants)} variants x targets x {exp.repeats} repeats)")
+        n_targets = len({p.target.label for p in planned})
+        print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
+              f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
         print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to ${est:.4f}"))
         return 0
     results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet)

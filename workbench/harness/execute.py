@@ -121,7 +121,7 @@ class Executor:
         queue: asyncio.Queue[PlannedCell] = asyncio.Queue()
         for p in self.planned:
             queue.put_nowait(p)
-        n_workers = min(len(self.planned), sum(l.max_concurrency for l in self._all_limiters()) or 1)
+        n_workers = min(len(self.planned), sum(lim.max_concurrency for lim in self._all_limiters()) or 1)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(max(1, n_workers))]
         try:
             await asyncio.gather(*workers)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ from .manifest import (
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-log = logging.getLogger("workbench.runs")
 
 from .execute import RunSpec, execute_run
 from .index import list_runs
@@ -75,7 +73,7 @@ def compare_runs(run_dirs: Sequence[str | Path], scorer: str | None = None) -> R
         d = d.parent if d.name == MANIFEST_FILE else d
         loaded.append((d, load_manifest(d), load_results(d)))
     rows, frames = [], []
-    for d, m, res in loaded:
+    for _run_dir, m, res in loaded:
         if res is None or not res.scorers:
             continue
         names = [scorer] if scorer else res.scorers

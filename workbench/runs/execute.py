@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Mapping
@@ -25,7 +24,6 @@ from .manifest import (
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-log = logging.getLogger("workbench.runs")
 
 from .finalize import RunOutcome, finalize_run
 from .kernels import KERNEL_NAME, isolated_kernel_manager_class

@@ -36,7 +36,6 @@ from .manifest import (
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import Results
 
-log = logging.getLogger("workbench.runs")
 
 from .index import update_index
 from .layout import (
@@ -52,6 +51,8 @@ from .layout import (
 from .parameters import RUN_LOCAL_PARAMETERS
 from .reproduce import check_reproduction
 
+log = logging.getLogger("workbench.runs")
+
 
 @dataclass
 class RunOutcome:
@@ -66,7 +67,7 @@ class RunOutcome:
     reproduced: bool | None = None
 
 
-def export_results(results: "Results", run_dir: Path) -> dict[str, str]:
+def export_results(results: Results, run_dir: Path) -> dict[str, str]:
     """``results.jsonl`` (typed records, reloadable with ``Results.from_jsonl``) and ``results.parquet``."""
     files: dict[str, str] = {}
     lines = [redact(r.model_dump_json()) for r in results.records]
@@ -87,7 +88,7 @@ def export_results(results: "Results", run_dir: Path) -> dict[str, str]:
 
 def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: NotebookInfo,
                    parameters: Mapping[str, Any], effective: Mapping[str, Any] | None,
-                   results: "Results | None", info: Mapping[str, Any],
+                   results: Results | None, info: Mapping[str, Any],
                    started_at: str | None, finished_at: str | None, duration_s: float | None,
                    failure: Failure | None, sweep: Mapping[str, Any] | None = None) -> Manifest:
     """The manifest of a finished (or failed) run. Pure apart from reading package versions and git."""
@@ -151,7 +152,7 @@ def finalize_run(run_dir: str | Path, *, run_id: str, experiment: str, notebook:
                       reproduced=manifest.rerun.identical if manifest.rerun else None)
 
 
-def write_report(run_dir: Path, manifest: Manifest, results: "Results | None" = None) -> Path:
+def write_report(run_dir: Path, manifest: Manifest, results: Results | None = None) -> Path:
     from .report import build_report
 
     nb = None

@@ -19,9 +19,10 @@ from .manifest import (
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-log = logging.getLogger("workbench.runs")
 
 from .layout import INDEX_FILE, atomic_write, reports_root
+
+log = logging.getLogger("workbench.runs")
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import shutil
 import sys
@@ -14,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-log = logging.getLogger("workbench.runs")
+
 
 
 KERNEL_NAME = "python3"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel_classes():
     """A kernel manager safe for parallel runs, and a spec manager that pins ``python3`` to this interpreter.
 

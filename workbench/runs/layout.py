@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("workbench.runs")
 
 
+
 NOTEBOOK_FILE = "notebook.ipynb"
 REPORT_FILE = "report.html"
 RESULTS_PARQUET = "results.parquet"
@@ -64,7 +65,7 @@ def read_experiment_info(run_dir: str | Path) -> dict[str, Any]:
         return {}
 
 
-def load_results(run_dir: str | Path, info: Mapping[str, Any] | None = None) -> "Results | None":
+def load_results(run_dir: str | Path, info: Mapping[str, Any] | None = None) -> Results | None:
     """The results stored in a run folder, with their Experiment attached when its spec still loads."""
     from ..results import Results
 

@@ -16,9 +16,10 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field
 
@@ -257,7 +258,7 @@ def spec_sha256(spec: Mapping[str, Any] | None) -> str | None:
 # ------------------------------------------------------------------------------------------ from results
 
 
-def targets_of(results: "Results", identities: Mapping[str, Any] | None = None) -> list[TargetInfo]:
+def targets_of(results: Results, identities: Mapping[str, Any] | None = None) -> list[TargetInfo]:
     """One entry per target: profile, deployment, model, reported models and system fingerprints."""
     identities = identities or {}
     by: dict[str, TargetInfo] = {}
@@ -275,7 +276,7 @@ def targets_of(results: "Results", identities: Mapping[str, Any] | None = None) 
     return list(by.values())
 
 
-def totals_of(results: "Results", prices_as_of: str | None = None) -> Totals:
+def totals_of(results: Results, prices_as_of: str | None = None) -> Totals:
     recs = results.records
     costs = [r.cost_usd for r in recs if r.cost_usd is not None]
     spent = [r.cost_usd for r in recs if r.cost_usd is not None and not r.cache_hit]
@@ -290,7 +291,7 @@ def totals_of(results: "Results", prices_as_of: str | None = None) -> Totals:
     )
 
 
-def metrics_of(results: "Results") -> list[Metric]:
+def metrics_of(results: Results) -> list[Metric]:
     """Mean score with its confidence interval, per scorer, variant and target (from :mod:`workbench.stats`)."""
     out: list[Metric] = []
     for scorer in results.scorers:

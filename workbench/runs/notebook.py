@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,14 +21,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..providers import Provider
     from ..results import Results
 
-log = logging.getLogger("workbench.runs")
 
 from .layout import EXPERIMENT_FILE, atomic_write, new_run_id, reports_root
 
 
-def resolve_experiment(spec: "str | Path | Experiment | None" = None, *, targets: str | Sequence[str] | None = None,
+def resolve_experiment(spec: str | Path | Experiment | None = None, *, targets: str | Sequence[str] | None = None,
                        sample_size: int | None = None, repeats: int | None = None, seed: int | None = None,
-                       budget_usd: float | None = None, temperature: float | None = None) -> "Experiment":
+                       budget_usd: float | None = None, temperature: float | None = None) -> Experiment:
     """The experiment a run executes: ``spec`` (a YAML path, a shipped example's name, an Experiment, or None
     for the demo) with the run's overrides applied. None leaves a field as the spec has it."""
     from ..examples import EXAMPLES, example_path, load_example
@@ -66,7 +64,7 @@ def resolve_experiment(spec: "str | Path | Experiment | None" = None, *, targets
     }, kind="notebook parameter")
 
 
-def load_providers(providers: "str | Mapping[str, Provider] | None") -> "dict[str, Provider] | None":
+def load_providers(providers: str | Mapping[str, Provider] | None) -> dict[str, Provider] | None:
     """Providers for a run: a mapping, or ``"module:function"`` naming a function that returns one (how a
     papermill run plugs in a fake backend or a custom transport; the module must be importable)."""
     if providers is None or isinstance(providers, Mapping):
@@ -85,7 +83,7 @@ def load_providers(providers: "str | Mapping[str, Provider] | None") -> "dict[st
     return dict(value)
 
 
-def estimate(exp: "Experiment", providers: "str | Mapping[str, Provider] | None" = None):
+def estimate(exp: Experiment, providers: str | Mapping[str, Provider] | None = None):
     """The priced plan of the run (a :class:`workbench.costs.MatrixEstimate`): upper bound and expected cost,
     with the date of the prices. Fails before anything is sent if a template variable is missing."""
     from ..harness import estimate as estimate_experiment
@@ -94,9 +92,9 @@ def estimate(exp: "Experiment", providers: "str | Mapping[str, Provider] | None"
     return estimate_experiment(exp, resolve_providers(exp, load_providers(providers)))
 
 
-def run_experiment(exp: "Experiment", run_dir: str | Path | None = None, *,
-                   providers: "str | Mapping[str, Provider] | None" = None, budget_usd: float | None = None,
-                   progress: bool = True, cache: Any = True) -> "Results":
+def run_experiment(exp: Experiment, run_dir: str | Path | None = None, *,
+                   providers: str | Mapping[str, Provider] | None = None, budget_usd: float | None = None,
+                   progress: bool = True, cache: Any = True) -> Results:
     """Run ``exp`` into ``run_dir`` (default: a new folder under reports/) and record what a manifest needs
     (``experiment.json``: the spec, its base folder, the dataset hash and the providers' identities)."""
     from ..harness import resolve_providers, run
@@ -108,7 +106,7 @@ def run_experiment(exp: "Experiment", run_dir: str | Path | None = None, *,
     return run(exp, out=run_dir, providers=provs, progress=progress, budget_usd=budget_usd, cache=cache)
 
 
-def write_experiment_info(exp: "Experiment", run_dir: str | Path, providers: "Mapping[str, Provider]") -> Path:
+def write_experiment_info(exp: Experiment, run_dir: str | Path, providers: Mapping[str, Provider]) -> Path:
     ds = exp.load_cases()
     identities: dict[str, Any] = {}
     for name, provider in providers.items():

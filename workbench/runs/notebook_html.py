@@ -158,8 +158,9 @@ class NotebookRenderer:
         name = str(model.get("model_name", ""))
         st = model.get("state") or {}
         desc = st.get("description") or ""
-        label = Markup('<span class="w-label">{}</span> ').format(desc) if desc and name != "ButtonModel" else Markup("")
-        children = [c[len(_REF):] for c in st.get("children") or [] if isinstance(c, str) and c.startswith(_REF)]
+        show_label = desc and name != "ButtonModel"
+        label = Markup('<span class="w-label">{}</span> ').format(desc) if show_label else Markup("")
+        children = [c[len(_REF) :] for c in st.get("children") or [] if isinstance(c, str) and c.startswith(_REF)]
         if name in ("HBoxModel", "VBoxModel", "BoxModel", "GridBoxModel", "AccordionModel", "TabModel", "StackModel"):
             cls = "w-hbox" if name == "HBoxModel" else "w-vbox"
             columns = self._grid_columns(st) if name == "GridBoxModel" else None
@@ -178,12 +179,14 @@ class NotebookRenderer:
             return Markup('<span class="w-text">{}</span>').format(redact(st.get("value") or ""))
         if name in ("FloatProgressModel", "IntProgressModel"):
             return label + Markup('<progress value="{}" max="{}"></progress>').format(
-                _float(st.get("value"), 0), _float(st.get("max"), 100))
+                _float(st.get("value"), 0), _float(st.get("max"), 100)
+            )
         if name in ("ButtonModel", "ToggleButtonModel"):
-            return Markup('<button disabled>{}</button>').format(desc or st.get("tooltip") or "button")
+            return Markup("<button disabled>{}</button>").format(desc or st.get("tooltip") or "button")
         if name == "OutputModel":
             return Markup('<div class="w-output">{}</div>').format(
-                Markup("").join(self.output(o) for o in st.get("outputs") or []))
+                Markup("").join(self.output(o) for o in st.get("outputs") or [])
+            )
         if name in ("DropdownModel", "SelectModel", "RadioButtonsModel", "ToggleButtonsModel", "SelectionSliderModel"):
             labels = st.get("_options_labels") or []
             idx = st.get("index")
@@ -193,12 +196,11 @@ class NotebookRenderer:
             return label + Markup('<span class="w-value">{}</span>').format(clip(redact(st.get("value")), 300))
         return Markup('<span class="muted">[{}]</span>').format(name.removesuffix("Model") or "widget")
 
-
     def _grid_columns(self, st: Mapping[str, Any]) -> str | None:
         ref = st.get("layout")
         if not isinstance(ref, str) or not ref.startswith("IPY_MODEL_"):
             return None
-        layout = (self.widget_state.get(ref[len("IPY_MODEL_"):]) or {}).get("state") or {}
+        layout = (self.widget_state.get(ref[len("IPY_MODEL_") :]) or {}).get("state") or {}
         value = str(layout.get("grid_template_columns") or "")
         return value if value and re.fullmatch(r"[0-9a-z%(). ,\-]+", value) else None
 

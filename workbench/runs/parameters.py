@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import itertools
 import json
-import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,6 @@ from ..errors import RunError
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-log = logging.getLogger("workbench.runs")
 
 from .notebook import resolve_experiment
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
+from ..scorers.registry import scorer_name
 from ..secrets import redact
 from .manifest import Manifest
 from .notebook_html import NotebookRenderer, clip, sanitize_html
@@ -115,7 +117,7 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
     return Markup("".join(out))
 
 
-def frame_table(df: "pd.DataFrame", columns: Sequence[str] | None = None, **kw: Any) -> Markup:
+def frame_table(df: pd.DataFrame, columns: Sequence[str] | None = None, **kw: Any) -> Markup:
     if df is None or len(df) == 0:
         return Markup('<p class="muted">(none)</p>')
     return table(df.to_dict("records"), columns or list(df.columns), **kw)
@@ -165,7 +167,7 @@ def _chart(make, alt: str) -> Markup | None:
 # ============================================================================================ sections
 
 
-def experiment_section(results: "Results | None", m: Manifest) -> dict[str, Any]:
+def experiment_section(results: Results | None, m: Manifest) -> dict[str, Any]:
     spec = m.spec or {}
     variants = []
     for v in spec.get("variants") or []:
@@ -183,7 +185,7 @@ def experiment_section(results: "Results | None", m: Manifest) -> dict[str, Any]
         ("dataset", _dataset_line(m)),
         ("targets", ", ".join(t if isinstance(t, str) else f"{t.get('profile')}:{t.get('model') or ''}".rstrip(":")
                               for t in spec.get("targets") or []) or ", ".join(t.target for t in m.targets)),
-        ("scorers", ", ".join(_scorer_name(s) for s in spec.get("scorers") or []) or
+        ("scorers", ", ".join(scorer_name(s) for s in spec.get("scorers") or []) or
          ", ".join(results.scorers if results is not None else [])),
         ("repeats", spec.get("repeats", 1)),
         ("sample", spec.get("sample") or "all cases"),
@@ -191,14 +193,6 @@ def experiment_section(results: "Results | None", m: Manifest) -> dict[str, Any]
         ("budget", fmt_usd(spec["budget_usd"]) if spec.get("budget_usd") is not None else "none"),
     ]
     return {"facts": [(k, v) for k, v in facts if v not in (None, "")], "variants": variants}
-
-
-def _scorer_name(s: Any) -> str:
-    if isinstance(s, str):
-        return s
-    if isinstance(s, Mapping) and s:
-        return next(iter(s))
-    return str(s)
 
 
 def _dataset_line(m: Manifest) -> str:
@@ -209,7 +203,7 @@ def _dataset_line(m: Manifest) -> str:
     return f"{d.name or ''}: {d.n_cases} cases{sha} ({d.source or ''})".strip()
 
 
-def scores_section(results: "Results") -> list[dict[str, Any]]:
+def scores_section(results: Results) -> list[dict[str, Any]]:
     from ..viz.eval_charts import plot_scores
 
     out = []
@@ -223,12 +217,12 @@ def scores_section(results: "Results") -> list[dict[str, Any]]:
                  "mean [95% CI]": fmt_ci(r["mean"], r["ci_low"], r["ci_high"]), "method": r.get("method", "")}
                 for r in s.to_dict("records")]
         out.append({"scorer": scorer, "table": table(rows),
-                    "chart": _chart(lambda: plot_scores(s, value=scorer, by=("variant", "target")),
+                    "chart": _chart(lambda s=s, scorer=scorer: plot_scores(s, value=scorer, by=("variant", "target")),
                                     f"mean {scorer} per variant with 95% confidence intervals")})
     return out
 
 
-def comparisons(results: "Results", scorer: str | None = None) -> list[dict[str, Any]]:
+def comparisons(results: Results, scorer: str | None = None) -> list[dict[str, Any]]:
     """Each variant against the first (the baseline), per target, on the same cases (paired)."""
     variants = [v for v in results.variants if v in set(results.df["variant"])] if len(results.df) else []
     rows: list[dict[str, Any]] = []
@@ -252,7 +246,7 @@ def comparisons(results: "Results", scorer: str | None = None) -> list[dict[str,
     return rows
 
 
-def cost_section(results: "Results", m: Manifest) -> dict[str, Any]:
+def cost_section(results: Results, m: Manifest) -> dict[str, Any]:
     import pandas as pd
 
     from ..viz.cost_charts import cost_chart, tokens_chart
@@ -283,7 +277,7 @@ def cost_section(results: "Results", m: Manifest) -> dict[str, Any]:
             "charts": [c for c in charts if c is not None], "as_of": as_of, "totals": m.totals}
 
 
-def flaky_section(results: "Results") -> dict[str, Any]:
+def flaky_section(results: Results) -> dict[str, Any]:
     from ..viz.eval_charts import plot_flakiness
 
     repeats = int(results.df["repeat"].max()) + 1 if len(results.df) else 1
@@ -302,7 +296,7 @@ def flaky_section(results: "Results") -> dict[str, Any]:
             "chart": _chart(lambda: plot_flakiness(f, by="variant"), "stable and flaky cases per variant")}
 
 
-def sample_outputs(results: "Results", n: int = SAMPLE_CASES) -> dict[str, Any]:
+def sample_outputs(results: Results, n: int = SAMPLE_CASES) -> dict[str, Any]:
     """A reproducible sample of cases: the input, the expected answer, and every variant's output (escaped)."""
     import random
 
@@ -353,7 +347,7 @@ def _input_text(row: Any) -> str:
     return ""
 
 
-def _expected(results: "Results") -> dict[str, Any]:
+def _expected(results: Results) -> dict[str, Any]:
     if results.experiment is None:
         return {}
     try:
@@ -362,7 +356,7 @@ def _expected(results: "Results") -> dict[str, Any]:
         return {}
 
 
-def errors_section(results: "Results") -> Markup | None:
+def errors_section(results: Results) -> Markup | None:
     if not results.n_errors:
         return None
     err = results.errors().head(30)
@@ -422,7 +416,7 @@ def _env():
     return env
 
 
-def build_report(results: "Results | None", manifest: Manifest, notebook: Mapping[str, Any] | None = None, *,
+def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[str, Any] | None = None, *,
                  sample_cases: int = SAMPLE_CASES) -> str:
     """The report of one run as a single self-contained HTML page (see the module docstring)."""
     m = manifest

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,6 @@ from .manifest import (
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-log = logging.getLogger("workbench.runs")
 
 from .layout import RESULTS_JSONL, load_results
 

@@ -23,12 +23,13 @@ from .manifest import (
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-log = logging.getLogger("workbench.runs")
 
 from .execute import RunOutcome, RunSpec, execute_run
 from .index import update_index
 from .layout import new_run_id, reports_root
 from .parameters import RUN_LOCAL_PARAMETERS, check_parameters, grid_points, notebook_parameters
+
+log = logging.getLogger("workbench.runs")
 
 
 def run_sweep(notebook: str | Path, parameters: Mapping[str, Any], grid: Mapping[str, Sequence[Any]], *,

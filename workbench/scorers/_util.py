@@ -6,7 +6,8 @@ import json
 import math
 import numbers
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, ScoreFailed
 

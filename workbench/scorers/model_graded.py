@@ -7,10 +7,11 @@ import dataclasses
 import numbers
 import re
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
-from ..errors import DataError, JudgeParseError, ScoreFailed
+from ..errors import BackendError, DataError, JudgeParseError, ScoreFailed, ScoringError
 from ..messages import content_text
 from ..records import Score
 from ._util import (
@@ -92,7 +93,8 @@ class EmbeddingScorer(Scorer):
     model: str | None = None
     threshold: float = 0.85
     field: str | None = None
-    provider: Any = dataclasses.field(default=None, repr=False, metadata=_NO_SPEC)  # a ready Provider (tests: FakeBackend)
+    # a ready Provider (tests: FakeBackend)
+    provider: Any = dataclasses.field(default=None, repr=False, metadata=_NO_SPEC)
 
     _CACHE_LIMIT: ClassVar[int] = 10_000
 
@@ -118,8 +120,12 @@ class EmbeddingScorer(Scorer):
         vectors = self._embed([text, *alternatives])
         sims = [_cosine(vectors[text], vectors[w]) for w in alternatives]
         best = max(range(len(sims)), key=sims.__getitem__)
-        return self._graded(sims[best], explanation=f"cosine similarity {sims[best]:.3f} to {_clip(alternatives[best])!r} "
-                            f"(threshold {self.threshold:g})", similarities=sims)
+        return self._graded(
+            sims[best],
+            explanation=f"cosine similarity {sims[best]:.3f} to {_clip(alternatives[best])!r} "
+            f"(threshold {self.threshold:g})",
+            similarities=sims,
+        )
 
     def _embed(self, texts: list[str]) -> dict[str, list[float]]:
         with self._cache_lock:
@@ -129,7 +135,7 @@ class EmbeddingScorer(Scorer):
             return have
         vectors = self._providers.get().embed(missing, model=self.model)
         if len(vectors) != len(missing):
-            raise ValueError(f"the provider returned {len(vectors)} embeddings for {len(missing)} texts")
+            raise BackendError(f"the provider returned {len(vectors)} embeddings for {len(missing)} texts")
         fresh = dict(zip(missing, vectors))
         with self._cache_lock:
             if len(self._cache) + len(fresh) > self._CACHE_LIMIT:
@@ -143,7 +149,7 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
     va, vb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if va.shape != vb.shape:
-        raise ValueError(f"embeddings of different sizes ({va.size} and {vb.size})")
+        raise ScoringError(f"embeddings of different sizes ({va.size} and {vb.size})")
     denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
     return float(va @ vb / denom) if denom else 0.0
 
@@ -167,31 +173,45 @@ You are grading an AI assistant's answer. Be strict, impartial and brief.
 
 _JSON_INSTRUCTIONS = (
     'Reply with only a JSON object: {"reasoning": "<one or two sentences>", "score": <integer from 0 to '
-    '{scale}>}, where {scale} means the answer fully meets the rubric and 0 means it does not meet it at all.'
+    "{scale}>}, where {scale} means the answer fully meets the rubric and 0 means it does not meet it at all."
 )
 _GRADE_INSTRUCTIONS = (
-    "First explain your reasoning in one or two sentences. Then, on the last line, write \"GRADE: C\" if the "
-    "answer meets the rubric{partial}, or \"GRADE: I\" if it does not."
+    'First explain your reasoning in one or two sentences. Then, on the last line, write "GRADE: C" if the '
+    'answer meets the rubric{partial}, or "GRADE: I" if it does not.'
 )
 
 DEFAULT_GRADES: dict[str, float] = {
-    "c": 1.0, "correct": 1.0, "pass": 1.0, "yes": 1.0, "true": 1.0,
-    "p": 0.5, "partial": 0.5, "partially correct": 0.5,
-    "i": 0.0, "incorrect": 0.0, "fail": 0.0, "no": 0.0, "false": 0.0,
+    "c": 1.0,
+    "correct": 1.0,
+    "pass": 1.0,
+    "yes": 1.0,
+    "true": 1.0,
+    "p": 0.5,
+    "partial": 0.5,
+    "partially correct": 0.5,
+    "i": 0.0,
+    "incorrect": 0.0,
+    "fail": 0.0,
+    "no": 0.0,
+    "false": 0.0,
 }
 DEFAULT_JUDGE_PARAMS: dict[str, Any] = {"temperature": 0, "max_tokens": 400}
 
 _SCORE_KEYS = ("score", "grade", "rating", "label", "verdict", "result")
 _REASON_KEYS = ("reasoning", "explanation", "rationale", "reason", "justification")
-_GRADE_LINE = re.compile(r"GRADE\s*[:=]\s*\**\s*([A-Za-z][A-Za-z ]*?|\d+(?:\.\d+)?)\s*\**\s*(?:/\s*(\d+(?:\.\d+)?))?\s*$",
-                         re.IGNORECASE | re.MULTILINE)
-_SCORE_LINE = re.compile(r"(?:score|rating)[\"']?\s*(?:is|[:=])?\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/|out of)?\s*(\d+(?:\.\d+)?)?",
-                         re.IGNORECASE)
+_GRADE_LINE = re.compile(
+    r"GRADE\s*[:=]\s*\**\s*([A-Za-z][A-Za-z ]*?|\d+(?:\.\d+)?)\s*\**\s*(?:/\s*(\d+(?:\.\d+)?))?\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SCORE_LINE = re.compile(
+    r"(?:score|rating)[\"']?\s*(?:is|[:=])?\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/|out of)?\s*(\d+(?:\.\d+)?)?", re.IGNORECASE
+)
 _FRACTION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:/|out of)\s*(\d+(?:\.\d+)?)(?!\w|\.\d)", re.IGNORECASE)
 
 
-def parse_grade(text: str, scale: float = 10, grades: Mapping[str, float] | None = None
-                ) -> tuple[float, str, str | None]:
+def parse_grade(
+    text: str, scale: float = 10, grades: Mapping[str, float] | None = None
+) -> tuple[float, str, str | None]:
     """Read a judge's verdict: ``(value in 0..1, the grade as written, the reasoning or None)``.
 
     Understands, in this order: a JSON object (fenced or embedded in prose) with a ``score``/``grade``/...
@@ -220,15 +240,17 @@ def parse_grade(text: str, scale: float = 10, grades: Mapping[str, float] | None
             m = found[-1]
             value, raw = _grade_value(m.group(1), m.group(2), scale, table)
             return value, raw, text[: m.start()].strip() or None
-    raise JudgeParseError(f"no grade found in the judge's reply {_clip(text, 200)!r}; expected JSON "
-                          f'{{"score": 0..{_fmt(scale)}}} or a line "GRADE: C" / "GRADE: I"')
+    raise JudgeParseError(
+        f"no grade found in the judge's reply {_clip(text, 200)!r}; expected JSON "
+        f'{{"score": 0..{_fmt(scale)}}} or a line "GRADE: C" / "GRADE: I"'
+    )
 
 
 def _json_object(text: str) -> Mapping[str, Any] | None:
     candidates = [text]
     start, end = text.find("{"), text.rfind("}")
     if 0 <= start < end:
-        candidates.append(text[start: end + 1])
+        candidates.append(text[start : end + 1])
     for c in candidates:
         try:
             obj = _loads(c)
@@ -278,7 +300,8 @@ class JudgeScorer(Scorer):
       (default: when the judge model supports structured output and format is json) constrains the reply to
       the JSON shape, which makes small judges parseable.
     - The judge's usage is in ``metadata`` (``prompt_tokens``, ``completion_tokens``, ``cost_usd`` - None when
-      the model has no price - and ``judge_model``) so the harness can account for it. A reply without a readable grade is a per-cell error
+      the model has no price - and ``judge_model``) so the harness can account for it. A reply without a readable
+      grade is a per-cell error
       (``value`` None, ``error`` "JudgeParseError: ...", the raw reply in ``metadata["judge_output"]``).
     """
 
@@ -315,17 +338,27 @@ class JudgeScorer(Scorer):
         user = [m for m in inp.messages if m.get("role") == "user"]
         context = {
             "input": content_text(user[-1].get("content")) if user else _as_text(inp.vars.get("input")),
-            "messages": list(inp.messages), "output": inp.output, "expected": _as_text(inp.expected),
-            "vars": dict(inp.vars), "case_id": inp.case_id, "variant": inp.variant,
+            "messages": list(inp.messages),
+            "output": inp.output,
+            "expected": _as_text(inp.expected),
+            "vars": dict(inp.vars),
+            "case_id": inp.case_id,
+            "variant": inp.variant,
         }
         rubric = self._rubric.render(**context).strip()
-        return [{"role": "user", "content": self._prompt.render(rubric=rubric, instructions=self._instructions(),
-                                                                 **context)}]
+        return [
+            {
+                "role": "user",
+                "content": self._prompt.render(rubric=rubric, instructions=self._instructions(), **context),
+            }
+        ]
 
     def _instructions(self) -> str:
         if self.format == "json":
             return _JSON_INSTRUCTIONS.replace("{scale}", _fmt(self.scale))
-        return _GRADE_INSTRUCTIONS.format(partial=', "GRADE: P" if it partially meets it' if self.partial_credit else "")
+        return _GRADE_INSTRUCTIONS.format(
+            partial=', "GRADE: P" if it partially meets it' if self.partial_credit else ""
+        )
 
     def _request(self, provider: Any, inp: ScoreInput) -> Any:
         params = {**DEFAULT_JUDGE_PARAMS, **self.params}
@@ -345,13 +378,20 @@ class JudgeScorer(Scorer):
         """The JSON shape of a grade. Reasoning comes first (the grade is better for it) - except on the
         embedded model, which rambles: there the score comes first so a reply cut at max_tokens still has it."""
         # an enum keeps even a tiny judge inside 0..scale (min/max are not supported by every backend's grammar)
-        score: dict[str, Any] = {"type": "integer", "enum": list(range(int(self.scale) + 1))} \
-            if float(self.scale).is_integer() and self.scale <= 100 else {"type": "number"}
+        score: dict[str, Any] = (
+            {"type": "integer", "enum": list(range(int(self.scale) + 1))}
+            if float(self.scale).is_integer() and self.scale <= 100
+            else {"type": "number"}
+        )
         properties = {"reasoning": {"type": "string"}, "score": score}
         if score_first:
             properties = {"score": score, "reasoning": properties["reasoning"]}
-        schema = {"type": "object", "properties": properties, "required": list(properties),
-                  "additionalProperties": False}
+        schema = {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
         return {"type": "json_schema", "json_schema": {"name": "grade", "strict": True, "schema": schema}}
 
     # -- scoring ------------------------------------------------------------------------------------------
@@ -380,8 +420,14 @@ class JudgeScorer(Scorer):
             value, raw, reasoning = parse_grade(completion.text, self.scale, self.grades)
         except JudgeParseError as e:
             why = f"the judge's reply ended with outcome {completion.outcome}; " if completion.outcome != "ok" else ""
-            return Score(scorer=self.name, value=None, passed=None, error=f"JudgeParseError: {why}{e}",
-                         explanation="the judge's reply could not be read as a grade", metadata=meta)
+            return Score(
+                scorer=self.name,
+                value=None,
+                passed=None,
+                error=f"JudgeParseError: {why}{e}",
+                explanation="the judge's reply could not be read as a grade",
+                metadata=meta,
+            )
         return self._graded(value, answer=raw, explanation=reasoning or _clip(completion.text, 300), **meta)
 
 

@@ -6,8 +6,9 @@ import dataclasses
 import importlib
 import inspect
 import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from .._sync import run_sync
 from ..errors import DataError, ScoringError

@@ -6,9 +6,10 @@ import dataclasses
 import json
 import numbers
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from ..errors import DataError, ScoreFailed, ScoringError
 from ..records import Score
@@ -175,9 +176,13 @@ class NumericScorer(Scorer):
         got = self.read(inp)
         for want in wanted:
             if abs(got - want) <= max(self.abs_tol, self.rel_tol * abs(want)):
-                return self._verdict(True, answer=_fmt(got), explanation=f"{_fmt(got)} equals {_fmt(want)} within tolerance")
-        return self._verdict(False, answer=_fmt(got), explanation=f"{_fmt(got)} is not "
-                             + " or ".join(_fmt(w) for w in wanted) + self._tolerance())
+                return self._verdict(True, answer=_fmt(got),
+                                     explanation=f"{_fmt(got)} equals {_fmt(want)} within tolerance")
+        return self._verdict(
+            False,
+            answer=_fmt(got),
+            explanation=f"{_fmt(got)} is not " + " or ".join(_fmt(w) for w in wanted) + self._tolerance(),
+        )
 
     def _tolerance(self) -> str:
         parts = [f"abs_tol={self.abs_tol:g}"] if self.abs_tol else []

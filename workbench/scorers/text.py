@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from ..errors import DataError, ScoreFailed
 from ..records import Score
@@ -92,7 +93,9 @@ class ContainsScorer(_TextScorer):
         missing = [w for w in alternatives if w not in found]
         ok = not missing if self.match_all else bool(found)
         if ok:
-            return self._verdict(True, answer=found[0], explanation=f"contains {', '.join(repr(_clip(w)) for w in found)}")
+            return self._verdict(
+                True, answer=found[0], explanation=f"contains {', '.join(repr(_clip(w)) for w in found)}"
+            )
         what = missing if self.match_all else alternatives
         return self._verdict(False, explanation=f"does not contain {', '.join(repr(_clip(w)) for w in what)}")
 
@@ -139,8 +142,10 @@ class RegexScorer(_TextScorer):
         variables = {k: esc(v) for k, v in inp.vars.items()}
         uses_expected = "expected" in self.pattern
         alternatives = self._expected(inp, expected) if uses_expected else [None]
-        return [self._compile(self._tmpl.render(expected=esc(alt), vars=variables, case_id=inp.case_id))
-                for alt in alternatives]
+        return [
+            self._compile(self._tmpl.render(expected=esc(alt), vars=variables, case_id=inp.case_id))
+            for alt in alternatives
+        ]
 
     def _score(self, inp: ScoreInput) -> Score:
         got, expected = self._pick(inp)
@@ -154,8 +159,11 @@ class RegexScorer(_TextScorer):
             captured = m.group(self.group)
             alternatives = self._expected(inp, expected)
             ok = captured is not None and any(self._equal(captured, w) for w in alternatives)
-            return self._verdict(ok, answer=captured, explanation=f"captured {captured!r}, expected "
-                                 + " or ".join(repr(_clip(w)) for w in alternatives))
+            return self._verdict(
+                ok,
+                answer=captured,
+                explanation=f"captured {captured!r}, expected " + " or ".join(repr(_clip(w)) for w in alternatives),
+            )
         return self._verdict(False, explanation=f"no match for /{_clip(self.pattern)}/")
 
 
@@ -184,9 +192,14 @@ class LabelScorer(Scorer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.labels, str) or not self.labels or not all(isinstance(x, str) and x.strip() for x in self.labels):
-            raise DataError(f"scorer {self.name!r}: label needs `labels`, a list of the allowed labels "
-                            f"(got {self.labels!r})")
+        if (
+            isinstance(self.labels, str)
+            or not self.labels
+            or not all(isinstance(x, str) and x.strip() for x in self.labels)
+        ):
+            raise DataError(
+                f"scorer {self.name!r}: label needs `labels`, a list of the allowed labels (got {self.labels!r})"
+            )
         if self.mode not in ("first", "whole"):
             raise DataError(f"scorer {self.name!r}: mode must be 'first' or 'whole', got {self.mode!r}")
         self._canonical = {x.strip().casefold(): x for x in self.labels}
@@ -204,8 +217,11 @@ class LabelScorer(Scorer):
             except ValueError:
                 data = None
         if isinstance(data, Mapping):
-            exact = {self._canonical[v.strip().casefold()] for v in data.values()
-                     if isinstance(v, str) and v.strip().casefold() in self._canonical}
+            exact = {
+                self._canonical[v.strip().casefold()]
+                for v in data.values()
+                if isinstance(v, str) and v.strip().casefold() in self._canonical
+            }
             if len(exact) == 1:
                 label = exact.pop()
                 return label, [label]

@@ -39,7 +39,24 @@ from .backend import (
 from .server import FakeServer
 
 __all__ = [
-    "FakeBackend", "FakeRequest", "Reply", "Fault", "RateLimit", "ServerError", "Timeout", "ConnectionFailure",
-    "Malformed", "PromptFiltered", "CompletionFiltered", "HTTPError", "fake_profile", "FakeServer", "FakeTransport", "filter_results",
-    "FAKE_API_KEY", "FAKE_API_VERSION", "FAKE_AZURE_ENDPOINT", "FAKE_OPENAI_BASE_URL",
+    "FakeBackend",
+    "FakeRequest",
+    "Reply",
+    "Fault",
+    "RateLimit",
+    "ServerError",
+    "Timeout",
+    "ConnectionFailure",
+    "Malformed",
+    "PromptFiltered",
+    "CompletionFiltered",
+    "HTTPError",
+    "fake_profile",
+    "FakeServer",
+    "FakeTransport",
+    "filter_results",
+    "FAKE_API_KEY",
+    "FAKE_API_VERSION",
+    "FAKE_AZURE_ENDPOINT",
+    "FAKE_OPENAI_BASE_URL",
 ]

@@ -11,13 +11,15 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx2
 
 from ..config import Profile
+from ..errors import DataError
 from ..messages import content_text
 
 FAKE_AZURE_ENDPOINT = "https://fake-resource.openai.azure.com"
@@ -63,14 +65,13 @@ class FakeRequest:
 
     @property
     def system_text(self) -> str:
-        return "\n".join(content_text(m.get("content")) for m in self.messages if m.get("role") in ("system", "developer"))
+        return "\n".join(
+            content_text(m.get("content")) for m in self.messages if m.get("role") in ("system", "developer")
+        )
 
     @property
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model")}
-
-
-
 
 
 # ------------------------------------------------------------------------------------------------- replies
@@ -101,10 +102,20 @@ class Fault:
         raise NotImplementedError
 
 
-def _error(status: int, code: str | None, message: str, headers: dict[str, str] | None = None, **extra) -> httpx2.Response:
+def _error(
+    status: int, code: str | None, message: str, headers: dict[str, str] | None = None, **extra
+) -> httpx2.Response:
     return httpx2.Response(
         status,
-        json={"error": {"code": code, "message": message, "type": extra.pop("type", None), "param": extra.pop("param", None), **extra}},
+        json={
+            "error": {
+                "code": code,
+                "message": message,
+                "type": extra.pop("type", None),
+                "param": extra.pop("param", None),
+                **extra,
+            }
+        },
         headers={"x-request-id": _rid(), **(headers or {})},
     )
 
@@ -116,8 +127,12 @@ class RateLimit(Fault):
     retry_after: float = 1.0
 
     def response(self, req):
-        return _error(429, "429", f"Requests to the deployment have exceeded the rate limit. Retry after "
-                      f"{self.retry_after:g} seconds.", headers=_retry_headers(self.retry_after))
+        return _error(
+            429,
+            "429",
+            f"Requests to the deployment have exceeded the rate limit. Retry after {self.retry_after:g} seconds.",
+            headers=_retry_headers(self.retry_after),
+        )
 
 
 def _retry_headers(seconds: float) -> dict[str, str]:
@@ -166,7 +181,9 @@ class Malformed(Fault):
     body: bytes = b'{"id": "chatcmpl-broken", "choices": [ {"message": '
 
     def response(self, req):
-        return httpx2.Response(200, content=self.body, headers={"content-type": "application/json", "x-request-id": _rid()})
+        return httpx2.Response(
+            200, content=self.body, headers={"content-type": "application/json", "x-request-id": _rid()}
+        )
 
 
 HARM_CATEGORIES = ("hate", "sexual", "violence", "self_harm")
@@ -193,10 +210,14 @@ class PromptFiltered(Fault):
 
     def response(self, req):
         return _error(
-            400, "content_filter",
+            400,
+            "content_filter",
             "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
             param="prompt",
-            innererror={"code": "ResponsibleAIPolicyViolation", "content_filter_result": filter_results(self.categories)},
+            innererror={
+                "code": "ResponsibleAIPolicyViolation",
+                "content_filter_result": filter_results(self.categories),
+            },
         )
 
 
@@ -211,11 +232,12 @@ class CompletionFiltered(Fault):
         raise AssertionError("CompletionFiltered is converted to a Reply")
 
     def reply(self) -> Reply:
-        return Reply(text=self.partial_text, finish_reason="content_filter",
-                     completion_filter=filter_results(self.categories))
+        return Reply(
+            text=self.partial_text, finish_reason="content_filter", completion_filter=filter_results(self.categories)
+        )
 
 
-Answer = Union[str, Reply, Fault, dict]
+Answer = str | Reply | Fault | dict
 Responder = Callable[[FakeRequest], Answer]
 
 
@@ -236,8 +258,15 @@ def _rough_tokens(messages: list[dict[str, Any]]) -> int:
 class FakeBackend:
     """A fake OpenAI / Azure OpenAI service. See the module docstring."""
 
-    def __init__(self, responder: Responder | Answer | None = None, *, latency: float = 0.0,
-                 azure_annotations: bool = True, seed: int = 0, require_auth: bool = True):
+    def __init__(
+        self,
+        responder: Responder | Answer | None = None,
+        *,
+        latency: float = 0.0,
+        azure_annotations: bool = True,
+        seed: int = 0,
+        require_auth: bool = True,
+    ):
         self.responder = responder
         self.latency = latency
         self.azure_annotations = azure_annotations
@@ -253,22 +282,22 @@ class FakeBackend:
         self.status_counts: dict[int, int] = {}
 
     # -- scripting ----------------------------------------------------------------------------------
-    def queue(self, *answers: Answer) -> "FakeBackend":
+    def queue(self, *answers: Answer) -> FakeBackend:
         """Serve these answers first, one per request, in order."""
         self._queue.extend(answers)
         return self
 
-    def fail(self, fault: Fault, times: int = 1, when: Callable[[FakeRequest], bool] | None = None) -> "FakeBackend":
+    def fail(self, fault: Fault, times: int = 1, when: Callable[[FakeRequest], bool] | None = None) -> FakeBackend:
         """Answer the next ``times`` chat requests (matching ``when``) with ``fault``."""
         self._faults.append([fault, times, when])
         return self
 
-    def fault_rate(self, fault: Fault, rate: float) -> "FakeBackend":
+    def fault_rate(self, fault: Fault, rate: float) -> FakeBackend:
         """Answer a random fraction ``rate`` of chat requests with ``fault`` (seeded, reproducible)."""
         self._rates.append((fault, rate))
         return self
 
-    def quota(self, rpm: int | None = None, tpm: int | None = None, window_s: float = 10.0) -> "FakeBackend":
+    def quota(self, rpm: int | None = None, tpm: int | None = None, window_s: float = 10.0) -> FakeBackend:
         """Enforce an Azure-style quota: requests and estimated tokens (prompt + max_tokens) per minute,
         checked over a sliding ``window_s`` (Azure checks over short windows: rpm/6 per 10 s)."""
         self._quota = {"rpm": rpm, "tpm": tpm, "window": window_s}
@@ -280,22 +309,29 @@ class FakeBackend:
 
     # -- plumbing -----------------------------------------------------------------------------------
     @property
-    def transport(self) -> "FakeTransport":
+    def transport(self) -> FakeTransport:
         return FakeTransport(self)
 
     def profile(self, style: str = "openai", **overrides: Any) -> Profile:
         """A profile pointing at this fake: ``"openai"``, ``"azure"`` (key), ``"azure-entra"`` or ``"azure-v1"``."""
         base: dict[str, Any]
         if style == "openai":
-            base = dict(backend="openai", base_url=FAKE_OPENAI_BASE_URL, api_key_env="WORKBENCH_FAKE_KEY",
-                        model="gpt-4o-mini")
+            base = dict(
+                backend="openai", base_url=FAKE_OPENAI_BASE_URL, api_key_env="WORKBENCH_FAKE_KEY", model="gpt-4o-mini"
+            )
         elif style in ("azure", "azure-entra", "azure-v1"):
-            base = dict(backend="azure", endpoint=FAKE_AZURE_ENDPOINT, api_version=FAKE_API_VERSION,
-                        api_key_env="WORKBENCH_FAKE_KEY", auth="entra" if style == "azure-entra" else "key",
-                        azure_v1=style == "azure-v1", model="chat",
-                        deployments={"chat": "gpt-4o-mini", "reasoner": "o4-mini", "big": "gpt-4o"})
+            base = dict(
+                backend="azure",
+                endpoint=FAKE_AZURE_ENDPOINT,
+                api_version=FAKE_API_VERSION,
+                api_key_env="WORKBENCH_FAKE_KEY",
+                auth="entra" if style == "azure-entra" else "key",
+                azure_v1=style == "azure-v1",
+                model="chat",
+                deployments={"chat": "gpt-4o-mini", "reasoner": "o4-mini", "big": "gpt-4o"},
+            )
         else:
-            raise ValueError(f"unknown fake profile style {style!r}: openai, azure, azure-entra, azure-v1")
+            raise DataError(f"unknown fake profile style {style!r}: openai, azure, azure-entra, azure-v1")
         base.update(overrides)
         return Profile(name=overrides.pop("name", f"fake-{style}"), source="workbench.testing", **base)
 
@@ -326,12 +362,24 @@ class FakeBackend:
             style, endpoint, deployment = "azure", m.group("ep"), m.group("dep")
         else:
             style = "azure_v1" if "/openai/v1/" in path else "openai"
-            endpoint = next((e for e in ("chat/completions", "embeddings", "models") if path.rstrip("/").endswith(e)), path)
+            endpoint = next(
+                (e for e in ("chat/completions", "embeddings", "models") if path.rstrip("/").endswith(e)), path
+            )
             deployment = None
         with self._lock:
             index = len(self.requests)
-            req = FakeRequest(index, request.method, str(request.url), path, dict(request.headers), body, style,
-                              endpoint, deployment, (query.get("api-version") or [None])[0])
+            req = FakeRequest(
+                index,
+                request.method,
+                str(request.url),
+                path,
+                dict(request.headers),
+                body,
+                style,
+                endpoint,
+                deployment,
+                (query.get("api-version") or [None])[0],
+            )
             self.requests.append(req)
         return req
 
@@ -403,8 +451,16 @@ class FakeBackend:
         if req.style == "azure" and not req.api_version:
             return _error(404, "404", "Resource not found (Azure deployment URLs need ?api-version=...).")
         if req.endpoint == "models":
-            return httpx2.Response(200, json={"object": "list", "data": [
-                {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in ("gpt-4o-mini", "o4-mini")]})
+            return httpx2.Response(
+                200,
+                json={
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                        for m in ("gpt-4o-mini", "o4-mini")
+                    ],
+                },
+            )
         if req.endpoint == "embeddings":
             return self._embeddings(req)
         if req.endpoint != "chat/completions":
@@ -423,20 +479,32 @@ class FakeBackend:
     def _chat_body(self, req: FakeRequest, reply: Reply) -> httpx2.Response:
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages)
         completion = reply.completion_tokens if reply.completion_tokens is not None else max(1, len(reply.text.split()))
-        choice: dict[str, Any] = {"index": 0, "finish_reason": reply.finish_reason, "logprobs": None,
-                                  "message": {"role": "assistant", "content": reply.text}}
+        choice: dict[str, Any] = {
+            "index": 0,
+            "finish_reason": reply.finish_reason,
+            "logprobs": None,
+            "message": {"role": "assistant", "content": reply.text},
+        }
         body: dict[str, Any] = {
-            "id": f"chatcmpl-{_rid()[:12]}", "object": "chat.completion", "created": int(time.time()),
-            "model": reply.model or req.model or "fake", "system_fingerprint": reply.system_fingerprint,
+            "id": f"chatcmpl-{_rid()[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model or req.model or "fake",
+            "system_fingerprint": reply.system_fingerprint,
             "choices": [choice],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                      "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
-                      "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens}},
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
+                "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+            },
         }
         if req.style.startswith("azure") and self.azure_annotations:
             choice["content_filter_results"] = reply.completion_filter or filter_results()
-            body["prompt_filter_results"] = [{"prompt_index": 0,
-                                              "content_filter_results": reply.prompt_filter or filter_results()}]
+            body["prompt_filter_results"] = [
+                {"prompt_index": 0, "content_filter_results": reply.prompt_filter or filter_results()}
+            ]
         elif reply.completion_filter:
             choice["content_filter_results"] = reply.completion_filter
         headers = {"x-request-id": _rid(), **json.loads(req.headers.pop("_quota_headers", "{}")), **reply.headers}
@@ -447,8 +515,10 @@ class FakeBackend:
         texts = [inp] if isinstance(inp, str) else list(inp or [])
         data = [{"object": "embedding", "index": i, "embedding": _hash_vector(t)} for i, t in enumerate(texts)]
         n = sum(len(t.split()) for t in texts)
-        return httpx2.Response(200, json={"object": "list", "data": data, "model": req.model,
-                                          "usage": {"prompt_tokens": n, "total_tokens": n}})
+        return httpx2.Response(
+            200,
+            json={"object": "list", "data": data, "model": req.model, "usage": {"prompt_tokens": n, "total_tokens": n}},
+        )
 
 
 def _as_reply(answer: Answer) -> Reply:
@@ -458,7 +528,7 @@ def _as_reply(answer: Answer) -> Reply:
         return Reply(text=answer)
     if isinstance(answer, dict):
         return Reply(**answer)
-    raise TypeError(f"fake backend: cannot answer with {answer!r}")
+    raise DataError(f"fake backend: cannot answer with {answer!r}")
 
 
 def _hash_vector(text: str, dims: int = 16) -> list[float]:

@@ -1,4 +1,4 @@
-"""Serve a :class:`~workbench.testing.FakeBackend` over real HTTP on a loopback address (benchmarks, other processes)."""
+"""Serve a :class:`~workbench.testing.FakeBackend` over real HTTP on loopback (benchmarks, other processes)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class FakeServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    async def start(self) -> "FakeServer":
+    async def start(self) -> FakeServer:
         self._server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -53,7 +53,9 @@ class FakeServer:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
-                request = httpx2.Request(method, f"http://{self.host}:{self.port}{target}", headers=headers, content=body)
+                request = httpx2.Request(
+                    method, f"http://{self.host}:{self.port}{target}", headers=headers, content=body
+                )
                 try:
                     delay, response = self.backend.respond(request)
                 except httpx2.TimeoutException:
@@ -104,4 +106,3 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
-

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
+from ..errors import DataError
 from ..messages import content_text
 from ..records import CellResult
 from ..results import Results
@@ -117,7 +119,7 @@ def matches(status: CellStatus, show: str) -> bool:
         return status.filtered
     if show == "flaky":
         return status.flaky
-    raise ValueError(f"filter {show!r}: use one of {', '.join(FILTERS)}")
+    raise DataError(f"filter {show!r}: use one of {', '.join(FILTERS)}")
 
 
 def filter_cases(statuses: Mapping[CellKey, CellStatus], show: str, target: str | None = None) -> list[str]:

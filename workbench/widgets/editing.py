@@ -11,10 +11,10 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping, Sequence
-
+from typing import Any
 
 from ..catalog import load_catalog
 from ..config import Profile
@@ -102,7 +102,7 @@ class VariantFields:
     base: Variant | None = None
 
     @classmethod
-    def from_variant(cls, v: Variant, default_target: str = "") -> "VariantFields":
+    def from_variant(cls, v: Variant, default_target: str = "") -> VariantFields:
         kind, schema = response_format_fields(v.response_format)
         max_tokens = v.params.get("max_tokens", v.params.get("max_completion_tokens"))
         return cls(name=v.name, system=v.system or "", user=v.user,
