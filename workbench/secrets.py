@@ -33,16 +33,44 @@ def register_secret(value: str | None) -> None:
             _known.add(value)
 
 
+def mask_known(text: str) -> str:
+    """``text`` with every registered secret masked - and nothing else changed.
+
+    For a model's answer: a key we hold that comes back in it must not reach the ledger, the cache or an export,
+    but key-*shaped* text the model wrote (an extraction task's answer) is data, so the shape patterns of
+    :func:`redact` are not applied.
+    """
+    with _lock:
+        known = sorted(_known, key=len, reverse=True) if _known else ()
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def contains_known_secret(text: str) -> bool:
+    with _lock:
+        return any(value in text for value in _known)
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether ``text`` holds a registered secret or something shaped like a key or bearer token."""
+    return contains_known_secret(text) or any(p.search(text) for p in _PATTERNS)
+
+
 def redact(text: Any) -> str:
     """Return ``text`` as a string with every known secret and key-shaped token masked."""
-    s = str(text)
-    with _lock:
-        known = sorted(_known, key=len, reverse=True)
-    for value in known:
-        s = s.replace(value, MASK)
+    s = mask_known(str(text))
     for pat in _PATTERNS:
         s = pat.sub(lambda m: (m.group(1) if m.groups() else "") + MASK, s)
     return s
+
+
+def shorten(text: Any, n: int) -> str:
+    """``text`` masked, then cut to ``n`` characters (an ellipsis marks the cut). Masking comes first: cut first,
+    a key would no longer match what :func:`redact` looks for, and its first ``n`` characters would show."""
+    s = redact("" if text is None else text)
+    return s if len(s) <= n else s[: max(n - 1, 0)] + "…"
 
 
 def redact_obj(obj: Any) -> Any:

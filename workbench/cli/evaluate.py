@@ -39,8 +39,6 @@ def _apply_overrides(exp, args):
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from ..examples import example_path
     from ..experiment import load_experiment
     from ..harness import estimate_cost, plan, run
@@ -55,6 +53,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to ${est:.4f}"))
         return 0
     results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet)
+    import pandas as pd  # for the summary tables: not needed to refuse a bad spec or to plan
     run_dir = results.run_dir or Path(".")
     for fmt in args.export or []:
         getattr(results, f"to_{fmt}")(run_dir / f"results.{fmt}")

@@ -76,8 +76,8 @@ def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> li
             provider.model_info(cell.target.model)
         except WorkbenchError as e:
             raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
-        messages = cell.variant.render(cell.case, base_dir=base_dir)
-        req = provider.prepare(messages, cell.target.model, warn=False, **request_params(cell.variant, exp.seed))
+        messages = cell.variant.render(cell.case, base_dir=base_dir, source=ds.source)
+        req = checked_prepare(provider, cell, messages, request_params(cell.variant, exp.seed), ds.source)
         for w in req.warnings:  # say each adaptation once per run, not once per cell
             if w not in seen_warnings:
                 seen_warnings.add(w)
@@ -87,6 +87,17 @@ def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> li
         cell_key = content_hash(exp.name, cell.key, cache_key)[:32]
         planned.append(PlannedCell(cell, req, cell.target, provider, cell_key, cache_key))
     return planned
+
+
+def checked_prepare(provider: Provider, cell: Cell, messages: list[dict[str, Any]], params: dict[str, Any],
+                    source: str | None) -> PreparedRequest:
+    """``provider.prepare``, whose refusal of a request (a parameter, an image for a model without vision)
+    is told with the variant, the target and the case's row, and before the first request of the run is sent."""
+    try:
+        return provider.prepare(messages, cell.target.model, warn=False, **params)
+    except DataError as e:
+        raise DataError(f"Variant {cell.variant.name!r} on target {cell.target.label!r}, "
+                        f"{cell.case.where(source)}: {e}") from None
 
 
 def _estimate_prompt_tokens(req: PreparedRequest) -> int:

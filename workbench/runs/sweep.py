@@ -27,7 +27,13 @@ if TYPE_CHECKING:  # pragma: no cover
 from .execute import RunOutcome, RunSpec, execute_run
 from .index import update_index
 from .layout import new_run_id, reports_root
-from .parameters import RUN_LOCAL_PARAMETERS, check_parameters, grid_points, notebook_parameters
+from .parameters import (
+    RUN_LOCAL_PARAMETERS,
+    check_parameters,
+    grid_points,
+    notebook_parameters,
+    resolved_experiment,
+)
 
 log = logging.getLogger("workbench.runs")
 
@@ -43,7 +49,8 @@ def run_sweep(notebook: str | Path, parameters: Mapping[str, Any], grid: Mapping
     notebook = Path(notebook).expanduser().resolve()
     if not notebook.is_file():
         raise RunError(f"{notebook}: no such notebook.")
-    check_parameters(notebook, {**parameters, **points[0]})
+    for point in points:  # every point is checked before the first one starts: a bad value runs nothing
+        _check_point(notebook, parameters, point)
     sweep_id = new_run_id()
     specs = [RunSpec(notebook, {**parameters, **pt}, Path(reports_dir).resolve() if reports_dir else None,
                      kernel_name=kernel_name, cell_timeout=cell_timeout, progress=False, cwd=Path.cwd(),
@@ -72,6 +79,14 @@ def run_sweep(notebook: str | Path, parameters: Mapping[str, Any], grid: Mapping
                 done(futures[fut], fut.result)
     update_index(Path(reports_dir) if reports_dir else reports_root())
     return [o for o in outcomes if o is not None]
+
+
+def _check_point(notebook: Path, parameters: Mapping[str, Any], point: Mapping[str, Any]) -> None:
+    try:
+        resolved_experiment({**parameters, **point}, check_parameters(notebook, {**parameters, **point}))
+    except WorkbenchError as e:
+        raise RunError(f"sweep point {', '.join(f'{k}={v!r}' for k, v in point.items())}: {e} (nothing was run)") \
+            from None
 
 
 def rerun(manifest_path: str | Path, *, reports_dir: str | Path | None = None, progress: bool = True,

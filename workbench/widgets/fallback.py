@@ -19,6 +19,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..safe_text import visible_text
+from ..secrets import shorten
+
 FALLBACK_CLASS = "wb-static-fallback"
 
 # Rendered only inside a live widget view: hides the static snapshots (and the output areas holding them).
@@ -40,12 +43,13 @@ def hide_snapshots_widget() -> widgets.HTML:
 
 
 def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    """``value`` as HTML text, with bidi controls and invisible characters shown (``\\u202e``)."""
+    return html.escape(visible_text("" if value is None else str(value)))
 
 
 def clip(text: Any, n: int = 200) -> str:
-    s = "" if text is None else str(text)
-    return s if len(s) <= n else s[: n - 1] + "…"
+    """``text`` masked, then cut to ``n`` characters (a key is never cut to a prefix that escapes masking)."""
+    return shorten(text, n)
 
 
 def html_table(header: list[str], rows: list[list[str]], *, raw: bool = False) -> str:
