@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import traceback
 from typing import Any
 
 _lock = threading.Lock()
@@ -95,17 +96,41 @@ def _is_secret_key(key: Any) -> bool:
 
 
 class RedactingFilter(logging.Filter):
-    """Logging filter that scrubs secrets from every record's message and arguments."""
+    """Logging filter that scrubs secrets from every record's message and arguments (attach it to a handler;
+    :func:`install_log_redaction` covers whole logger trees without one)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = ()
+        _scrub(record)
         return True
 
 
-def install_log_redaction(logger_names: tuple[str, ...] = ("workbench", "openai", "httpx", "httpx2")) -> None:
-    """Attach :class:`RedactingFilter` to the loggers that may see request details."""
-    for name in logger_names:
-        lg = logging.getLogger(name)
-        if not any(isinstance(f, RedactingFilter) for f in lg.filters):
-            lg.addFilter(RedactingFilter())
+def _scrub(record: logging.LogRecord) -> None:
+    record.msg = redact(record.getMessage())
+    record.args = ()
+    if record.exc_info and not record.exc_text:  # a logged traceback is text too
+        record.exc_text = redact("".join(traceback.format_exception(*record.exc_info))).rstrip("\n")
+
+
+def install_log_redaction(logger_names: tuple[str, ...] = ("workbench", "openai", "httpx", "httpx2", "azure", "msal",
+                                                            "papermill")) -> None:
+    """Scrub secrets from every record of these loggers and their children (``workbench.harness``,
+    ``openai._base_client``), whatever handlers are configured later. A filter on a logger would not do: Python
+    applies it to that logger's own records only, not to those its children propagate. So the scrubbing happens
+    where records are made (the log record factory), once per process."""
+    global _LOG_NAMES
+    _LOG_NAMES = tuple(sorted({*_LOG_NAMES, *logger_names}))
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_workbench_redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if any(record.name == n or record.name.startswith(n + ".") for n in _LOG_NAMES):
+            _scrub(record)
+        return record
+
+    factory._workbench_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+_LOG_NAMES: tuple[str, ...] = ()

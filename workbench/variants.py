@@ -150,11 +150,7 @@ class Variant(Model):
     ) -> list[dict[str, Any]]:
         """The chat messages for one case (``source``: the dataset file, for messages). Raises :class:`DataError`
         naming what is missing or wrong, and where."""
-        if isinstance(case, Case):
-            values, where, columns = dict(case.vars), case.where(source), list(case.vars)
-        else:
-            values, where, columns = dict(case), "the input", list(case)
-        values.setdefault("case", values)
+        values, where, columns = _values(case, source)
         messages: list[dict[str, Any]] = []
         if self.system:
             messages.append(
@@ -165,20 +161,19 @@ class Variant(Model):
         text = self._render("user", self.user, values, where, columns)
         if self.images:
             parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
-            for i, src in enumerate(self.images):
-                ref = self._render(f"images[{i}]", src, values, where, columns).strip()
-                if ref:
-                    parts.append(
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": image_url(ref, base_dir, f"variant {self.name!r}, {where}"),
-                                          "detail": self.image_detail},
-                        }
-                    )
+            for ref in self.image_refs(case, source=source):
+                parts.append({"type": "image_url", "image_url": {
+                    "url": image_url(ref, base_dir, f"variant {self.name!r}, {where}"), "detail": self.image_detail}})
             messages.append({"role": "user", "content": parts})
         else:
             messages.append({"role": "user", "content": text})
         return messages
+
+    def image_refs(self, case: Case | Mapping[str, Any], *, source: str | None = None) -> list[str]:
+        """The images this variant sends for ``case``: its ``images`` templates rendered (empty ones left out)."""
+        values, where, columns = _values(case, source)
+        refs = (self._render(f"images[{i}]", src, values, where, columns).strip() for i, src in enumerate(self.images))
+        return [ref for ref in refs if ref]
 
     def _render(self, fieldname: str, source: str, values: dict, where: str, columns: list[str]) -> str:
         try:
@@ -198,6 +193,16 @@ class Variant(Model):
             data["params"] = {**data["params"], **changes.pop("params")}
         data.update(changes)
         return Variant(**data)
+
+
+def _values(case: Case | Mapping[str, Any], source: str | None) -> tuple[dict[str, Any], str, list[str]]:
+    """A case's template values (``case`` itself included), how messages name it, and its columns."""
+    if isinstance(case, Case):
+        values, where, columns = dict(case.vars), case.where(source), list(case.vars)
+    else:
+        values, where, columns = dict(case), "the input", list(case)
+    values.setdefault("case", values)
+    return values, where, columns
 
 
 def normalize_response_format(v: Any) -> dict[str, Any] | None:

@@ -67,6 +67,8 @@ def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> li
         more = " (and possibly more)" if len(problems) >= 10 else ""
         raise DataError("Template variables are missing from the dataset" + more + ":\n  - " + "\n  - ".join(problems))
     provs = resolve_providers(exp, providers)
+    for provider in provs.values():
+        provider.register_key()  # so a prompt holding the key is refused below, not sent
     planned: list[PlannedCell] = []
     seen_warnings: set[str] = set()
     base_dir = exp.base_dir
@@ -96,8 +98,14 @@ def checked_prepare(provider: Provider, cell: Cell, messages: list[dict[str, Any
     try:
         return provider.prepare(messages, cell.target.model, warn=False, **params)
     except DataError as e:
+        images = cell.variant.image_refs(cell.case) if cell.variant.images else []
+        shown = f" (images: {', '.join(_short(r) for r in images)})" if images else ""
         raise DataError(f"Variant {cell.variant.name!r} on target {cell.target.label!r}, "
-                        f"{cell.case.where(source)}: {e}") from None
+                        f"{cell.case.where(source)}{shown}: {e}") from None
+
+
+def _short(ref: str) -> str:
+    return ref if not ref.startswith("data:") else ref[:ref.find(",") if "," in ref else 30] + ",..."
 
 
 def _estimate_prompt_tokens(req: PreparedRequest) -> int:

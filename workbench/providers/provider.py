@@ -235,6 +235,15 @@ class Provider:
             ident["base_url"] = (p.base_url or "https://api.openai.com/v1").rstrip("/")
         return ident
 
+    def register_key(self) -> None:
+        """Read the profile's key now, if it has one that can be read, so it is registered for masking before a
+        request is planned: a prompt or dataset that holds it is then refused (see :mod:`workbench.params`).
+        A missing key is not an error here - pricing a plan needs none; sending says how to set it."""
+        try:
+            read_api_key(self.profile)  # (None for keyless and Entra profiles)
+        except ConfigError:
+            pass
+
     # -- requests --------------------------------------------------------------------------------------
     def model_info(self, model: str | None = None) -> ModelInfo:
         name = model or self.profile.default_model

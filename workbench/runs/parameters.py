@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import difflib
 import inspect
 import itertools
 import json
@@ -137,7 +138,9 @@ def check_parameters(notebook: Path, parameters: Mapping[str, Any]) -> dict[str,
     declared = notebook_parameters(notebook)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
-        raise RunError(f"{notebook.name} has no parameter {', '.join(map(repr, unknown))}; its parameters are: "
+        close = difflib.get_close_matches(unknown[0], list(declared), n=1, cutoff=0.6)
+        raise RunError(f"{notebook.name} has no parameter {', '.join(map(repr, unknown))}"
+                       + (f" (did you mean {close[0]!r}?)" if close else "") + "; its parameters are: "
                        f"{', '.join(declared) or '(none: tag a cell `parameters`)'}.")
     if "run_dir" in parameters:
         raise RunError("run_dir is chosen by `workbench run` (reports/<experiment>/<run-id>/); do not pass it.")

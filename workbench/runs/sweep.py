@@ -40,9 +40,12 @@ log = logging.getLogger("workbench.runs")
 
 def run_sweep(notebook: str | Path, parameters: Mapping[str, Any], grid: Mapping[str, Sequence[Any]], *,
               jobs: int = 1, reports_dir: str | Path | None = None, kernel_name: str | None = None,
-              cell_timeout: float | None = None, on_done=None) -> list[RunOutcome]:
+              cell_timeout: float | None = None, on_done=None, on_start=None) -> list[RunOutcome]:
     """Run every point of ``grid`` (on top of ``parameters``), ``jobs`` at a time, each in its own worker
-    process with its own kernel. Returns the outcomes in grid order."""
+    process with its own kernel. Returns the outcomes in grid order.
+
+    Every point's parameters are checked first (names and values, the spec resolved and its dataset loaded): a
+    bad point raises :class:`RunError` before any point runs. ``on_start(n)`` is called once they all passed."""
     points = grid_points(grid)
     if not points:
         raise RunError("the sweep grid is empty.")
@@ -51,6 +54,8 @@ def run_sweep(notebook: str | Path, parameters: Mapping[str, Any], grid: Mapping
         raise RunError(f"{notebook}: no such notebook.")
     for point in points:  # every point is checked before the first one starts: a bad value runs nothing
         _check_point(notebook, parameters, point)
+    if on_start:
+        on_start(len(points))
     sweep_id = new_run_id()
     specs = [RunSpec(notebook, {**parameters, **pt}, Path(reports_dir).resolve() if reports_dir else None,
                      kernel_name=kernel_name, cell_timeout=cell_timeout, progress=False, cwd=Path.cwd(),
