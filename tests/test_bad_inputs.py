@@ -42,38 +42,29 @@ def spec_with(variant: str = "", top: str = "", targets: str = "[fake]", dataset
 
 # ------------------------------------------------------------------------------------------- CLI: flags
 
-EVAL_FLAGS = [
-    (["--repeats", "-1"], ["--repeats -1", "greater than or equal to 1"]),
-    (["--repeats", "0"], ["--repeats 0", "greater than or equal to 1"]),
-    (["--concurrency", "0"], ["--concurrency 0"]),
-    (["--concurrency", "-3"], ["--concurrency -3"]),
-    (["--sample", "0"], ["--sample 0"]),
-    (["--sample", "-2"], ["--sample -2"]),
-    (["--budget", "-1"], ["--budget -1"]),
-    (["--target", "nosuch"], ["No profile named 'nosuch'", "Known profiles"]),
+EVAL = ["eval", "spec.yaml", "--quiet"]
+CHAT = ["chat", "--profile", "fake"]
+FLAGS = [
+    (EVAL, ["--repeats", "-1"], ["--repeats -1", "greater than or equal to 1"]),
+    (EVAL, ["--repeats", "0"], ["--repeats 0", "greater than or equal to 1"]),
+    (EVAL, ["--concurrency", "0"], ["--concurrency 0"]),
+    (EVAL, ["--concurrency", "-3"], ["--concurrency -3"]),
+    (EVAL, ["--sample", "0"], ["--sample 0"]),
+    (EVAL, ["--sample", "-2"], ["--sample -2"]),
+    (EVAL, ["--budget", "-1"], ["--budget -1"]),
+    (EVAL, ["--target", "nosuch"], ["No profile named 'nosuch'", "Known profiles"]),
+    (CHAT, ["-t", "5"], ["bad flag: --temperature 5: expected a number between 0 and 2"]),
+    (CHAT, ["--temperature", "-0.5"], ["--temperature -0.5: expected a number between 0 and 2"]),
+    (CHAT, ["--max-tokens", "0"], ["bad flag: --max-tokens 0: expected a whole number between 1"]),
+    (CHAT, ["--max-tokens", "100000"], ["max_tokens=100,000 is more than gpt-4o-mini returns (16,384 tokens)"]),
+    (CHAT, ["--profile", "nope"], ["No profile named 'nope'"]),
+    (CHAT, ["--model", "gpt-4o-mnii"], ["Unknown model or deployment 'gpt-4o-mnii'", "Did you mean"]),
 ]
 
 
-@pytest.mark.parametrize("flags,located", EVAL_FLAGS, ids=[" ".join(f) for f, _ in EVAL_FLAGS])
-def test_eval_flag(project, flags, located):
-    out = project.cli("eval", "spec.yaml", "--quiet", *flags)
-    assert_refused(out, *located)
-    assert project.backend.requests == []
-
-
-CHAT_FLAGS = [
-    (["-t", "5"], ["bad flag: --temperature 5: expected a number between 0 and 2"]),
-    (["--temperature", "-0.5"], ["--temperature -0.5: expected a number between 0 and 2"]),
-    (["--max-tokens", "0"], ["bad flag: --max-tokens 0: expected a whole number between 1"]),
-    (["--max-tokens", "100000"], ["max_tokens=100,000 is more than gpt-4o-mini returns (16,384 tokens)"]),
-    (["--profile", "nope"], ["No profile named 'nope'"]),
-    (["--model", "gpt-4o-mnii"], ["Unknown model or deployment 'gpt-4o-mnii'", "Did you mean"]),
-]
-
-
-@pytest.mark.parametrize("flags,located", CHAT_FLAGS, ids=[" ".join(f) for f, _ in CHAT_FLAGS])
-def test_chat_flag(project, flags, located):
-    out = project.cli("chat", "--profile", "fake", *flags, "hello")
+@pytest.mark.parametrize("command,flags,located", FLAGS, ids=[f"{c[0]} {' '.join(f)}" for c, f, _ in FLAGS])
+def test_cli_flag(project, command, flags, located):
+    out = project.cli(*command, *flags, *(["hello"] if command is CHAT else []))
     assert_refused(out, *located)
     assert project.backend.requests == []
 
@@ -303,6 +294,8 @@ PYTHON = {
                             "images": ["data:image/png;base64," + __import__("base64").b64encode(png()).decode()]}],
                  targets=["fake-openai:gpt-35-turbo"]), providers=_providers(fake), progress=False),
         "gpt-35-turbo does not accept images"),
+    "Dataset.sample(-2)": (lambda fake: __import__("workbench").load_dataset([{"t": 1}]).sample(-2),
+                           "sample(-2): give a whole number of cases, 1 or more"),
     "resolve_experiment(sample_size=-2)": (
         lambda fake: __import__("workbench.runs", fromlist=["resolve_experiment"]).resolve_experiment(
             _exp(), sample_size=-2), "bad notebook parameter: sample_size -2"),

@@ -115,6 +115,8 @@ def test_widgets_show_bidi_and_invisible_characters():
     shown = esc("<b>\u202eliaf</b>\u200b")
     assert shown == "&lt;b&gt;\\u202eliaf&lt;/b&gt;\\u200b"
     assert esc("سلام\u200cدنیا 👨\u200d👩") == "سلام\u200cدنیا 👨\u200d👩"  # joiners are text, kept
+    register_secret(KEY)
+    assert esc(f"run failed: {KEY} refused") == f"run failed: {MASK} refused"  # a status line keeps no key
 
 
 def test_report_masks_known_keys_and_shows_bidi_controls(tmp_path):

@@ -62,10 +62,12 @@ class Dataset:
         return self.cases[i]
 
     def head(self, k: int) -> Dataset:
+        _check_count("head", k)
         return self._subset(self.cases[:k], f"head({k})")
 
     def sample(self, n: int, seed: int = 0) -> Dataset:
         """A reproducible random sample of ``n`` cases (kept in dataset order)."""
+        _check_count("sample", n)
         if n >= len(self.cases):
             return self
         picked = sorted(random.Random(seed).sample(range(len(self.cases)), n))
@@ -82,6 +84,11 @@ class Dataset:
     def _repr_html_(self) -> str:
         head = self.to_frame().head(10).to_html(index=False, escape=True)
         return f"<p><b>Dataset {self.name}</b>: {len(self)} cases from {self.source}</p>{head}"
+
+
+def _check_count(what: str, n: Any) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise DataError(f"{what}({n!r}): give a whole number of cases, 1 or more.")
 
 
 # ----------------------------------------------------------------------------------------------- loading

@@ -20,7 +20,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..safe_text import visible_text
-from ..secrets import shorten
+from ..secrets import mask_known, shorten
 
 FALLBACK_CLASS = "wb-static-fallback"
 
@@ -43,8 +43,9 @@ def hide_snapshots_widget() -> widgets.HTML:
 
 
 def esc(value: Any) -> str:
-    """``value`` as HTML text, with bidi controls and invisible characters shown (``\\u202e``)."""
-    return html.escape(visible_text("" if value is None else str(value)))
+    """``value`` as HTML text for a widget: known secrets masked, bidi controls and invisible characters shown
+    (``\\u202e``). Every widget's text passes here, so what a saved notebook keeps of its state holds no key."""
+    return html.escape(visible_text(mask_known("" if value is None else str(value))))
 
 
 def clip(text: Any, n: int = 200) -> str:
