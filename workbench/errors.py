@@ -2,7 +2,8 @@
 
 Messages follow one rule: say what happened, where (file, row, field, flag, cell, setting) and what to do next.
 Catch :class:`WorkbenchError` to handle any workbench failure; the CLI turns one into a single ``error:`` line
-and exit code 1. The tree::
+and exit code 2 for bad input (:class:`DataError` and below, :class:`UnknownModelError`), 1 for the rest
+(``workbench.cli.EXIT_CODES``). The tree::
 
     WorkbenchError
     ├── ConfigError                 a profile, setting or credential is missing or invalid

@@ -74,10 +74,9 @@ class ExperimentRunner:
 
         exp = spec if isinstance(spec, Experiment) else load_experiment(spec)
         exp = apply_overrides(exp, {
-            "sample=": ("sample", sample), "repeats=": ("repeats", repeats),
-            "concurrency=": ("concurrency", concurrency),
-            "targets=": ("targets", list(targets) if targets is not None else None),
-            "budget_usd=": ("budget_usd", budget_usd),
+            "sample": ("sample", sample), "repeats": ("repeats", repeats), "concurrency": ("concurrency", concurrency),
+            "targets": ("targets", list(targets) if targets is not None else None),
+            "budget_usd": ("budget_usd", budget_usd),
         }, kind="argument")
         key = (exp.name, exp.fingerprint(), id(providers))
         if key not in self._runs:
@@ -98,6 +97,7 @@ class ExperimentRunner:
     def assert_gates(self, results: Results, *gates: Gate | str | Mapping[str, Any]) -> GateReport:
         """:func:`workbench.gates.assert_gates` with the session's ``--workbench-baseline``; the report is kept for
         the session's summary line."""
+        __tracebackhide__ = True  # pytest shows the test's own line, not this helper
         from .errors import GatesFailed
         from .gates import assert_gates
 

@@ -189,7 +189,7 @@ class GateReport(Model):
         c, n = self.counts(), len(self.gates)
         skipped = f", {c['skipped']} skipped" if c["skipped"] else ""
         if c["failed"]:
-            return f"{c['failed']} of {n} gate{'s' if n != 1 else ''} failed{skipped}"
+            return f"{c['failed']} of {n} gates failed{skipped}" if n > 1 else "the gate failed"
         if c["passed"] == n:
             return f"all {n} gate{'s' if n != 1 else ''} passed" if n > 1 else "the gate passed"
         return f"{c['passed']} of {n} gates passed{skipped}"
@@ -247,6 +247,7 @@ def assert_gates(results: Results, *gates: Gate | str | Mapping[str, Any], basel
                  baseline_info: BaselineInfo | None = None) -> GateReport:
     """Evaluate ``gates`` (default: the experiment's) and raise :class:`~workbench.errors.GatesFailed` - an
     ``AssertionError``, so pytest reports a failed test - with every check in its message when one fails."""
+    __tracebackhide__ = True  # pytest shows the caller's line
     report = evaluate_gates(results, list(gates) or None, baseline=baseline, baseline_info=baseline_info)
     if not report.gates:
         raise GatesFailed(f"{results.name}: no gates to check: give some (assert_gates(results, 'label >= 0.9')) "
