@@ -106,6 +106,14 @@ def test_bad_input_exits_2_before_anything_is_sent(served, run_cli, tmp_path):
     in_spec.write_text(in_spec.read_text() + "  - label.ci_low >= 1\n")
     impossible = run_cli("eval", str(in_spec))
     assert impossible.returncode == 2 and "gates[1].min" in impossible.stderr and "can never pass" in impossible.stderr
+    broken = write_spec(tmp_path / "broken" / "spec.yaml")
+    broken.write_text(broken.read_text().replace("{{ text }}", "{{ txt }}"))
+    refused = run_cli("eval", str(broken), "--junit", str(tmp_path / "refused.xml"))
+    assert refused.returncode == 2 and "txt" in refused.stderr
+    [error] = ET.parse(tmp_path / "refused.xml").getroot().iter("error")  # CI's reporter says why
+    assert error.get("type") == "bad input" and "txt" in error.get("message")
+    dry = run_cli("eval", str(spec), "--dry-run", "--gate", "cost <= $1", "--junit", str(tmp_path / "j.xml"))
+    assert dry.returncode == 0 and "gate: label >= 0.8\ngate: cost <= $1" in dry.stdout
     assert backend.chat_requests == [] and not (tmp_path / "run").exists()
 
 

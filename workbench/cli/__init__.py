@@ -16,7 +16,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import DataError, UnknownModelError, WorkbenchError
+from ..errors import DataError, GatesFailed, UnknownModelError, WorkbenchError
 from ..secrets import install_log_redaction, redact
 
 EXIT_OK = 0
@@ -35,7 +35,9 @@ EXIT_CODES = {
 
 
 def exit_code_for(error: WorkbenchError) -> int:
-    """Bad input (:class:`DataError`, an unknown model) is 2; every other workbench error is 1."""
+    """Bad input (:class:`DataError`, an unknown model) is 2, a failed gate 3, every other workbench error 1."""
+    if isinstance(error, GatesFailed):
+        return EXIT_GATE_FAILED
     return EXIT_BAD_INPUT if isinstance(error, (DataError, UnknownModelError)) else EXIT_RUN_FAILED
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import EXIT_GATE_FAILED, EXIT_OK, EXIT_RUN_FAILED, exit_codes_help
+from . import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, EXIT_RUN_FAILED, exit_code_for, exit_codes_help
 
 GATE_HELP = ("a quality gate (repeatable), added to the spec's gates: SUBJECT >= or <= THRESHOLD [for VARIANT] "
              "[on TARGET], e.g. 'label >= 0.9', 'label.ci_low >= 0.8 for json-schema', 'cost <= 0.50', "
@@ -146,7 +146,7 @@ def _run(exp, args):
     try:
         results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet)
     except WorkbenchError as e:
-        _write_failure_files(args, exp.name, str(e))
+        _write_failure_files(args, exp.name, str(e), bad_input=exit_code_for(e) == EXIT_BAD_INPUT)
         raise
     run_dir = results.run_dir or Path(".")
     for fmt in args.export or []:
@@ -195,17 +195,17 @@ def _write_ci_files(args, exp, results, report) -> None:
         _write(args.summary_md, to_markdown(report))
 
 
-def _write_failure_files(args, experiment: str, message: str) -> None:
+def _write_failure_files(args, experiment: str, message: str, *, bad_input: bool) -> None:
     from ..secrets import redact
 
     if args.junit:
         from ..gates.junit import failure_junit
 
-        _write(args.junit, failure_junit(experiment, redact(message)))
+        _write(args.junit, failure_junit(experiment, redact(message), bad_input=bad_input))
     if args.summary_md:
         from ..gates.markdown import failure_markdown
 
-        _write(args.summary_md, failure_markdown(experiment, redact(message)))
+        _write(args.summary_md, failure_markdown(experiment, redact(message), bad_input=bad_input))
 
 
 def _write(path: str, text: str) -> None:

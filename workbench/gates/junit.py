@@ -133,7 +133,7 @@ def _case_verdict(case: ET.Element, rows: list[CellResult], scorer: str) -> None
                                                                                              OUTPUT_CHARS)
 
 
-def failure_junit(experiment: str, message: str) -> str:
+def failure_junit(experiment: str, message: str, *, bad_input: bool = False) -> str:
     """A JUnit document for a run that failed before its gates could be checked (one test case, in error), so a
     CI reporter shows why instead of a missing file."""
     root = ET.Element("testsuites", name=_text(f"workbench {experiment}"), tests="1", failures="0", errors="1",
@@ -141,6 +141,7 @@ def failure_junit(experiment: str, message: str) -> str:
     suite = ET.SubElement(root, "testsuite", name=_text(f"{experiment}: gates"), tests="1", failures="0",
                           errors="1", skipped="0", time="0")
     case = ET.SubElement(suite, "testcase", classname=_text(f"{experiment}.gates"), name="the run", time="0")
-    ET.SubElement(case, "error", message=_text(message, 500), type="run failed").text = _text(message)
+    kind = "bad input" if bad_input else "run failed"
+    ET.SubElement(case, "error", message=_text(message, 500), type=kind).text = _text(message)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -71,6 +71,7 @@ def _cost_line(report: GateReport) -> str:
     return f"**Cost:** {_cell(cost)} for {report.calls} calls{failed}{spent}{cached}."
 
 
-def failure_markdown(experiment: str, message: str) -> str:
+def failure_markdown(experiment: str, message: str, *, bad_input: bool = False) -> str:
     """The summary of a run that failed before its gates could be checked."""
-    return f"### ❌ {_cell(experiment)}: the run failed, no gate was checked\n\n> {_cell(message)}\n"
+    what = "the input was refused before anything was sent" if bad_input else "the run failed"
+    return f"### ❌ {_cell(experiment)}: {what}, no gate was checked\n\n> {_cell(message)}\n"
