@@ -423,3 +423,16 @@ def test_calls_that_failed_are_left_out_of_a_mean_and_said(tmp_path):
     res = results_of(make_exp(10, max_retries=0), tmp_path, "run", fake=fake)
     check = evaluate_gates(res, ["label >= 0.5"]).gates[0].checks[0]
     assert res.n_errors == 2 and check.n == 8 and "2 unscored calls left out" in check.detail
+
+
+def test_refusals_count_as_fails_and_the_check_says_so(tmp_path):
+    def respond(req):
+        case = int(req.user_text.split()[-1][1:])
+        return "I'm sorry, but I can't help with that." if case < 3 else answers()(req)
+
+    res = results_of(make_exp(10), tmp_path, "run", fake=FakeBackend(respond))
+    check = evaluate_gates(res, ["label >= 0.5"]).gates[0].checks[0]
+    assert check.value == pytest.approx(0.7) and "3 refused counted as fails" in check.detail
+    root = ET.fromstring(to_junit(evaluate_gates(res, ["label >= 0.5"]), res, cases=True))
+    refused = root.find(".//testcase[@name='c000 [v @ fake]']/failure")
+    assert refused.get("type") == "case refused" and "evidence:" in refused.text

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from ..errors import GatesFailed
+from ..formatting import p_value, usd
 from ..records import CellResult, utcnow
 from ..schema import Model
 from .spec import RUN_METRICS, Gate, gate_problems
@@ -366,6 +367,10 @@ def _score_check(gate: Gate, results: Results, summaries: dict[str, Any], varian
     ci = f"95% CI {low:.2f} to {high:.2f}, {n_cases} case{'s' if n_cases != 1 else ''}"
     errors = int(r["n_errors"])
     left_out = f"; {errors} unscored call{'s' if errors != 1 else ''} left out" if errors else ""
+    hedged = [f"{int(r[k])} {word}" for k, word in (("n_refused", "refused"), ("n_ambiguous", "ambiguous"))
+              if k in r and int(r[k])]
+    if hedged:  # they count as fails: say so, a reader should not have to guess why a mean is low
+        left_out += f"; {' and '.join(hedged)} counted as fails"
     if gate.metric == "mean":
         detail = f"mean {_shown(value, t)} ({ci}{left_out}) {_compare_words(gate, ok)}"
     else:
@@ -460,7 +465,7 @@ def _baseline_check(gate: Gate, df: pd.DataFrame, variant: str, target: str,
     worse = paired.diff < 0 if gate.min is not None else paired.diff > 0  # type: ignore[operator]
     ok = not (worse and paired.significant)
     verdict = "no significant regression" if ok else "a significant regression"
-    p = "n/a" if paired.p_value is None else "<0.001" if paired.p_value < 0.001 else f"{paired.p_value:.2g}"
+    p = p_value(paired.p_value)
     left_out = " (the case sets differ)" if paired.only_this_run or paired.only_baseline else ""
     return GateCheck(**base, status="passed" if ok else "failed", value=paired.diff, n=paired.n_shared,
                      ci_low=paired.ci_low, ci_high=paired.ci_high, paired=paired,
@@ -519,11 +524,6 @@ def score_lines(results: Results, summaries: dict[str, Any]) -> list[ScoreLine]:
 
 
 def format_usd(v: float | None) -> str:
-    """Dollars with three significant digits however small ($0.0000190), ``$0`` for free: a cost is never
-    hidden by rounding. (The report's ``fmt_usd`` follows the same rule.)"""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "unknown"
-    if v == 0:
-        return "$0"
-    digits = 2 if abs(v) >= 1 else 2 - int(math.floor(math.log10(abs(v))))
-    return f"${v:,.{digits}f}"
+    """Money as everywhere else (:func:`workbench.formatting.usd`: never hidden by rounding), ``unknown`` when
+    a model has no price."""
+    return usd(v, unknown="unknown")

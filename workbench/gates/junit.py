@@ -128,9 +128,11 @@ def _case_verdict(case: ET.Element, rows: list[CellResult], scorer: str) -> None
     lines = [head]
     if s.answer is not None:
         lines.append(f"answer: {s.answer}")
+    if s.evidence is not None:
+        lines.append(f"evidence: {s.evidence}")
     lines.append(f"output: {r.output}")
-    ET.SubElement(case, "failure", message=_text(head, 500), type="case failed").text = _text("\n".join(lines),
-                                                                                             OUTPUT_CHARS)
+    ET.SubElement(case, "failure", message=_text(head, 500), type=f"case {s.outcome}").text = _text(
+        "\n".join(lines), OUTPUT_CHARS)
 
 
 def failure_junit(experiment: str, message: str, *, bad_input: bool = False) -> str:
