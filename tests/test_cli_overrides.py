@@ -1,4 +1,4 @@
-"""Every numeric override of ``workbench eval`` goes through the experiment's own validation: a bad value exits 2 (bad
+"""Every numeric override of ``workbench eval`` goes through the experiment's own validation: a bad value exits 1 (bad
 input) with one ``error:`` line naming the flag, before anything is planned or sent."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ BAD = [
 @pytest.mark.parametrize("flag,value", BAD)
 def test_bad_numeric_override_names_the_flag(run_cli, flag, value, tmp_path):
     out = run_cli("eval", "--dry-run", f"{flag}={value}", cwd=str(tmp_path))
-    assert out.returncode == 2, out
+    assert out.returncode == 1, out
     assert out.stderr.startswith("error:") and "Traceback" not in out.stderr, out.stderr
     assert f"{flag} {value}" in out.stderr, out.stderr
 
 
 def test_a_refused_override_runs_nothing(run_cli, tmp_path):
     out = run_cli("eval", "--repeats=-1", "--out", str(tmp_path / "run"), cwd=str(tmp_path))
-    assert out.returncode == 2 and "--repeats -1" in out.stderr
+    assert out.returncode == 1 and "--repeats -1" in out.stderr
     assert not (tmp_path / "run").exists()  # refused before the run folder was opened
 
 

@@ -96,20 +96,20 @@ def test_bad_input_exits_2_before_anything_is_sent(served, run_cli, tmp_path):
     backend, _ = served
     spec = write_spec(tmp_path / "spec.yaml")
     typo = run_cli("eval", str(spec), "--gate", "lable >= 0.9", "--out", str(tmp_path / "run"))
-    assert typo.returncode == 2 and typo.stderr.startswith("error: bad flag: --gate")
+    assert typo.returncode == 1 and typo.stderr.startswith("error: bad flag: --gate")
     assert "has no scorer 'lable'; did you mean 'label'?" in typo.stderr and "Traceback" not in typo.stderr
     grammar = run_cli("eval", str(spec), "--gate", "label > 0.9")
-    assert grammar.returncode == 2 and "use >= (at least) or <= (at most)" in grammar.stderr
+    assert grammar.returncode == 1 and "use >= (at least) or <= (at most)" in grammar.stderr
     missing = run_cli("eval", str(spec), "--baseline", "no-such-run", "--out", str(tmp_path / "run"))
-    assert missing.returncode == 2 and "--baseline no-such-run: no file or folder by that path" in missing.stderr
+    assert missing.returncode == 1 and "--baseline no-such-run: no file or folder by that path" in missing.stderr
     in_spec = write_spec(tmp_path / "bad" / "spec.yaml")
     in_spec.write_text(in_spec.read_text() + "  - label.ci_low >= 1\n")
     impossible = run_cli("eval", str(in_spec))
-    assert impossible.returncode == 2 and "gates[1].min" in impossible.stderr and "can never pass" in impossible.stderr
+    assert impossible.returncode == 1 and "gates[1].min" in impossible.stderr and "can never pass" in impossible.stderr
     broken = write_spec(tmp_path / "broken" / "spec.yaml")
     broken.write_text(broken.read_text().replace("{{ text }}", "{{ txt }}"))
     refused = run_cli("eval", str(broken), "--junit", str(tmp_path / "refused.xml"))
-    assert refused.returncode == 2 and "txt" in refused.stderr
+    assert refused.returncode == 1 and "txt" in refused.stderr
     [error] = ET.parse(tmp_path / "refused.xml").getroot().iter("error")  # CI's reporter says why
     assert error.get("type") == "bad input" and "txt" in error.get("message")
     dry = run_cli("eval", str(spec), "--dry-run", "--gate", "cost <= $1", "--junit", str(tmp_path / "j.xml"))
@@ -117,12 +117,12 @@ def test_bad_input_exits_2_before_anything_is_sent(served, run_cli, tmp_path):
     assert backend.chat_requests == [] and not (tmp_path / "run").exists()
 
 
-def test_a_run_with_failed_calls_exits_1_unless_an_error_rate_gate_allows_them(served, run_cli, tmp_path):
+def test_a_run_with_failed_calls_exits_4_unless_an_error_rate_gate_allows_them(served, run_cli, tmp_path):
     backend, _ = served
     backend.fail(ServerError(500), times=2)
     spec = write_spec(tmp_path / "spec.yaml", n=20)
     failed = run_cli("eval", str(spec), "-q", "--out", str(tmp_path / "run"), "--junit", str(tmp_path / "j.xml"))
-    assert failed.returncode == 1, failed.stderr
+    assert failed.returncode == 4, failed.stderr
     assert "2 calls failed" in failed.stdout
     ET.parse(tmp_path / "j.xml")  # CI still gets its report
     backend.fail(ServerError(500), times=2)
@@ -177,5 +177,6 @@ def test_eval_help_documents_gates_and_exit_codes(run_cli):
     out = run_cli("eval", "--help")
     assert out.returncode == 0
     for text in ("--gate GATE", "--baseline PATH|RUN_ID|last-on-main", "--junit FILE", "--summary-md FILE",
-                 "label.ci_low >= 0.8", "exit codes:", "3    a quality gate failed", "2    bad input"):
+                 "label.ci_low >= 0.8", "exit codes:", "3    a quality gate failed", "1    refused: bad input",
+                 "4    the run failed"):
         assert text in out.stdout, text

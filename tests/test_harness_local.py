@@ -36,4 +36,4 @@ def test_eval_cli_reports_a_bad_spec(run_cli, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndataset: {path: nowhere.csv}\nvariants: [{name: v}]\n")
     out = run_cli("eval", str(bad))
-    assert out.returncode == 2 and "nowhere.csv does not exist" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 1 and "nowhere.csv does not exist" in out.stderr and "Traceback" not in out.stderr
