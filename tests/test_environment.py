@@ -13,12 +13,11 @@ from importlib import metadata
 
 import pytest
 import yaml
+from conftest import ROOT
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-from conftest import ROOT
 
 LOCK = ROOT / "requirements.lock"
 # installed but not locked: the workbench itself (editable, from the work tree), and what `pip freeze` leaves
@@ -144,3 +143,13 @@ def test_environment_yml_installs_the_lock():
     conda = {canonicalize_name(re.split(r"[<>=! ]", d)[0]) for d in deps if isinstance(d, str)}
     conda.discard("pip")  # conda's pip runs the pip section, which then installs the locked pip
     assert not (locked & conda), f"from both conda and requirements.lock: {locked & conda}"
+
+
+def test_the_manifest_names_the_lock_of_the_environment():
+    import hashlib
+
+    from workbench.manifest import Manifest, environment_lock
+
+    assert environment_lock() == f"sha256:{hashlib.sha256(LOCK.read_bytes()).hexdigest()}"
+    assert environment_lock("no-such.lock") is None
+    assert "environment_lock" in Manifest.model_fields

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .errors import DataError, WorkbenchError
 from .manifest import (
-    MANIFEST_FILE, DatasetInfo, Failure, Manifest, NotebookInfo, Reproduction, Totals, file_sha256, git_info,
-    load_manifest, metrics_of, package_versions, prices_as_of, register_env_secrets, spec_sha256, targets_of, totals_of,
+    MANIFEST_FILE, DatasetInfo, Failure, Manifest, NotebookInfo, Reproduction, Totals, environment_lock, file_sha256,
+    git_info, load_manifest, metrics_of, package_versions, prices_as_of, register_env_secrets, spec_sha256, targets_of,
+    totals_of,
 )
 from .results import utcnow
 from .secrets import redact, redact_obj
@@ -591,7 +592,7 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
         metrics=metrics_of(results) if results is not None else [],
         results_status=results.status if results is not None else None,
         failure=failure, git=git_info(Path(notebook.path).parent if notebook.path else run_dir),
-        packages=package_versions(), sweep=dict(sweep) if sweep else None,
+        packages=package_versions(), environment_lock=environment_lock(), sweep=dict(sweep) if sweep else None,
     )
 
 
