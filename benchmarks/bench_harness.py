@@ -23,12 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import openai  # noqa: E402
-
 from _server import fake_server  # noqa: E402
+
 from workbench.config import Profile  # noqa: E402
 from workbench.experiment import Experiment  # noqa: E402
+from workbench.harness import arun  # noqa: E402
 from workbench.providers import Provider  # noqa: E402
-from workbench.runner import arun  # noqa: E402
 from workbench.variants import Variant  # noqa: E402
 
 VARIANTS = [Variant(name="a", user="{{ text }}", params={"max_tokens": 16}),
@@ -119,19 +119,29 @@ def main() -> None:
     # rate; the best any client can do is (calls - rpm/6) / (rpm/60) seconds after that first burst.
     burst = rpm / 6
     best_s = (2 * rl_cases - burst) / (rpm / 60)
-    print(f"    best possible: {2 * rl_cases / best_s:.1f} req/s ({2 * rl_cases} calls in {best_s:.0f} s); nominal {rpm / 60:.0f} req/s")
+    print(
+        f"    best possible: {2 * rl_cases / best_s:.1f} req/s ({2 * rl_cases} calls in {best_s:.0f} s); "
+        f"nominal {rpm / 60:.0f} req/s"
+    )
     with fake_server(latency=args.latency, rpm=rpm) as url:
         h = asyncio.run(harness(url, rl_cases, 32, rpm=rpm))
         show("harness, quota known (profile rpm)", h)
-        print(f"    fraction of nominal quota: {h['rps'] / (rpm / 60):.3f}; of best possible: {best_s / h['wall_s']:.3f}")
+        print(
+            f"    fraction of nominal quota: {h['rps'] / (rpm / 60):.3f}; of best possible: {best_s / h['wall_s']:.3f}"
+        )
     with fake_server(latency=args.latency, rpm=rpm) as url:
         h = asyncio.run(harness(url, rl_cases, 32))
         show("harness, quota unknown (adaptive)", h)
-        print(f"    fraction of nominal quota: {h['rps'] / (rpm / 60):.3f}; of best possible: {best_s / h['wall_s']:.3f}")
+        print(
+            f"    fraction of nominal quota: {h['rps'] / (rpm / 60):.3f}; of best possible: {best_s / h['wall_s']:.3f}"
+        )
     with fake_server(latency=args.latency, rpm=rpm) as url:
         raw = asyncio.run(raw_loop(url, rl_cases, 32))
         show("raw SDK (default 2 retries)", raw)
-        print(f"    fraction of quota (completed calls): {(raw['calls'] - raw['failed']) / raw['wall_s'] / (rpm / 60):.3f}")
+        print(
+            "    fraction of quota (completed calls): "
+            f"{(raw['calls'] - raw['failed']) / raw['wall_s'] / (rpm / 60):.3f}"
+        )
 
     print("(d) 5% HTTP 500s: cells lost")
     with fake_server(latency=args.latency, error_rate=0.05) as url:

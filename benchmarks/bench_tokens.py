@@ -18,8 +18,8 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     cookbook = results["raw (cookbook, encode)"][0]
     ours = results["count_messages, per conversation"][0]
     print(f"overhead of count_messages (per conversation) vs raw encode_ordinary loop: {100 * (ours / base - 1):+.1f}%")
-    print(f"overhead of count_messages (per conversation) vs the cookbook loop:        {100 * (ours / cookbook - 1):+.1f}%")
+    print(
+        "overhead of count_messages (per conversation) vs the cookbook loop:        "
+        f"{100 * (ours / cookbook - 1):+.1f}%"
+    )
     return 0
 
 

@@ -27,7 +27,11 @@ def test_tokens_json(capsys, tmp_path):
     assert (out["model"], out["encoding"], out["tokens"]) == ("gpt-35-turbo", "cl100k_base", 2)
     f = tmp_path / "prompt.txt"
     f.write_text("hello world\n" * 10, "utf-8")
-    assert run_json(capsys, "tokens", "-m", "gpt-4", "--file", str(f))["tokens"] == count_text(f.read_text(), "gpt-4") == 30
+    assert (
+        run_json(capsys, "tokens", "-m", "gpt-4", "--file", str(f))["tokens"]
+        == count_text(f.read_text(), "gpt-4")
+        == 30
+    )
 
 
 def test_tokens_human_output_and_stdin(capsys, monkeypatch):
@@ -41,9 +45,18 @@ def test_tokens_human_output_and_stdin(capsys, monkeypatch):
 def test_image_tokens_json_from_a_size_and_a_file(capsys, tmp_path):
     out = run_json(capsys, "image-tokens", "--model", "gpt-4o", "--size", "2048x4096", "--detail", "high")
     assert {k: out[k] for k in ("model", "detail", "width", "height", "resized", "tiles", "tokens")} == {
-        "model": "gpt-4o", "detail": "high", "width": 2048, "height": 4096, "resized": [768, 1536], "tiles": 6,
-        "tokens": 1105}
-    assert run_json(capsys, "image-tokens", "-m", "gpt-4o-mini", "--size", "2048x4096", "--detail", "high")["tokens"] == 36835
+        "model": "gpt-4o",
+        "detail": "high",
+        "width": 2048,
+        "height": 4096,
+        "resized": [768, 1536],
+        "tiles": 6,
+        "tokens": 1105,
+    }
+    assert (
+        run_json(capsys, "image-tokens", "-m", "gpt-4o-mini", "--size", "2048x4096", "--detail", "high")["tokens"]
+        == 36835
+    )
     assert run_json(capsys, "image-tokens", "-m", "gpt-4o", "--size", "4096x8192", "--detail", "low")["tokens"] == 85
     path = tmp_path / "photo.png"
     Image.new("RGB", (1800, 2400)).save(path)
@@ -59,43 +72,86 @@ def test_image_tokens_human_output_shows_the_arithmetic(capsys):
 
 
 def test_cost_json(capsys):
-    out = run_json(capsys, "cost", "--model", "o4-mini", "--input-tokens", "1000", "--output-tokens", "500",
-                   "--cached-tokens", "400", "--reasoning-tokens", "300")
+    out = run_json(
+        capsys,
+        "cost",
+        "--model",
+        "o4-mini",
+        "--input-tokens",
+        "1000",
+        "--output-tokens",
+        "500",
+        "--cached-tokens",
+        "400",
+        "--reasoning-tokens",
+        "300",
+    )
     assert out["usd"] == pytest.approx(0.00297)
     assert out["parts"] == {"input": 0.00066, "cached_input": 0.00011, "output": 0.0022}
     assert out["as_of"] == "2026-08" and out["currency"] == "USD"
-    batch = run_json(capsys, "cost", "--model", "o4-mini", "--input-tokens", "1000", "--output-tokens", "500",
-                     "--cached-tokens", "400", "--batch")
+    batch = run_json(
+        capsys,
+        "cost",
+        "--model",
+        "o4-mini",
+        "--input-tokens",
+        "1000",
+        "--output-tokens",
+        "500",
+        "--cached-tokens",
+        "400",
+        "--batch",
+    )
     assert batch["usd"] == pytest.approx(0.00297 / 2) and batch["batch"] is True
 
 
 def test_cost_with_a_price_override(capsys, tmp_path):
     prices = tmp_path / "p.toml"
     prices.write_text('as_of = "2026-12"\n[prices]\n"gpt-4o" = { input = 1.0, output = 2.0 }\n', "utf-8")
-    out = run_json(capsys, "cost", "-m", "gpt-4o", "--input-tokens", "1000000", "--output-tokens", "1000000",
-                   "--prices", str(prices))
+    out = run_json(
+        capsys,
+        "cost",
+        "-m",
+        "gpt-4o",
+        "--input-tokens",
+        "1000000",
+        "--output-tokens",
+        "1000000",
+        "--prices",
+        str(prices),
+    )
     assert out["usd"] == 3.0 and out["as_of"] == "2026-12"
 
 
 def test_deployment_names_resolve_through_profiles(capsys, tmp_path, monkeypatch):
     (tmp_path / "workbench.toml").write_text(
         '[profiles.work]\nbackend = "azure"\nendpoint = "https://x.openai.azure.com"\n'
-        '[profiles.work.deployments]\n"prod-4o" = "gpt-4o"\n"legacy" = "gpt-4"\n', "utf-8")
+        '[profiles.work.deployments]\n"prod-4o" = "gpt-4o"\n"legacy" = "gpt-4"\n',
+        "utf-8",
+    )
     monkeypatch.chdir(tmp_path)
     assert run_json(capsys, "tokens", "--model", "prod-4o", "hello world")["model"] == "gpt-4o"
     assert run_json(capsys, "tokens", "--model", "legacy", "--profile", "work", "hi")["encoding"] == "cl100k_base"
-    assert run_json(capsys, "cost", "--model", "prod-4o", "--input-tokens", "1", "--output-tokens", "0")["model"] == "gpt-4o"
+    assert (
+        run_json(capsys, "cost", "--model", "prod-4o", "--input-tokens", "1", "--output-tokens", "0")["model"]
+        == "gpt-4o"
+    )
 
 
-@pytest.mark.parametrize("args,message", [
-    (["tokens", "--model", "gpt4o", "hi"], "Unknown model or deployment 'gpt4o'. Did you mean: gpt-4o"),
-    (["image-tokens", "--model", "gpt-35-turbo", "--size", "10x10"], "does not accept images"),
-    (["image-tokens", "--model", "gpt-4o", "--size", "big"], "WIDTHxHEIGHT"),
-    (["image-tokens", "--model", "gpt-4o"], "Give an image file or --size"),
-    (["tokens", "--model", "gpt-4o"], "Give the text to count"),
-    (["cost", "--model", "gpt-4o", "--input-tokens", "5", "--output-tokens", "1", "--cached-tokens", "9"],
-     "cannot be larger"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["tokens", "--model", "gpt4o", "hi"], "Unknown model or deployment 'gpt4o'. Did you mean: gpt-4o"),
+        (["image-tokens", "--model", "gpt-35-turbo", "--size", "10x10"], "does not accept images"),
+        (["image-tokens", "--model", "gpt-4o", "--size", "big"], "WIDTHxHEIGHT"),
+        (["image-tokens", "--model", "gpt-4o"], "Give an image file or --size"),
+        (["tokens", "--model", "gpt-4o"], "Give the text to count"),
+        (
+            ["cost", "--model", "gpt-4o", "--input-tokens", "5", "--output-tokens", "1", "--cached-tokens", "9"],
+            "cannot be larger",
+        ),
+    ],
+)
 def test_errors_exit_1_with_a_message(capsys, args, message):
     assert main(args) == 1
     err = capsys.readouterr().err
@@ -128,12 +184,23 @@ sys.exit(main(sys.argv[1:]))
 @pytest.fixture
 def offline(tmp_path):
     cache, tik = tmp_path / "fresh-cache", tmp_path / "tiktoken-cache"
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "TIKTOKEN_CACHE_DIR": str(tik),
-           "DATA_GYM_CACHE_DIR": str(tik), "HOME": str(tmp_path / "home")}
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(cache),
+        "TIKTOKEN_CACHE_DIR": str(tik),
+        "DATA_GYM_CACHE_DIR": str(tik),
+        "HOME": str(tmp_path / "home"),
+    }
 
     def run(*args: str) -> dict:
-        p = subprocess.run([sys.executable, "-c", OFFLINE, *args, "--json"], capture_output=True, text=True,
-                           env=env, timeout=120, cwd=tmp_path)
+        p = subprocess.run(
+            [sys.executable, "-c", OFFLINE, *args, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert p.returncode == 0, p.stderr
         return json.loads(p.stdout)
 
@@ -160,8 +227,18 @@ def test_the_entry_point_module_runs(run_cli):
 
 
 def test_cost_json_reports_the_input_tokens_given_and_the_uncached_part(run_cli):
-    r = run_cli("cost", "--model", "gpt-4o", "--input-tokens", "1000", "--output-tokens", "500",
-                "--cached-tokens", "200", "--json")
+    r = run_cli(
+        "cost",
+        "--model",
+        "gpt-4o",
+        "--input-tokens",
+        "1000",
+        "--output-tokens",
+        "500",
+        "--cached-tokens",
+        "200",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     import json
 

@@ -50,7 +50,10 @@ reasoner = "o4-mini"
 
 
 def test_project_file_is_found_from_cwd(tmp_path, monkeypatch):
-    write(tmp_path / "workbench.toml", '[profiles.mine]\nbackend = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nauth = "none"\n')
+    write(
+        tmp_path / "workbench.toml",
+        '[profiles.mine]\nbackend = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nauth = "none"\n',
+    )
     sub = tmp_path / "a" / "b"
     sub.mkdir(parents=True)
     monkeypatch.chdir(sub)
@@ -65,7 +68,7 @@ def test_secret_in_config_file_is_refused(tmp_path):
 
 def test_unknown_field_and_backend_are_named(tmp_path):
     with pytest.raises(ConfigError, match="unknown field.*'endpont'"):
-        load_config([write(tmp_path / "a.toml", "[profiles.x]\nbackend = \"openai\"\nendpont = \"x\"\n")])
+        load_config([write(tmp_path / "a.toml", '[profiles.x]\nbackend = "openai"\nendpont = "x"\n')])
     with pytest.raises(ConfigError, match="backend = 'bedrock'"):
         load_config([write(tmp_path / "b.toml", '[profiles.x]\nbackend = "bedrock"\n')])
 
@@ -78,7 +81,7 @@ def test_invalid_toml_names_the_file(tmp_path):
 
 def test_missing_endpoint_names_the_setting():
     with pytest.raises(ConfigError, match="AZURE_OPENAI_ENDPOINT"):
-        Provider("azure").client
+        _ = Provider("azure").client
 
 
 def test_missing_key_names_the_variable(monkeypatch):

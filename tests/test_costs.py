@@ -11,8 +11,15 @@ import pytest
 from PIL import Image
 
 from workbench.costs import (
-    Budget, PlannedRequest, PriceUnknown, actual_cost, estimate_matrix_cost, estimate_request_cost, load_prices,
-    price_for, token_cost,
+    Budget,
+    PlannedRequest,
+    PriceUnknown,
+    actual_cost,
+    estimate_matrix_cost,
+    estimate_request_cost,
+    load_prices,
+    price_for,
+    token_cost,
 )
 from workbench.errors import BudgetExceeded, DataError
 from workbench.records import Usage
@@ -74,7 +81,9 @@ def test_a_model_without_a_price_is_an_error_not_free():
     without = dataclasses.replace(table, prices={k: v for k, v in table.prices.items() if k != "gpt-4o"})
     with pytest.raises(PriceUnknown, match="No price for 'gpt-4o'.*prices_file"):
         token_cost("gpt-4o", 10, 10, prices=without)
-    no_local = dataclasses.replace(table, prices={k: v for k, v in table.prices.items() if k != "smollm2-135m-instruct"})
+    no_local = dataclasses.replace(
+        table, prices={k: v for k, v in table.prices.items() if k != "smollm2-135m-instruct"}
+    )
     assert token_cost("local", 10, 10, prices=no_local).usd == 0.0
 
 
@@ -94,8 +103,11 @@ def write(path, text):
 
 
 def test_user_override_file_from_environment(tmp_path, monkeypatch):
-    override = write(tmp_path / "my-prices.toml", 'as_of = "2026-11"\nsource = "our Azure EA contract"\n'
-                     '[prices]\n"gpt-4o" = { input = 2.0 }\n"gpt-3.5-turbo" = { input = 0.4, output = 1.2 }\n')
+    override = write(
+        tmp_path / "my-prices.toml",
+        'as_of = "2026-11"\nsource = "our Azure EA contract"\n'
+        '[prices]\n"gpt-4o" = { input = 2.0 }\n"gpt-3.5-turbo" = { input = 0.4, output = 1.2 }\n',
+    )
     monkeypatch.setenv("WORKBENCH_PRICES", str(override))
     table = load_prices()
     assert str(override) in table.files
@@ -118,14 +130,17 @@ def test_override_file_from_project_config(tmp_path, monkeypatch):
     assert token_cost("o3", 0, 1_000_000, batch=True).usd == pytest.approx(6.0 * 0.6)
 
 
-@pytest.mark.parametrize("text,message", [
-    ('[prices]\n"gpt-4o" = { input = 1.0 }\n', "no `as_of` date"),
-    ('as_of = "x"\n[prices]\n"gpt-4o" = { inptu = 1.0 }\n', "unknown field"),
-    ('as_of = "x"\n[prices]\n"gpt-4o" = { input = -1 }\n', "non-negative"),
-    ('as_of = "x"\n[prices]\n"gpt4o" = { input = 1.0 }\n', "Did you mean: gpt-4o"),
-    ('as_of = "x"\nbatch_discount = 50\n', "between 0 and 1"),
-    ('as_of = "x"\n[prices\n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('[prices]\n"gpt-4o" = { input = 1.0 }\n', "no `as_of` date"),
+        ('as_of = "x"\n[prices]\n"gpt-4o" = { inptu = 1.0 }\n', "unknown field"),
+        ('as_of = "x"\n[prices]\n"gpt-4o" = { input = -1 }\n', "non-negative"),
+        ('as_of = "x"\n[prices]\n"gpt4o" = { input = 1.0 }\n', "Did you mean: gpt-4o"),
+        ('as_of = "x"\nbatch_discount = 50\n', "between 0 and 1"),
+        ('as_of = "x"\n[prices\n', "not valid TOML"),
+    ],
+)
 def test_bad_override_files_are_explained(tmp_path, text, message):
     with pytest.raises(DataError, match=message):
         load_prices(write(tmp_path / "p.toml", text))
@@ -158,8 +173,15 @@ def test_request_estimate_counts_input_exactly_and_budgets_output():
 
 
 def test_request_estimate_includes_images_and_flags_context_overflow():
-    messages = [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
-                                             {"type": "image_url", "image_url": {"url": data_url(2048, 4096)}}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": data_url(2048, 4096)}},
+            ],
+        }
+    ]
     e = estimate_request_cost(messages, "gpt-4o-mini", 10)
     assert e.tokens.images == 36835 and e.input_tokens > 36835
     assert e.input_usd == pytest.approx(e.input_tokens * 0.15 / 1e6)
@@ -171,9 +193,18 @@ def test_matrix_estimate_is_cases_x_variants_x_targets_x_repeats():
     variants = {"terse": "Label: {}", "polite": "Please classify the sentiment of this review: {}"}
     targets = ["gpt-4o", "gpt-4o-mini", "local"]
     plan = [
-        {"messages": [{"role": "user", "content": tpl.format(case)}], "model": target, "max_output_tokens": 20,
-         "expected_output_tokens": 2, "case": case, "variant": name, "target": target}
-        for case in cases for name, tpl in variants.items() for target in targets
+        {
+            "messages": [{"role": "user", "content": tpl.format(case)}],
+            "model": target,
+            "max_output_tokens": 20,
+            "expected_output_tokens": 2,
+            "case": case,
+            "variant": name,
+            "target": target,
+        }
+        for case in cases
+        for name, tpl in variants.items()
+        for target in targets
     ]
     m = estimate_matrix_cost(plan, repeats=3)
     assert m.requests == 3 * 2 * 3 * 3
@@ -191,8 +222,12 @@ def test_matrix_estimate_is_cases_x_variants_x_targets_x_repeats():
 def test_matrix_estimate_accepts_planned_requests_and_names_failing_cells():
     ok = PlannedRequest([{"role": "user", "content": "hi"}], "gpt-4o", 5, labels={"case": "c1"})
     assert estimate_matrix_cost([ok]).requests == 1
-    bad = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(8, 8)}}]}],
-           "model": "gpt-4", "case": "c7", "variant": "v2"}
+    bad = {
+        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(8, 8)}}]}],
+        "model": "gpt-4",
+        "case": "c7",
+        "variant": "v2",
+    }
     with pytest.raises(DataError, match="case=c7, variant=v2: .*gpt-4 does not accept images"):
         estimate_matrix_cost([ok, bad])
     with pytest.raises(DataError, match="needs 'messages' and 'model'"):

@@ -148,7 +148,7 @@ def test_environment_yml_installs_the_lock():
 def test_the_manifest_names_the_lock_of_the_environment():
     import hashlib
 
-    from workbench.manifest import Manifest, environment_lock
+    from workbench.runs.manifest import Manifest, environment_lock
 
     assert environment_lock() == f"sha256:{hashlib.sha256(LOCK.read_bytes()).hexdigest()}"
     assert environment_lock("no-such.lock") is None

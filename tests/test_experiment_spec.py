@@ -33,7 +33,10 @@ def test_fingerprint_changes_with_the_prompt():
 
 def test_validation_errors_name_the_file_and_field(tmp_path):
     f = tmp_path / "bad.yaml"
-    f.write_text("name: x\ndataset: {path: d.csv}\nvariants:\n  - name: v\n    user: '{{ t }}'\n    params: {temperature: hot}\nrepeats: 0\n")
+    f.write_text(
+        "name: x\ndataset: {path: d.csv}\nvariants:\n  - name: v\n    user: '{{ t }}'\n"
+        "    params: {temperature: hot}\nrepeats: 0\n"
+    )
     with pytest.raises(DataError) as e:
         load_experiment(f)
     msg = str(e.value)

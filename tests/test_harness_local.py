@@ -3,14 +3,13 @@
 import pytest
 
 from workbench.examples import example_path, load_example
-from workbench.runner import run
+from workbench.harness import run
 
 pytestmark = pytest.mark.local_model
 
 
 def test_demo_variants_make_a_visible_difference_on_the_local_model(tmp_path):
-    exp = load_example().model_copy(update={"sample": 6, "seed": 1})
-    exp._base_dir = example_path().parent
+    exp = load_example().replace(sample=6, seed=1)
     res = run(exp, out=tmp_path / "run", cache=tmp_path / "c.sqlite", progress=False)
     assert len(res) == 18 and res.n_errors == 0
     df = res.df

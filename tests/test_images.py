@@ -12,7 +12,13 @@ from PIL import Image
 from workbench.catalog import load_catalog
 from workbench.errors import DataError
 from workbench.images import (
-    image_size, image_tokens, iter_image_parts, message_image_tokens, parse_size, patch_tokens, tile_tokens,
+    image_size,
+    image_tokens,
+    iter_image_parts,
+    message_image_tokens,
+    parse_size,
+    patch_tokens,
+    tile_tokens,
 )
 from workbench.tokens import count_messages
 
@@ -197,6 +203,7 @@ def test_remote_image_urls_are_budgeted_at_the_worst_case():
 
 
 def test_corrupt_image_in_a_message_names_its_place():
-    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]
+    part = {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}
+    messages = [{"role": "user", "content": [part]}]
     with pytest.raises(DataError, match=r"messages\[0\].content\[0\].*not a readable image"):
         count_messages(messages, "gpt-4o")

@@ -53,8 +53,9 @@ def test_image_input_is_refused_with_a_clear_error(local):
 
 def test_async_calls_are_serialised_safely(local):
     async def main():
-        return await asyncio.gather(*(local.acomplete([{"role": "user", "content": f"Say the number {i}."}], max_tokens=8)
-                                      for i in range(4)))
+        return await asyncio.gather(
+            *(local.acomplete([{"role": "user", "content": f"Say the number {i}."}], max_tokens=8) for i in range(4))
+        )
 
     out = asyncio.run(main())
     assert len(out) == 4 and all(c.outcome in ("ok", "length") for c in out)
@@ -71,5 +72,7 @@ def test_local_profile_bounds_output_by_default(local):
     req = local.prepare([{"role": "user", "content": "Tell me everything."}])
     assert req.params == {"temperature": 0.0, "max_tokens": 512}
     # a variant's own limit wins, under either name
-    assert local.prepare([{"role": "user", "content": "x"}], max_completion_tokens=7).params == \
-        {"temperature": 0.0, "max_completion_tokens": 7}
+    assert local.prepare([{"role": "user", "content": "x"}], max_completion_tokens=7).params == {
+        "temperature": 0.0,
+        "max_completion_tokens": 7,
+    }

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from workbench import runs
-from workbench.manifest import load_manifest
+from workbench.runs.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -8,7 +8,15 @@ import pytest
 from workbench.errors import BackendError
 from workbench.params import ParameterWarning
 from workbench.testing import (
-    FAKE_API_KEY, CompletionFiltered, FakeBackend, Malformed, PromptFiltered, RateLimit, Reply, ServerError, Timeout,
+    FAKE_API_KEY,
+    CompletionFiltered,
+    FakeBackend,
+    Malformed,
+    PromptFiltered,
+    RateLimit,
+    Reply,
+    ServerError,
+    Timeout,
 )
 
 HI = [{"role": "user", "content": "hello"}]
@@ -70,7 +78,12 @@ def test_completion_record_carries_usage_ids_and_rate_headers(fake):
     fake.queue(Reply("hi", prompt_tokens=11, completion_tokens=7, cached_tokens=4, reasoning_tokens=2,
                      headers={"x-ratelimit-remaining-requests": "9", "x-ratelimit-remaining-tokens": "999"}))
     c = fake.provider("azure").complete(HI)
-    assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.cached_tokens, c.usage.reasoning_tokens) == (11, 7, 4, 2)
+    assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.cached_tokens, c.usage.reasoning_tokens) == (
+        11,
+        7,
+        4,
+        2,
+    )
     assert c.rate_limit == {"x-ratelimit-remaining-requests": "9", "x-ratelimit-remaining-tokens": "999"}
     assert c.request_id and c.system_fingerprint == "fp_fake0001" and c.latency_s >= 0
     assert c.content_filter.prompt and not c.content_filter.filtered  # Azure annotations, all safe
@@ -95,8 +108,11 @@ def test_rejected_prompt_is_a_recorded_outcome_not_a_crash(fake):
 
 def test_transient_errors_raise_sdk_types_without_retries(fake):
     p = fake.provider("azure")  # max_retries=0 by default for fakes
-    for fault, exc in [(RateLimit(0.01), openai.RateLimitError), (ServerError(503), openai.InternalServerError),
-                       (Timeout(), openai.APITimeoutError)]:
+    for fault, exc in [
+        (RateLimit(0.01), openai.RateLimitError),
+        (ServerError(503), openai.InternalServerError),
+        (Timeout(), openai.APITimeoutError),
+    ]:
         fake.fail(fault)
         with pytest.raises(exc):
             p.complete(HI)
@@ -151,8 +167,12 @@ def test_no_secret_in_completion_record(fake):
 
 def test_identity_has_no_secret(fake):
     p = fake.provider("azure")
-    assert p.identity == {"backend": "azure", "endpoint": "https://fake-resource.openai.azure.com",
-                          "api_version": "2025-04-01-preview", "style": "deployments"}
+    assert p.identity == {
+        "backend": "azure",
+        "endpoint": "https://fake-resource.openai.azure.com",
+        "api_version": "2025-04-01-preview",
+        "style": "deployments",
+    }
 
 
 def test_fake_quota_answers_429_with_retry_after():

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from workbench.ratelimit import TargetLimiter, _Bucket, backoff, retry_after_seconds
+from workbench.harness.ratelimit import TargetLimiter, _Bucket, backoff, retry_after_seconds
 
 
 def test_bucket_paces_at_its_rate_after_the_burst():

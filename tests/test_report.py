@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 
+import nb_fakes
 import pytest
 from markupsafe import escape
 
 from workbench import runs
-from workbench.manifest import Failure, Manifest, NotebookInfo, load_manifest
-from workbench.report import CSP, NotebookRenderer, build_index, build_report, sanitize_html
-
-import nb_fakes
+from workbench.runs.manifest import Failure, Manifest, NotebookInfo, load_manifest
+from workbench.runs.report import CSP, NotebookRenderer, build_index, build_report, sanitize_html
 
 
 @pytest.fixture
@@ -72,15 +71,31 @@ def test_widgets_are_drawn_from_the_state_papermill_saved():
         "out": {"model_name": "OutputModel", "state": {"outputs": [{"output_type": "stream", "name": "stdout",
                                                                       "text": "done <img src=x onerror=y>"}]}},
     }
-    nb = {"metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": state}}},
-          "cells": [{"cell_type": "code", "source": "bar", "execution_count": 1, "metadata": {}, "outputs": [
-              {"output_type": "display_data", "data": {"text/plain": "HBox()", "application/vnd.jupyter.widget-view+json":
-                                                        {"model_id": "box", "version_major": 2}}}]}]}
+    nb = {
+        "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": state}}},
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": "bar",
+                "execution_count": 1,
+                "metadata": {},
+                "outputs": [
+                    {
+                        "output_type": "display_data",
+                        "data": {
+                            "text/plain": "HBox()",
+                            "application/vnd.jupyter.widget-view+json": {"model_id": "box", "version_major": 2},
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     html = str(NotebookRenderer(nb).render())
     assert '<progress value="12" max="12"></progress>' in html
     assert "demo: <b>100%</b>" in html and "x()" not in html
     assert "done &lt;img src=x onerror=y&gt;" in html
-    assert '<details class="code">' in html and "<details class=\"code\" open" not in html  # code folded
+    assert '<details class="code">' in html and '<details class="code" open' not in html  # code folded
 
 
 def test_index_links_every_run(hostile_run):

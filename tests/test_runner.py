@@ -6,11 +6,18 @@ import pytest
 
 from workbench.errors import BudgetExceeded, ConfigError, DataError
 from workbench.experiment import Experiment
+from workbench.harness import plan, run
 from workbench.results import Results
-from workbench.runner import plan, run
 from workbench.store import ResponseCache, RunStore
 from workbench.testing import (
-    CompletionFiltered, FakeBackend, HTTPError, PromptFiltered, RateLimit, Reply, ServerError, Timeout,
+    CompletionFiltered,
+    FakeBackend,
+    HTTPError,
+    PromptFiltered,
+    RateLimit,
+    Reply,
+    ServerError,
+    Timeout,
 )
 from workbench.variants import Variant
 
@@ -151,7 +158,8 @@ def test_cancel_then_resume_calls_only_unfinished_cells(tmp_path):
     assert len(second) == 40 and second.status == "complete"
     assert len(fake2.chat_requests) == 40 - len(first)
     assert second.info["resumed"] == len(first)
-    resent = {(f"c{int(r.user_text.split()[-1]):03d}", "sys" if r.system_text else "plain") for r in fake2.chat_requests}
+    resent = {(f"c{int(r.user_text.split()[-1]):03d}", "sys" if r.system_text else "plain")
+              for r in fake2.chat_requests}
     assert not (resent & done)
 
 
@@ -163,9 +171,15 @@ def test_changed_experiment_refuses_an_old_run_folder(fake, tmp_path):
 
 
 def test_budget_refuses_a_run_that_would_exceed_it(fake, tmp_path):
-    exp = make_exp(10, variants=[Variant(name="v", user="{{ text }}", params={"max_tokens": 4000})],
-                   targets=["fake:big"], budget_usd=0.01)
-    with pytest.raises(BudgetExceeded, match=r"10 uncached calls: This run could cost \$0\.\d+ .*over the budget of \$0\.0100"):
+    exp = make_exp(
+        10,
+        variants=[Variant(name="v", user="{{ text }}", params={"max_tokens": 4000})],
+        targets=["fake:big"],
+        budget_usd=0.01,
+    )
+    with pytest.raises(
+        BudgetExceeded, match=r"10 uncached calls: This run could cost \$0\.\d+ .*over the budget of \$0\.0100"
+    ):
         go(exp, fake, tmp_path)
     assert fake.requests == []
 
@@ -173,8 +187,13 @@ def test_budget_refuses_a_run_that_would_exceed_it(fake, tmp_path):
 def test_budget_stops_a_run_whose_spend_crosses_it(tmp_path):
     # the estimate assumes max_tokens=5, but the service bills 100k output tokens per call
     fake = FakeBackend(lambda r: Reply("positive", completion_tokens=100_000))
-    exp = make_exp(20, variants=[Variant(name="v", user="{{ text }}", params={"max_tokens": 5})],
-                   targets=["fake:big"], budget_usd=5.0, concurrency=1)
+    exp = make_exp(
+        20,
+        variants=[Variant(name="v", user="{{ text }}", params={"max_tokens": 5})],
+        targets=["fake:big"],
+        budget_usd=5.0,
+        concurrency=1,
+    )
     res = go(exp, fake, tmp_path)
     assert res.status.startswith("stopped: budget exceeded")
     assert 5 <= len(res) < 20  # $1 a call at gpt-4o output prices: stops right after crossing $5
@@ -182,8 +201,9 @@ def test_budget_stops_a_run_whose_spend_crosses_it(tmp_path):
 
 
 def test_authentication_failure_stops_early_and_keeps_finished_cells(fake, tmp_path):
-    fake.fail(HTTPError(401, "401", "Access denied due to invalid subscription key"), times=1000,
-              when=lambda r: r.index >= 6)
+    fake.fail(
+        HTTPError(401, "401", "Access denied due to invalid subscription key"), times=1000, when=lambda r: r.index >= 6
+    )
     with pytest.raises(ConfigError, match="Run stopped early.*AuthenticationError.*workbench doctor"):
         go(make_exp(50, concurrency=1), fake, tmp_path)
     kept = Results.load(tmp_path / "run")
@@ -191,8 +211,11 @@ def test_authentication_failure_stops_early_and_keeps_finished_cells(fake, tmp_p
 
 
 def test_plan_renders_and_adapts_every_request(fake):
-    exp = make_exp(3, targets=["fake:reasoner"], variants=[Variant(name="v", system="S", user="{{ text }}",
-                                                                   params={"temperature": 0.5, "max_tokens": 9})])
+    exp = make_exp(
+        3,
+        targets=["fake:reasoner"],
+        variants=[Variant(name="v", system="S", user="{{ text }}", params={"temperature": 0.5, "max_tokens": 9})],
+    )
     cells = plan(exp, {"fake": fake.provider("azure")})
     assert len(cells) == 3
     body = cells[0].request.body()

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from workbench import runs
-from workbench.manifest import Failure, Manifest, NotebookInfo, diff_manifests, load_manifest
+from workbench.runs.manifest import Failure, Manifest, NotebookInfo, diff_manifests, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALUATE = ROOT / "notebooks" / "03_evaluate.ipynb"
@@ -94,7 +94,7 @@ def test_kernel_manager_uses_ipc_in_a_private_directory_and_this_python():
 
 def test_manifest_is_redacted_and_round_trips(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED)
-    from workbench.manifest import register_env_secrets
+    from workbench.runs.manifest import register_env_secrets
 
     register_env_secrets()
     m = Manifest(run_id="r1", experiment="e", notebook=NotebookInfo(path="x.ipynb", name="x.ipynb"),
@@ -109,8 +109,12 @@ def test_manifest_is_redacted_and_round_trips(tmp_path, monkeypatch):
 
 def test_manifest_differences_name_the_fields_that_changed():
     base = dict(experiment="e", notebook=NotebookInfo(path="x", name="x"))
-    a = Manifest(run_id="a", parameters={"seed": 1}, spec={"variants": [{"name": "v", "params": {"temperature": 0}}]}, **base)
-    b = Manifest(run_id="b", parameters={"seed": 2}, spec={"variants": [{"name": "v", "params": {"temperature": 0.8}}]}, **base)
+    a = Manifest(
+        run_id="a", parameters={"seed": 1}, spec={"variants": [{"name": "v", "params": {"temperature": 0}}]}, **base
+    )
+    b = Manifest(
+        run_id="b", parameters={"seed": 2}, spec={"variants": [{"name": "v", "params": {"temperature": 0.8}}]}, **base
+    )
     fields = {row["field"]: row for row in diff_manifests([a, b])}
     assert fields["parameters.seed"] == {"field": "parameters.seed", "a": 1, "b": 2}
     assert "spec.variants[v].params.temperature" in fields
@@ -169,9 +173,11 @@ def test_run_folder_holds_notebook_report_results_and_a_complete_manifest(kernel
 @pytest.mark.notebook
 def test_secrets_printed_or_passed_as_parameters_are_redacted_everywhere(kernel_env, monkeypatch, tmp_path):
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED)
-    nb = make_notebook(tmp_path / "leaky.ipynb",
-                       "import os\nprint('key:', os.environ['OPENAI_API_KEY'])\nos.environ['OPENAI_API_KEY']",
-                       "print(note)")
+    nb = make_notebook(
+        tmp_path / "leaky.ipynb",
+        "import os\nprint('key:', os.environ['OPENAI_API_KEY'])\nos.environ['OPENAI_API_KEY']",
+        "print(note)",
+    )
     r = workbench("run", str(nb), "-p", "note", f"my key is {PLANTED}", "--no-progress")
     assert r.returncode == 0, r.stderr
     run_dir = Path(r.stdout.strip().splitlines()[-1]).parent
@@ -185,8 +191,9 @@ def test_secrets_printed_or_passed_as_parameters_are_redacted_everywhere(kernel_
 
 @pytest.mark.notebook
 def test_a_failed_run_keeps_its_partial_notebook_and_names_the_cell(kernel_env, tmp_path):
-    nb = make_notebook(tmp_path / "broken.ipynb", "print('before the failure')", "ratio = 1 / 0",
-                       "print('never printed')")
+    nb = make_notebook(
+        tmp_path / "broken.ipynb", "print('before the failure')", "ratio = 1 / 0", "print('never printed')"
+    )
     r = workbench("run", str(nb), "--no-progress")
     assert r.returncode == 1
     assert "cell 2" in r.stderr and "ZeroDivisionError" in r.stderr and "ratio = 1 / 0" in r.stderr

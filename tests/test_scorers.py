@@ -10,8 +10,19 @@ import pytest
 
 from workbench.errors import DataError
 from workbench.scorers import (
-    SCORERS, EmbeddingScorer, JudgeParseError, JudgeScorer, LabelScorer, PythonScorer, Score, ScoreInput, Scorer,
-    build_scorer, build_scorers, parse_grade, register_scorer,
+    SCORERS,
+    EmbeddingScorer,
+    JudgeParseError,
+    JudgeScorer,
+    LabelScorer,
+    PythonScorer,
+    Score,
+    ScoreInput,
+    Scorer,
+    build_scorer,
+    build_scorers,
+    parse_grade,
+    register_scorer,
 )
 from workbench.testing import FakeBackend, Reply, ServerError
 
@@ -105,7 +116,9 @@ def test_regex_template_inserts_expected_literally():
     assert score(spec, "it costs 3.5 dollars", "3.5").passed
     assert score(spec, "it costs 305 dollars", "3.5").passed is False  # the dot is escaped
     assert score(spec, "it costs 4 dollars", ["3.5", "4"]).passed
-    assert score({"regex": r"capital of {{ vars.country }}"}, "the capital of France", vars={"country": "France"}).passed
+    assert score(
+        {"regex": r"capital of {{ vars.country }}"}, "the capital of France", vars={"country": "France"}
+    ).passed
 
 
 def test_regex_group_is_the_answer_compared_with_expected():
@@ -167,7 +180,9 @@ def test_label_from_json():
     s = label(out, "positive")  # the one value that is exactly a label, not the first mention
     assert s.passed and s.answer == "positive"
     parsed = {"a": {"label": "neutral"}}
-    s = build_scorer({"type": "label", "labels": LABELS, "field": "a.label"}).score(inp(json.dumps(parsed), "neutral", parsed=parsed))
+    s = build_scorer({"type": "label", "labels": LABELS, "field": "a.label"}).score(
+        inp(json.dumps(parsed), "neutral", parsed=parsed)
+    )
     assert s.passed and s.answer == "neutral"
 
 
@@ -192,8 +207,12 @@ def test_json_valid():
 
 SCHEMA = {
     "type": "object",
-    "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"price": {"type": "number"}},
-                                                          "required": ["price"]}}},
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"price": {"type": "number"}}, "required": ["price"]},
+        }
+    },
     "required": ["items"],
 }
 
@@ -233,10 +252,17 @@ def test_numeric_reads_the_last_number_by_default():
     assert s.passed is False and "several numbers" in s.explanation
 
 
-@pytest.mark.parametrize("text,value", [
-    ("Total: $1,234.50", 1234.5), ("about 45%", 45), ("\u22123.5 degrees", -3.5), ("1e-3", 0.001),
-    ("the answer is .5", 0.5), ("version gpt4 says 12", 12),
-])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("Total: $1,234.50", 1234.5),
+        ("about 45%", 45),
+        ("\u22123.5 degrees", -3.5),
+        ("1e-3", 0.001),
+        ("the answer is .5", 0.5),
+        ("version gpt4 says 12", 12),
+    ],
+)
 def test_numeric_number_formats(text, value):
     s = score("numeric", text, value)
     assert s.passed, (text, s)
@@ -267,7 +293,12 @@ def test_numeric_no_number_fails_and_bad_expected_errors():
 
 
 ALL_BUILTIN_SPECS = [
-    "exact", "contains", {"regex": "x"}, {"label": ["a", "b"]}, "json_valid", {"json_schema": {"type": "object"}},
+    "exact",
+    "contains",
+    {"regex": "x"},
+    {"label": ["a", "b"]},
+    "json_valid",
+    {"json_schema": {"type": "object"}},
     "numeric",
 ]
 
@@ -328,7 +359,7 @@ def test_python_scorer_return_types():
     s = build_scorer(lambda i: Score(scorer="whatever", value=1.0, passed=True)).score(inp("x"))
     assert s.scorer == "<lambda>"  # renamed to the scorer's name, so result columns line up
     s = build_scorer(lambda i: None).score(inp("x"))
-    assert s.value is None and s.error.startswith("TypeError") and "returned NoneType" in s.error
+    assert s.value is None and s.error.startswith("ScoringError") and "returned NoneType" in s.error
 
 
 def test_python_scorer_sees_filtered_cells():
@@ -408,8 +439,17 @@ ROUND_TRIP_SPECS = [
     {"type": "json_schema", "schema": {"type": "object", "required": ["a"]}},
     {"type": "numeric", "abs_tol": 0.5, "rel_tol": 0.01, "which": "first", "pattern": r"=\s*(\S+)"},
     {"type": "embedding", "profile": "azure", "model": "text-embedding-3-small", "threshold": 0.9},
-    {"type": "judge", "rubric": "Mentions {{ vars.city }}", "profile": "openai", "model": "gpt-4o-mini",
-     "format": "grade", "partial_credit": True, "threshold": 0.5, "params": {"max_tokens": 50}, "structured": False},
+    {
+        "type": "judge",
+        "rubric": "Mentions {{ vars.city }}",
+        "profile": "openai",
+        "model": "gpt-4o-mini",
+        "format": "grade",
+        "partial_credit": True,
+        "threshold": 0.5,
+        "params": {"max_tokens": 50},
+        "structured": False,
+    },
     {"type": "python", "function": f"{__name__}:has_citation", "kwargs": {"marker": "*"}, "threshold": 0.5},
 ]
 
@@ -440,23 +480,29 @@ def test_build_scorer_forms():
     assert build_scorer(f"{__name__}:has_citation").score(inp("[1]")).passed
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("nope", "unknown scorer 'nope'; known: .*exact"),
-    ({"type": "exact", "ignorecase": True}, "has no option 'ignorecase'; its options: .*ignore_case"),
-    ({"exact": {}, "contains": {}}, "use {type: <scorer>"),
-    ({"exact": 3}, "expected a mapping"),
-    ({"type": "label", "labels": ["a"], "mode": "fuzzy"}, "mode must be"),
-    ({"type": "judge"}, "needs a `rubric`"),
-    ({"type": "judge", "rubric": "{{ output "}, "template error"),
-    (42, "cannot build a scorer"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("nope", "unknown scorer 'nope'; known: .*exact"),
+        ({"type": "exact", "ignorecase": True}, "has no option 'ignorecase'; its options: .*ignore_case"),
+        ({"exact": {}, "contains": {}}, "use {type: <scorer>"),
+        ({"exact": 3}, "expected a mapping"),
+        ({"type": "label", "labels": ["a"], "mode": "fuzzy"}, "mode must be"),
+        ({"type": "judge"}, "needs a `rubric`"),
+        ({"type": "judge", "rubric": "{{ output "}, "template error"),
+        (42, "cannot build a scorer"),
+    ],
+)
 def test_build_scorer_config_errors(spec, message):
     with pytest.raises(DataError, match=message):
         build_scorer(spec)
 
 
 def test_build_scorers_rejects_duplicate_names():
-    assert [s.name for s in build_scorers(["exact", {"name": "loose", "exact": {"ignore_case": True}}])] == ["exact", "loose"]
+    assert [s.name for s in build_scorers(["exact", {"name": "loose", "exact": {"ignore_case": True}}])] == [
+        "exact",
+        "loose",
+    ]
     with pytest.raises(DataError, match="two scorers are named 'exact'"):
         build_scorers(["exact", {"exact": {"ignore_case": True}}])
 
@@ -543,9 +589,14 @@ def test_judge_structured_output_can_be_turned_off():
     assert "response_format" not in fake.requests[-1].body
 
 
-@pytest.mark.parametrize("reply,value", [
-    ("Looks right.\nGRADE: C", 1.0), ("Wrong city.\nGRADE: I", 0.0), ("Half of it.\nGRADE: P", 0.5),
-])
+@pytest.mark.parametrize(
+    "reply,value",
+    [
+        ("Looks right.\nGRADE: C", 1.0),
+        ("Wrong city.\nGRADE: I", 0.0),
+        ("Half of it.\nGRADE: P", 0.5),
+    ],
+)
 def test_judge_inspect_style_grades(reply, value):
     fake = FakeBackend(reply)
     s = judge(fake, format="grade", partial_credit=True).score(inp("Paris", messages=QUESTION))
@@ -581,17 +632,20 @@ def test_judge_async_path_and_rubric_errors_per_cell():
     assert s.value is None and "missing" in s.error
 
 
-@pytest.mark.parametrize("text,expected", [
-    ('{"reasoning": "ok", "score": 7}', (0.7, "7/10", "ok")),
-    ('```json\n{"Score": "9", "explanation": "good"}\n```', (0.9, "9/10", "good")),
-    ('Sure! Here is my grade: {"score": 4, "reasoning": "partly"} Hope it helps.', (0.4, "4/10", "partly")),
-    ('{"grade": "correct"}', (1.0, "correct", None)),
-    ('{"verdict": false}', (0.0, "false", None)),
-    ("Reasoning here.\nScore: 6/10", (0.6, "6/10", "Reasoning here.")),
-    ("I'd say 3 out of 5.", (0.6, "3/5", "I'd say")),
-    ("Reply in the form\nGRADE: C\nThe city is wrong.\nGRADE: I", (0.0, "I", None)),  # an echo, then the verdict
-    ('{"score": 6, "reasoning": "this reply was cut at max_to', (0.6, "6/10", None)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('{"reasoning": "ok", "score": 7}', (0.7, "7/10", "ok")),
+        ('```json\n{"Score": "9", "explanation": "good"}\n```', (0.9, "9/10", "good")),
+        ('Sure! Here is my grade: {"score": 4, "reasoning": "partly"} Hope it helps.', (0.4, "4/10", "partly")),
+        ('{"grade": "correct"}', (1.0, "correct", None)),
+        ('{"verdict": false}', (0.0, "false", None)),
+        ("Reasoning here.\nScore: 6/10", (0.6, "6/10", "Reasoning here.")),
+        ("I'd say 3 out of 5.", (0.6, "3/5", "I'd say")),
+        ("Reply in the form\nGRADE: C\nThe city is wrong.\nGRADE: I", (0.0, "I", None)),  # an echo, then the verdict
+        ('{"score": 6, "reasoning": "this reply was cut at max_to', (0.6, "6/10", None)),
+    ],
+)
 def test_parse_grade(text, expected):
     value, raw, reasoning = parse_grade(text)
     assert value == pytest.approx(expected[0]) and raw == expected[1]

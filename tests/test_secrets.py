@@ -17,7 +17,9 @@ def test_key_shapes_are_masked_even_when_unregistered():
 
 
 def test_redact_obj_masks_secret_named_fields_but_not_token_counts():
-    out = redact_obj({"api_key": "x" * 10, "max_tokens": 5, "headers": {"Authorization": "Bearer abc"}, "prompt_tokens": 3})
+    out = redact_obj(
+        {"api_key": "x" * 10, "max_tokens": 5, "headers": {"Authorization": "Bearer abc"}, "prompt_tokens": 3}
+    )
     assert out["api_key"] == MASK and out["headers"]["Authorization"] == MASK
     assert out["max_tokens"] == 5 and out["prompt_tokens"] == 3
 

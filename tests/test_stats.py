@@ -12,10 +12,18 @@ from scipy.special import comb
 
 from workbench.errors import DataError
 from workbench.stats import (
-    bootstrap_ci, flakiness, mean_ci, newcombe_paired_ci, paired_comparison, pareto_front, pass_at_k, pass_hat_k,
-    repeat_metrics, summarize, wilson_ci,
+    bootstrap_ci,
+    flakiness,
+    mean_ci,
+    newcombe_paired_ci,
+    paired_comparison,
+    pareto_front,
+    pass_at_k,
+    pass_hat_k,
+    repeat_metrics,
+    summarize,
+    wilson_ci,
 )
-
 
 # ------------------------------------------------------------------------------------------- intervals
 
@@ -189,7 +197,8 @@ def test_mcnemar_exact_matches_scipy_on_the_discordant_pairs():
     assert (c.mean_a, c.mean_b, c.diff) == pytest.approx((13 / 30, 22 / 30, 0.3))
     assert (c.ci_low, c.ci_high) == newcombe_paired_ci(10, 3, 12, 5)
     assert c.ci_low < c.diff < c.ci_high
-    assert c.summary == f"B beats A by 30 points (95% CI {c.ci_low * 100:.0f} to {c.ci_high * 100:.0f}, p=0.035, on 30 paired cases)."
+    assert c.summary == (f"B beats A by 30 points (95% CI {c.ci_low * 100:.0f} to {c.ci_high * 100:.0f}, "
+                         "p=0.035, on 30 paired cases).")
 
 
 def test_newcombe_interval_matches_the_published_example():
@@ -267,11 +276,14 @@ def test_pairs_within_targets_and_unpaired_cases():
 
 
 def test_pareto_front_on_a_small_frame():
-    table = pd.DataFrame({
-        "variant": ["cheap", "mid", "dominated", "best", "tie-best", "free-bad", "unknown"],
-        "cost_usd": [0.01, 0.05, 0.06, 0.10, 0.10, 0.00, np.nan],
-        "mean": [0.60, 0.80, 0.70, 0.90, 0.90, 0.10, 0.99],
-    }, index=list("abcdefg"))
+    table = pd.DataFrame(
+        {
+            "variant": ["cheap", "mid", "dominated", "best", "tie-best", "free-bad", "unknown"],
+            "cost_usd": [0.01, 0.05, 0.06, 0.10, 0.10, 0.00, np.nan],
+            "mean": [0.60, 0.80, 0.70, 0.90, 0.90, 0.10, 0.99],
+        },
+        index=list("abcdefg"),
+    )
     front = pareto_front(table)
     assert front.index.equals(table.index)
     assert front.to_dict() == {"a": True, "b": True, "c": False, "d": True, "e": True, "f": True, "g": False}

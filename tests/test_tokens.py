@@ -14,7 +14,14 @@ from workbench import tokens
 from workbench.catalog import load_catalog
 from workbench.errors import DataError, UnknownModelError
 from workbench.tokens import (
-    ENCODINGS, VocabularyError, count_messages, count_text, count_tools, encode, get_encoding, load_bpe_file,
+    ENCODINGS,
+    VocabularyError,
+    count_messages,
+    count_text,
+    count_tools,
+    encode,
+    get_encoding,
+    load_bpe_file,
     token_pieces,
 )
 
@@ -240,12 +247,15 @@ WEATHER_MESSAGES = [
 ]
 
 
-@pytest.mark.parametrize("model,expected", [("gpt-35-turbo", 129), ("gpt-4", 129), ("gpt-4o", 124), ("gpt-4o-mini", 124)])
+@pytest.mark.parametrize("model,expected",
+                         [("gpt-35-turbo", 129), ("gpt-4", 129), ("gpt-4o", 124), ("gpt-4o-mini", 124)])
 def test_chat_counts_match_the_counts_the_api_reported(model, expected):
     assert count_messages(JARGON, model).total == expected
 
 
-@pytest.mark.parametrize("model,expected", [("gpt-35-turbo", 105), ("gpt-4", 105), ("gpt-4o", 101), ("gpt-4o-mini", 101)])
+@pytest.mark.parametrize(
+    "model,expected", [("gpt-35-turbo", 105), ("gpt-4", 105), ("gpt-4o", 101), ("gpt-4o-mini", 101)]
+)
 def test_tool_definitions_match_the_counts_the_api_reported(model, expected):
     counted = count_messages(WEATHER_MESSAGES, model, tools=WEATHER_TOOLS)
     assert counted.total == expected
@@ -268,8 +278,19 @@ def test_chat_counts_follow_the_published_formula_on_the_corpus(reference, model
 def test_content_parts_and_tool_calls_are_counted():
     parts = [{"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": " world"}]}]
     assert count_messages(parts, "gpt-4o").text == count_text("hello", "gpt-4o") + count_text(" world", "gpt-4o")
-    calls = [{"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "get_current_weather", "arguments": '{"location":"Paris"}'}}]}]
+    calls = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_current_weather", "arguments": '{"location":"Paris"}'},
+                }
+            ],
+        }
+    ]
     counted = count_messages(calls, "gpt-4o")
     assert counted.text == count_text("get_current_weather", "gpt-4o") + count_text('{"location":"Paris"}', "gpt-4o")
     assert any("tool calls" in n for n in counted.notes)
@@ -301,10 +322,16 @@ def test_local_model_count_equals_the_prompt_tokens_it_reports():
     local = get_provider("local")
     for messages in (
         [{"role": "user", "content": "hi"}],
-        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "  2+2?\n\nThink. 🙂 日本語"},
-         {"role": "assistant", "content": "4"}, {"role": "user", "content": "Sure?"}],
-        [{"role": "developer", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "a"},
-                                                                            {"type": "text", "text": "b"}]}],
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "  2+2?\n\nThink. 🙂 日本語"},
+            {"role": "assistant", "content": "4"},
+            {"role": "user", "content": "Sure?"},
+        ],
+        [
+            {"role": "developer", "content": "x"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        ],
     ):
         counted = count_messages(messages, "local")
         reported = local.complete(messages, max_tokens=1).usage.prompt_tokens

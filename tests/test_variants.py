@@ -1,10 +1,9 @@
 import base64
 
 import pytest
-from pydantic import ValidationError
 
 from workbench.datasets import load_dataset
-from workbench.errors import DataError
+from workbench.errors import DataError, SpecError
 from workbench.variants import Target, Turn, Variant, check_variables, grid, normalize_response_format
 
 DS = load_dataset([{"id": "c1", "text": "great", "lang": "en"}, {"id": "c2", "text": "bad"}])
@@ -35,15 +34,15 @@ def test_check_variables_lists_every_gap_before_a_run():
     assert sum("question" in p for p in problems) == 2
 
 
-def test_template_syntax_error_is_a_validation_error():
-    with pytest.raises(ValidationError, match="template syntax error"):
+def test_template_syntax_error_is_a_spec_error():
+    with pytest.raises(SpecError, match="template syntax error"):
         Variant(name="x", user="{{ text")
 
 
 def test_param_types_checked_early():
-    with pytest.raises(ValidationError, match="params.temperature = 3: expected a number between 0 and 2"):
+    with pytest.raises(SpecError, match="params.temperature = 3: expected a number between 0 and 2"):
         Variant(name="x", params={"temperature": 3})
-    with pytest.raises(ValidationError, match="max_tokens"):
+    with pytest.raises(SpecError, match="max_tokens"):
         Variant(name="x", params={"max_tokens": "ten"})
 
 

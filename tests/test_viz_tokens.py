@@ -14,7 +14,14 @@ from PIL import Image
 from workbench.errors import DataError
 from workbench.tokens import count_text, encode
 from workbench.viz import (
-    ImageView, TokenView, compare_models, comparison_html, context_chart, cost_chart, style_comparison, tokens_chart,
+    ImageView,
+    TokenView,
+    compare_models,
+    comparison_html,
+    context_chart,
+    cost_chart,
+    style_comparison,
+    tokens_chart,
 )
 from workbench.viz.image_view import GRID_COLOUR, PAD_COLOUR
 
@@ -146,7 +153,8 @@ def test_charts_return_figures_that_render(per_variant):
         assert fig.to_html().startswith('<img src="data:image/png;base64,')
     ax = cost_chart(per_variant).axes[0]
     assert "2026-08" in ax.get_title()
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["v1\ngpt-4o", "v1\ngpt-4o-mini", "v2\ngpt-4o", "v2\ngpt-4o-mini"]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["v1\ngpt-4o", "v1\ngpt-4o-mini", "v2\ngpt-4o", "v2\ngpt-4o-mini"]
 
 
 def test_context_chart_marks_overflow_red(per_variant):
@@ -163,9 +171,16 @@ def test_charts_say_which_column_is_missing(per_variant):
 
 
 def test_comparison_table_dollars_per_thousand_calls():
-    df = compare_models({"hello": "Hello there", "image": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]},
-        ["gpt-4o", "gpt-4o-mini", "gpt-4"], output_tokens=100)
+    df = compare_models(
+        {
+            "hello": "Hello there",
+            "image": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}
+            ],
+        },
+        ["gpt-4o", "gpt-4o-mini", "gpt-4"],
+        output_tokens=100,
+    )
     row = df[(df.prompt == "hello") & (df.model == "gpt-4o")].iloc[0]
     n = count_text("Hello there", "gpt-4o") + 3 + 1 + 3  # message framing, role "user", reply priming
     assert row.input_tokens == n
@@ -217,7 +232,9 @@ def test_views_render_in_an_executed_notebook_and_its_html_export():
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell("from workbench.viz import TokenView, ImageView\nTokenView('Hello  world', 'gpt-4o')"),
+        nbformat.v4.new_code_cell(
+            "from workbench.viz import TokenView, ImageView\nTokenView('Hello  world', 'gpt-4o')"
+        ),
         nbformat.v4.new_code_cell("ImageView((1800, 2400), 'gpt-4.1-mini')"),
     ]
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()

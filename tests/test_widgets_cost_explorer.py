@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from PIL import Image
 
+from workbench.errors import DataError
 from workbench.images import image_tokens
 from workbench.tokens import count_text
 from workbench.widgets import CostExplorer
@@ -24,7 +25,7 @@ def png(size=(1024, 700)) -> bytes:
 
 def upload(widget, data: bytes, name: str = "photo.png") -> None:
     widget.upload.value = ({"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
-                            "last_modified": datetime.now(timezone.utc)},)
+                            "last_modified": datetime.now(UTC)},)
 
 
 def shown_count(html: str) -> int:
@@ -120,5 +121,5 @@ def test_pure_helpers():
     assert prompt_messages("plain", None, "auto") == [{"role": "user", "content": "plain"}]
     ex = explore("abc", data, ["gpt-4o"], "low")
     assert ex.table is not None and "<img" in ex.to_html()
-    with pytest.raises(Exception):
+    with pytest.raises(DataError):
         image_data_url(b"not an image")

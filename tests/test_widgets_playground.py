@@ -12,12 +12,18 @@ from traitlets import TraitError
 
 from workbench.examples import load_example
 from workbench.experiment import load_experiment
-from workbench.runner import run
+from workbench.harness import run
 from workbench.testing import CompletionFiltered, FakeBackend
 from workbench.variants import Target, Turn, Variant
 from workbench.widgets import Playground
-from workbench.widgets.editing import (VariantFields, estimate_variant, experiment_for_save, response_format_fields,
-                                       response_format_value, unique_name, with_fields)
+from workbench.widgets.editing import (
+    VariantFields,
+    estimate_variant,
+    experiment_for_save,
+    response_format_fields,
+    response_format_value,
+    unique_name,
+)
 from workbench.widgets.fallback import FALLBACK_CLASS
 
 
@@ -33,7 +39,7 @@ def fake():
 
 @pytest.fixture
 def exp():
-    return with_fields(load_example(), targets=[Target(profile="fake")])
+    return load_example().replace(targets=[Target(profile="fake")])
 
 
 @pytest.fixture
@@ -216,7 +222,7 @@ def test_run_is_in_the_background_and_can_be_cancelled(exp, tmp_path):
 
 
 def test_run_errors_are_reported_in_the_status_line(exp, tmp_path):
-    pg = Playground(with_fields(exp, targets=[Target(profile="nosuchprofile")]), out=tmp_path)
+    pg = Playground(exp.replace(targets=[Target(profile="nosuchprofile")]), out=tmp_path)
     assert "nosuchprofile" in pg.editors[0].info.value  # the estimate says so before any run
     pg.run(wait=True)
     assert pg.results is None and pg.error is not None

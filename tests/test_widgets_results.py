@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 
 from workbench.experiment import Experiment
+from workbench.harness import run
 from workbench.results import Results
-from workbench.runner import run
 from workbench.testing import CompletionFiltered, FakeBackend, HTTPError
 from workbench.variants import Variant
 from workbench.widgets import ResultsViewer
-from workbench.widgets.cells import (cell_statuses, filter_cases, filter_counts, output_diff_html, unified_diff)
+from workbench.widgets.cells import cell_statuses, filter_cases, filter_counts, output_diff_html, unified_diff
 from workbench.widgets.fallback import FALLBACK_CLASS
 
 CASES = [

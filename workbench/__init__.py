@@ -22,7 +22,7 @@ _EXPORTS = {
     "Case": "datasets", "Dataset": "datasets", "load_dataset": "datasets",
     "Variant": "variants", "Target": "variants", "Turn": "variants", "grid": "variants",
     "Experiment": "experiment", "load_experiment": "experiment",
-    "run": "runner", "arun": "runner", "start": "runner", "plan": "runner", "estimate": "runner",
+    "run": "harness", "arun": "harness", "start": "harness", "plan": "harness", "estimate": "harness",
     "Results": "results", "CellResult": "results",
     "ResponseCache": "store", "RunStore": "store",
     "load_example": "examples", "example_path": "examples",

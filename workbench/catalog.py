@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Literal, Mapping
+from typing import Literal
 
 from .errors import UnknownModelError
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import subprocess
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
-from .errors import ConfigError
+from .catalog import LOCAL_MODEL, ModelInfo, resolve
+from .errors import ConfigError, UnknownModelError
 from .secrets import register_secret
 
 Backend = Literal["local", "azure", "openai"]
@@ -74,8 +76,6 @@ class Profile:
         if self.model:
             return self.model
         if self.backend == "local":
-            from .catalog import LOCAL_MODEL
-
             return LOCAL_MODEL
         if len(self.deployments) == 1:
             return next(iter(self.deployments))
@@ -206,7 +206,8 @@ def _parse_profile(name: str, raw: Mapping[str, Any], path: Path, base: Profile 
             f"(OpenAI-compatible servers use \"openai\" with base_url)."
         )
     if merged.get("auth") not in ("key", "entra", "none"):
-        raise ConfigError(f"{path}: [profiles.{name}] auth = {merged.get('auth')!r}; use \"key\", \"entra\" or \"none\".")
+        raise ConfigError(f"{path}: [profiles.{name}] auth = {merged.get('auth')!r}; "
+                          'use "key", "entra" or "none".')
     return Profile(**merged)
 
 
@@ -220,7 +221,9 @@ def load_config(files: list[Path] | None = None) -> Config:
         try:
             data = tomllib.loads(path.read_text("utf-8"))
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path} is not valid TOML: {e}. Fix the file or point WORKBENCH_CONFIG elsewhere.") from e
+            raise ConfigError(
+                f"{path} is not valid TOML: {e}. Fix the file or point WORKBENCH_CONFIG elsewhere."
+            ) from e
         default = data.get("default_profile", default)
         if "prices_file" in data:
             prices_file = (path.parent / Path(data["prices_file"]).expanduser()).resolve()
@@ -244,7 +247,9 @@ def _inside_git_worktree(path: Path) -> bool:
     try:
         out = subprocess.run(
             ["git", "-C", str(path.parent), "rev-parse", "--is-inside-work-tree"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.SubprocessError):
         return False
@@ -271,9 +276,10 @@ def read_api_key(profile: Profile) -> str | None:
     if not key:
         var = profile.api_key_env or ("AZURE_OPENAI_API_KEY" if profile.backend == "azure" else "OPENAI_API_KEY")
         extra = (
-            " Or use keyless Entra ID: set `auth = \"entra\"` in the profile (or leave AZURE_OPENAI_API_KEY unset "
+            ' Or use keyless Entra ID: set `auth = "entra"` in the profile (or leave AZURE_OPENAI_API_KEY unset '
             "for the built-in `azure` profile) and sign in with `az login` or a managed identity."
-            if profile.backend == "azure" else ""
+            if profile.backend == "azure"
+            else ""
         )
         raise ConfigError(
             f"Profile {profile.name!r} needs an API key: set the environment variable {var} "
@@ -281,3 +287,39 @@ def read_api_key(profile: Profile) -> str | None:
         )
     register_secret(key)
     return key
+
+
+# ---------------------------------------------------------------------------------------- models by name
+
+
+def profile_deployments(profile: str | None = None) -> dict[str, str]:
+    """Deployment -> model maps from the configured profiles: ``profile``'s, or all (the default profile's win)."""
+    cfg = load_config()
+    if profile:
+        return dict(cfg.profile(profile).deployments)
+    merged: dict[str, str] = {}
+    for name, prof in cfg.profiles.items():
+        if name != cfg.default_profile:
+            merged.update(prof.deployments)
+    if cfg.default_profile in cfg.profiles:
+        merged.update(cfg.profiles[cfg.default_profile].deployments)
+    return merged
+
+
+def resolve_model(name: str | ModelInfo, deployments: Mapping[str, str] | None = None) -> ModelInfo:
+    """The catalog model for a name, alias or Azure deployment.
+
+    Without an explicit ``deployments`` map, a name the catalog does not know is looked up in the configured
+    profiles' deployments before giving up (with the catalog's close matches).
+    """
+    if isinstance(name, ModelInfo):
+        return name
+    try:
+        return resolve(name, deployments)
+    except UnknownModelError:
+        if deployments is not None:
+            raise
+        mapped = profile_deployments()
+        if name not in mapped:
+            raise
+        return resolve(name, mapped)

@@ -16,22 +16,20 @@ from __future__ import annotations
 import math
 import threading
 import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .catalog import ModelInfo, load_catalog
-from .errors import BudgetExceeded, DataError, UnknownModelError, WorkbenchError
+from .config import resolve_model
+from .errors import BudgetExceeded, DataError, PriceUnknown, UnknownModelError
 from .records import Usage
-from .tokens import Messages, TokenCount, count_messages, resolve_model
+from .tokens import Messages, TokenCount, count_messages
 
 PER_TOKENS = 1_000_000  # prices are quoted per 1M tokens
 _PRICE_FIELDS = ("input", "cached_input", "output")
-
-
-class PriceUnknown(WorkbenchError, LookupError):
-    """A model has no price in the price table (it is never silently priced at 0)."""
 
 
 # --------------------------------------------------------------------------------------------------- prices
@@ -72,7 +70,9 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError as e:
-        raise DataError(f"The {what} {path} does not exist. Fix the path (prices_file / WORKBENCH_PRICES) or unset it.") from e
+        raise DataError(
+            f"The {what} {path} does not exist. Fix the path (prices_file / WORKBENCH_PRICES) or unset it."
+        ) from e
     except tomllib.TOMLDecodeError as e:
         raise DataError(f"The {what} {path} is not valid TOML: {e}.") from e
 
@@ -107,7 +107,7 @@ def _price_file(path: Path, *, shipped: bool) -> tuple[dict[str, Any], dict[str,
     raw = _read_toml(path, "price table" if shipped else "price override file")
     if not raw.get("as_of"):
         raise DataError(
-            f"{path} has no `as_of` date. Add e.g. as_of = \"2026-11\" at the top, so reports can say when "
+            f'{path} has no `as_of` date. Add e.g. as_of = "2026-11" at the top, so reports can say when '
             f"these prices were current."
         )
     as_of, source = str(raw["as_of"]), str(raw.get("source") or path)
@@ -115,7 +115,9 @@ def _price_file(path: Path, *, shipped: bool) -> tuple[dict[str, Any], dict[str,
     if "batch_discount" in header:
         d = _number(header["batch_discount"], f"{path}: batch_discount")
         if d > 1:
-            raise DataError(f"{path}: batch_discount = {d}: it is the fraction taken off, between 0 and 1 (0.5 = half price).")
+            raise DataError(
+                f"{path}: batch_discount = {d}: it is the fraction taken off, between 0 and 1 (0.5 = half price)."
+            )
     return header, _model_prices(raw, path, as_of, source)
 
 
@@ -154,8 +156,11 @@ def load_prices(override: str | Path | None = None) -> PriceTable:
         files.append(str(user))
     table = PriceTable(
         prices={m: _model_price(m, f, user) for m, f in prices.items()},
-        as_of=str(header["as_of"]), source=str(header.get("source", "")), currency=str(header.get("currency", "USD")),
-        batch_discount=float(header.get("batch_discount", 0.0)), files=tuple(files),
+        as_of=str(header["as_of"]),
+        source=str(header.get("source", "")),
+        currency=str(header.get("currency", "USD")),
+        batch_discount=float(header.get("batch_discount", 0.0)),
+        files=tuple(files),
     )
     with _prices_lock:
         _prices_cache[key] = table
@@ -166,7 +171,9 @@ def _model_price(model: str, fields: Mapping[str, Any], user: Path | None) -> Mo
     missing = [k for k in ("input", "output") if k not in fields]
     if missing:
         raise DataError(f"{user}: prices.{model!r} adds a new model without {' and '.join(missing)}; give both.")
-    return ModelPrice(model, fields["input"], fields["output"], fields.get("cached_input"), fields["as_of"], fields["source"])
+    return ModelPrice(
+        model, fields["input"], fields["output"], fields.get("cached_input"), fields["as_of"], fields["source"]
+    )
 
 
 def price_for(
@@ -185,7 +192,8 @@ def price_for(
         return ModelPrice(info.name, 0.0, 0.0, None, table.as_of, "runs on your machine")
     raise PriceUnknown(
         f"No price for {info.name!r} in {', '.join(table.files)}. Add it to a price override file "
-        f"(prices_file in workbench.toml, or WORKBENCH_PRICES): [prices] \"{info.name}\" = {{ input = ..., output = ... }}"
+        "(prices_file in workbench.toml, or WORKBENCH_PRICES): "
+        f'[prices] "{info.name}" = {{ input = ..., output = ... }}'
     )
 
 
@@ -215,11 +223,17 @@ class Cost:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model, "usd": _round_usd(self.usd), "parts": {k: _round_usd(v) for k, v in self.parts.items()},
+            "model": self.model,
+            "usd": _round_usd(self.usd),
+            "parts": {k: _round_usd(v) for k, v in self.parts.items()},
             # input_tokens is what the caller gave (cached included), as the API's prompt_tokens counts it
-            "input_tokens": self.input_tokens + self.cached_tokens, "uncached_input_tokens": self.input_tokens,
-            "cached_tokens": self.cached_tokens, "output_tokens": self.output_tokens,
-            "reasoning_tokens": self.reasoning_tokens, "batch": self.batch, "as_of": self.as_of,
+            "input_tokens": self.input_tokens + self.cached_tokens,
+            "uncached_input_tokens": self.input_tokens,
+            "cached_tokens": self.cached_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "batch": self.batch,
+            "as_of": self.as_of,
             "currency": self.currency,
         }
 
@@ -236,39 +250,74 @@ def _rates(price: ModelPrice, batch: bool, table: PriceTable) -> tuple[float, fl
 
 
 def token_cost(
-    model: str | ModelInfo, input_tokens: int, output_tokens: int, *, cached_tokens: int = 0, reasoning_tokens: int = 0,
-    batch: bool = False, deployments: Mapping[str, str] | None = None, prices: PriceTable | None = None,
+    model: str | ModelInfo,
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    cached_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    batch: bool = False,
+    deployments: Mapping[str, str] | None = None,
+    prices: PriceTable | None = None,
 ) -> Cost:
     """Cost of ``input_tokens`` (of which ``cached_tokens`` hit the prompt cache) and ``output_tokens``.
 
     ``reasoning_tokens`` are informational: they are already part of ``output_tokens``, as in the API's usage.
     """
-    for name, n in (("input_tokens", input_tokens), ("output_tokens", output_tokens), ("cached_tokens", cached_tokens),
-                    ("reasoning_tokens", reasoning_tokens)):
+    for name, n in (
+        ("input_tokens", input_tokens),
+        ("output_tokens", output_tokens),
+        ("cached_tokens", cached_tokens),
+        ("reasoning_tokens", reasoning_tokens),
+    ):
         if n < 0:
             raise DataError(f"{name} = {n}: token counts cannot be negative.")
     if cached_tokens > input_tokens:
-        raise DataError(f"cached_tokens ({cached_tokens}) is part of input_tokens ({input_tokens}), so it cannot be larger.")
+        raise DataError(
+            f"cached_tokens ({cached_tokens}) is part of input_tokens ({input_tokens}), so it cannot be larger."
+        )
     if reasoning_tokens > output_tokens:
-        raise DataError(f"reasoning_tokens ({reasoning_tokens}) is part of output_tokens ({output_tokens}), so it cannot be larger.")
+        raise DataError(
+            f"reasoning_tokens ({reasoning_tokens}) is part of output_tokens ({output_tokens}), so it cannot be larger."
+        )
     info = resolve_model(model, deployments)
     table = prices or load_prices()
     price = price_for(info, prices=table)
     r_in, r_cached, r_out = _rates(price, batch, table)
     uncached = input_tokens - cached_tokens
     parts = (uncached * r_in, cached_tokens * r_cached, output_tokens * r_out)
-    return Cost(info.name, sum(parts), *parts, uncached, cached_tokens, output_tokens, reasoning_tokens, batch,
-                price.as_of, table.currency)
+    return Cost(
+        info.name,
+        sum(parts),
+        *parts,
+        uncached,
+        cached_tokens,
+        output_tokens,
+        reasoning_tokens,
+        batch,
+        price.as_of,
+        table.currency,
+    )
 
 
 def actual_cost(
-    usage: Usage, model: str | ModelInfo, batch: bool = False, *, deployments: Mapping[str, str] | None = None,
+    usage: Usage,
+    model: str | ModelInfo,
+    batch: bool = False,
+    *,
+    deployments: Mapping[str, str] | None = None,
     prices: PriceTable | None = None,
 ) -> Cost:
     """What a completed call cost, from the usage the service returned."""
     return token_cost(
-        model, usage.prompt_tokens, usage.completion_tokens, cached_tokens=usage.cached_tokens,
-        reasoning_tokens=usage.reasoning_tokens, batch=batch, deployments=deployments, prices=prices,
+        model,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        batch=batch,
+        deployments=deployments,
+        prices=prices,
     )
 
 
@@ -322,11 +371,19 @@ class CostEstimate:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            **dict(self.labels), "model": self.model, "input_tokens": self.input_tokens,
-            "max_output_tokens": self.max_output_tokens, "expected_output_tokens": self.expected_output_tokens,
-            "cached_tokens": self.cached_tokens, "input_usd": self.input_usd, "usd_max": self.usd_max,
-            "usd_expected": self.usd_expected, "batch": self.batch, "context_window": self.context_window,
-            "context_used": self.context_used, "as_of": self.as_of,
+            **dict(self.labels),
+            "model": self.model,
+            "input_tokens": self.input_tokens,
+            "max_output_tokens": self.max_output_tokens,
+            "expected_output_tokens": self.expected_output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "input_usd": self.input_usd,
+            "usd_max": self.usd_max,
+            "usd_expected": self.usd_expected,
+            "batch": self.batch,
+            "context_window": self.context_window,
+            "context_used": self.context_used,
+            "as_of": self.as_of,
         }
 
 
@@ -360,9 +417,18 @@ def estimate_request_cost(
     if expected_output_tokens is not None:
         expected = token_cost(info, 0, int(expected_output_tokens), batch=batch, prices=table).usd
     return CostEstimate(
-        model=info.name, input_tokens=counted.total, max_output_tokens=max_out, input_usd=base.usd,
-        max_output_usd=worst.usd, expected_output_tokens=expected_output_tokens, expected_output_usd=expected,
-        cached_tokens=cached, batch=batch, context_window=info.context_window, as_of=base.as_of, tokens=counted,
+        model=info.name,
+        input_tokens=counted.total,
+        max_output_tokens=max_out,
+        input_usd=base.usd,
+        max_output_usd=worst.usd,
+        expected_output_tokens=expected_output_tokens,
+        expected_output_usd=expected,
+        cached_tokens=cached,
+        batch=batch,
+        context_window=info.context_window,
+        as_of=base.as_of,
+        tokens=counted,
         labels=dict(labels or {}),
     )
 
@@ -434,8 +500,10 @@ class MatrixEstimate:
         return out.reset_index()
 
     def __str__(self) -> str:
-        return (f"{self.requests} requests: up to ${self.usd:,.4f} (expected ${self.usd_expected:,.4f}); "
-                f"prices as of {self.as_of}")
+        return (
+            f"{self.requests} requests: up to ${self.usd:,.4f} (expected ${self.usd_expected:,.4f}); "
+            f"prices as of {self.as_of}"
+        )
 
 
 def estimate_matrix_cost(
@@ -459,11 +527,20 @@ def estimate_matrix_cost(
     for i, req in enumerate(requests):
         req = _planned(req, i)
         try:
-            rows.append(estimate_request_cost(
-                req.messages, req.model, req.max_output_tokens, expected_output_tokens=req.expected_output_tokens,
-                tools=req.tools, batch=batch, detail_default=detail_default, deployments=deployments, prices=table,
-                labels=req.labels,
-            ))
+            rows.append(
+                estimate_request_cost(
+                    req.messages,
+                    req.model,
+                    req.max_output_tokens,
+                    expected_output_tokens=req.expected_output_tokens,
+                    tools=req.tools,
+                    batch=batch,
+                    detail_default=detail_default,
+                    deployments=deployments,
+                    prices=table,
+                    labels=req.labels,
+                )
+            )
         except (DataError, PriceUnknown) as e:
             where = ", ".join(f"{k}={v}" for k, v in req.labels.items()) or f"request {i}"
             raise type(e)(f"{where}: {e}") from e
@@ -554,4 +631,3 @@ class Budget:
 
     def __repr__(self) -> str:
         return f"Budget(limit_usd={self.limit_usd}, spent={self.spent:.6f}, basis={self.basis!r})"
-

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -53,17 +54,17 @@ class Dataset:
     def __getitem__(self, i: int) -> Case:
         return self.cases[i]
 
-    def head(self, k: int) -> "Dataset":
+    def head(self, k: int) -> Dataset:
         return self._subset(self.cases[:k], f"head({k})")
 
-    def sample(self, n: int, seed: int = 0) -> "Dataset":
+    def sample(self, n: int, seed: int = 0) -> Dataset:
         """A reproducible random sample of ``n`` cases (kept in dataset order)."""
         if n >= len(self.cases):
             return self
         picked = sorted(random.Random(seed).sample(range(len(self.cases)), n))
         return self._subset([self.cases[i] for i in picked], f"sample({n}, seed={seed})")
 
-    def _subset(self, cases: list[Case], how: str) -> "Dataset":
+    def _subset(self, cases: list[Case], how: str) -> Dataset:
         return Dataset(self.name, cases, f"{self.source} | {how}", _hash_cases(cases), self.columns)
 
     def to_frame(self) -> pd.DataFrame:

@@ -1,13 +1,48 @@
-"""Every error the workbench raises derives from :class:`WorkbenchError`.
+"""Every exception the workbench raises, in one place. All derive from :class:`WorkbenchError`.
 
-Messages follow one rule: say what happened, where (file, row, field, cell, setting) and what to do next.
+Messages follow one rule: say what happened, where (file, row, field, flag, cell, setting) and what to do next.
+Catch :class:`WorkbenchError` to handle any workbench failure; the CLI turns one into a single ``error:`` line
+and exit code 1. The tree::
+
+    WorkbenchError
+    ├── ConfigError                 a profile, setting or credential is missing or invalid
+    ├── UnknownModelError           (also KeyError) a model or deployment is not in the catalog
+    ├── BackendError                a backend could not be reached or answered something unusable
+    │   ├── LocalModelError         the embedded model is not installed or cannot load
+    │   └── LocalRequestRejected    the embedded model's server refused a request (becomes an HTTP 4xx)
+    ├── DataError                   (also ValueError) bad input: a dataset row, template, image, spec field
+    │   ├── SpecError               a spec/record failed validation; names every field (from pydantic)
+    │   ├── NotFoundError           (also KeyError) no example, variant, scorer or cell by that name
+    │   ├── VocabularyError         a shipped tokenizer vocabulary is missing or corrupt
+    │   └── ScoringError            a cell cannot be scored as configured (e.g. no expected value)
+    │       └── JudgeParseError     the judge answered, but no grade could be read from its reply
+    ├── PriceUnknown                (also LookupError) no price for a model: never counted as free
+    ├── BudgetExceeded              a run would cost, or has cost, more than its budget allows
+    ├── HarnessError                the matrix of calls could not start or go on
+    │   └── RunCancelled            the run was cancelled (cancel event, widget Stop)
+    └── RunError                    ``workbench run`` / ``rerun`` / ``report`` (notebook runs)
+        └── NotebookFailed          a notebook cell raised; the partial notebook and report are kept
+
+Warnings live here too: :class:`WorkbenchWarning` (a ``UserWarning``) and :class:`ParameterWarning`, raised when
+a request parameter is dropped or rewritten for the target model (``max_tokens`` -> ``max_completion_tokens``).
+
+Two private classes are control flow, never shown to a user: :class:`CellStopped` (a worker stops before
+sending because the run is stopping) and :class:`ScoreFailed` (a scorer returns a failing score early).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
 
 class WorkbenchError(Exception):
     """Base class: catch this to handle any workbench failure."""
+
+
+# ------------------------------------------------------------------------------------------ configuration
 
 
 class ConfigError(WorkbenchError):
@@ -21,6 +56,9 @@ class UnknownModelError(WorkbenchError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+# ----------------------------------------------------------------------------------------------- backends
+
+
 class BackendError(WorkbenchError):
     """A backend could not be reached or answered something unusable."""
 
@@ -29,9 +67,112 @@ class LocalModelError(BackendError):
     """The embedded local model is not installed or could not be loaded."""
 
 
+class LocalRequestRejected(BackendError):
+    """The embedded model's in-process server refused a request; its transport answers with this HTTP error."""
+
+    def __init__(self, status: int, code: str, message: str, param: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.param = status, code, message, param
+
+
+# ------------------------------------------------------------------------------------------------- inputs
+
+
 class DataError(WorkbenchError, ValueError):
     """Bad input data: a dataset row, a template, an image, a spec field."""
 
 
+class SpecError(DataError):
+    """A spec or record failed validation. ``problems`` lists ``(field path, message)`` pairs; the message
+    names each field the way the user wrote it (``variants[1].params.temperature``)."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class NotFoundError(DataError, KeyError):
+    """No example, variant, scorer or cell by that name; the message lists the ones there are."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class VocabularyError(DataError):
+    """A shipped tokenizer vocabulary is missing, unreadable or fails its sha256 check."""
+
+
+class ScoringError(DataError):
+    """The cell cannot be scored as configured (e.g. the case has no expected value)."""
+
+
+class JudgeParseError(ScoringError):
+    """The judge model answered, but no grade could be read from its reply."""
+
+
+# -------------------------------------------------------------------------------------------------- money
+
+
+class PriceUnknown(WorkbenchError, LookupError):
+    """The price table has no entry for a model: an unpriced model is never counted as free."""
+
+
 class BudgetExceeded(WorkbenchError):
     """A run would cost, or has cost, more than its budget allows."""
+
+
+# ------------------------------------------------------------------------------------------------ harness
+
+
+class HarnessError(WorkbenchError):
+    """The matrix of calls could not start or go on."""
+
+
+class RunCancelled(HarnessError):
+    """The run was cancelled before it finished; finished cells are kept."""
+
+
+class CellStopped(HarnessError):
+    """Control flow: a worker stops before sending a cell because the run is stopping (never shown)."""
+
+
+# ----------------------------------------------------------------------------------------------- scorers
+
+
+class ScoreFailed(WorkbenchError):
+    """Control flow inside a scorer: return a failing score (value 0) with this explanation (never shown)."""
+
+    def __init__(self, explanation: str, answer: str | None = None, **metadata: Any):
+        super().__init__(explanation)
+        self.explanation, self.answer, self.metadata = explanation, answer, metadata
+
+
+# -------------------------------------------------------------------------------------------- notebook runs
+
+
+class RunError(WorkbenchError):
+    """Base class of the errors of ``workbench run`` / ``rerun`` / ``report``."""
+
+
+class NotebookFailed(RunError):
+    """A cell of the notebook raised; the partial notebook, manifest and report are in ``run_dir``."""
+
+    def __init__(self, message: str, failure: Any, run_dir: Path):
+        super().__init__(message)
+        self.failure = failure  # a workbench.runs.manifest.Failure
+        self.run_dir = run_dir
+
+    @property
+    def cell_index(self) -> int | None:
+        return self.failure.cell_index
+
+
+# ------------------------------------------------------------------------------------------------ warnings
+
+
+class WorkbenchWarning(UserWarning):
+    """Base class of the workbench's warnings (filter them with ``warnings.simplefilter(..., WorkbenchWarning)``)."""
+
+
+class ParameterWarning(WorkbenchWarning):
+    """A request parameter was dropped or rewritten for the target model."""

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .datasets import Case, Dataset, load_dataset
-from .errors import DataError
+from .errors import DataError, SpecError
+from .schema import Model, format_problems
 from .variants import Target, Variant
 
 SPEC_SCHEMA_VERSION = 1
 
 
-class DatasetSpec(BaseModel):
+class DatasetSpec(Model):
     """Where the cases come from: a file (``path``) or inline ``rows``."""
+
+    _spec_noun = "dataset spec"
 
     model_config = ConfigDict(extra="forbid")
 
@@ -35,7 +39,7 @@ class DatasetSpec(BaseModel):
     name: str | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DatasetSpec":
+    def _one_source(self) -> DatasetSpec:
         if (self.path is None) == (self.rows is None):
             raise ValueError("give exactly one of `path` (a CSV/JSONL/Parquet file) or `rows` (inline cases)")
         return self
@@ -55,10 +59,15 @@ class Cell:
         return (self.case.id, self.variant.name, self.target.label, self.repeat)
 
 
-class Experiment(BaseModel):
-    """A complete, reproducible description of an evaluation run."""
+class Experiment(Model):
+    """A complete, reproducible description of an evaluation: dataset x variants x targets x repeats, scored.
+
+    Derive a changed copy with :meth:`replace` (validated: ``exp.replace(repeats=0)`` raises a SpecError
+    naming ``repeats``); build one from YAML with :func:`load_experiment`.
+    """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    _spec_noun = "experiment spec"
 
     schema_version: int = SPEC_SCHEMA_VERSION
     name: str
@@ -75,8 +84,10 @@ class Experiment(BaseModel):
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True,
+                           description="where relative dataset and image paths resolve from (not saved: a spec "
+                                       "file's own folder when loaded from one, else the working directory)")
 
-    _base_dir: Path | None = PrivateAttr(default=None)
     _dataset: Dataset | None = PrivateAttr(default=None)
 
     @field_validator("name")
@@ -108,7 +119,7 @@ class Experiment(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _unique_variants(self) -> "Experiment":
+    def _unique_variants(self) -> Experiment:
         names = [v.name for v in self.variants]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -117,11 +128,12 @@ class Experiment(BaseModel):
             raise ValueError("an experiment needs at least one variant")
         return self
 
-    # -- data -------------------------------------------------------------------------------------------
-    @property
-    def base_dir(self) -> Path:
-        return self._base_dir or Path.cwd()
+    @field_validator("base_dir", mode="before")
+    @classmethod
+    def _base_dir_abs(cls, v: Any) -> Any:
+        return Path.cwd() if v is None else Path(v).expanduser().resolve()
 
+    # -- data -------------------------------------------------------------------------------------------
     def load_cases(self) -> Dataset:
         """The dataset (loaded once), sampled if ``sample`` is set."""
         if self._dataset is None:
@@ -199,34 +211,59 @@ def _scorer_spec(s: Any) -> Any:
     return s
 
 
-def _loc(err: dict) -> str:
-    out = ""
-    for part in err["loc"]:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+def apply_overrides(exp: Experiment, overrides: Mapping[str, tuple[str, Any]], *, kind: str = "option") -> Experiment:
+    """``exp`` with overrides from a command line, notebook parameters or a widget, through :meth:`Experiment.replace`.
+
+    ``overrides`` maps the name the user typed (``"--repeats"``, ``"sample_size"``) to ``(field, value)``;
+    entries whose value is None are not applied (None means "as the spec has it"). A refused value raises
+    :class:`SpecError` that names what the user typed, not the spec field behind it::
+
+        apply_overrides(exp, {"--repeats": ("repeats", -1)}, kind="flag")
+        # SpecError: --repeats -1: Input should be greater than or equal to 1
+    """
+    changes = {field: value for field, value in overrides.values() if value is not None}
+    if not changes:
+        return exp
+    try:
+        return exp.replace(**changes)
+    except SpecError as e:
+        by_field = {field: (name, value) for name, (field, value) in overrides.items() if value is not None}
+        problems, lines = [], []
+        for path, msg in e.problems:
+            head = path.split(".", 1)[0].split("[", 1)[0]
+            name, value = by_field.get(head, (path, None))
+            shown = f"{name} {_shown(value)}" if head in by_field and not isinstance(value, list) else name
+            problems.append((name, msg))
+            lines.append(f"{shown}: {msg}" + (f" (spec field {path})" if path != head else ""))
+        raise SpecError(f"bad {kind}{'s' if len(lines) > 1 else ''}: " + "; ".join(lines), problems) from None
 
 
-def format_validation_error(e: ValidationError, where: str) -> str:
-    lines = [f"{where}: the experiment spec is not valid:"]
-    for err in e.errors()[:10]:
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  - {_loc(err)}: {msg}")
-    lines.append("See docs/experiment-spec.md for every field.")
-    return "\n".join(lines)
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def experiment_from_dict(data: dict[str, Any], *, where: str = "experiment", base_dir: Path | None = None) -> Experiment:
+def experiment_from_dict(data: dict[str, Any], *, where: str = "experiment",
+                         base_dir: Path | None = None) -> Experiment:
     if not isinstance(data, dict):
-        raise DataError(f"{where}: expected a mapping of fields (name, dataset, variants, ...), got {type(data).__name__}.")
+        raise DataError(
+            f"{where}: expected a mapping of fields (name, dataset, variants, ...), got {type(data).__name__}."
+        )
     version = data.get("schema_version", SPEC_SCHEMA_VERSION)
     if version != SPEC_SCHEMA_VERSION:
-        raise DataError(f"{where}: schema_version {version} is not supported (this workbench reads {SPEC_SCHEMA_VERSION}).")
+        raise DataError(
+            f"{where}: schema_version {version} is not supported (this workbench reads {SPEC_SCHEMA_VERSION})."
+        )
+    if "base_dir" in data:
+        raise DataError(
+            f"{where}: `base_dir` is not a spec field: relative dataset and image paths resolve from "
+            "the spec file's folder. Remove it, or give absolute paths."
+        )
     try:
-        exp = Experiment(**data)
-    except ValidationError as e:
-        raise DataError(format_validation_error(e, where)) from None
-    exp._base_dir = base_dir
-    return exp
+        return Experiment(**data, base_dir=base_dir)
+    except SpecError as e:  # say which file (or notebook parameter) the fields are in
+        raise format_problems(
+            e.problems, what="experiment spec", where=where, hint="See docs/experiment-spec.md for every field."
+        ) from None
 
 
 def load_experiment(path: str | Path) -> Experiment:

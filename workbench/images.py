@@ -21,13 +21,14 @@ import io
 import math
 import numbers
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Union
 
 from .catalog import ImageRule, ModelInfo, load_catalog
+from .config import resolve_model
 from .errors import DataError
-from .tokens import resolve_model
 
 # OpenAI vision guide, "Calculating costs" - tile models:
 TILE_PX = 512  # "count how many 512px squares the image consists of"
@@ -106,16 +107,25 @@ def tile_tokens(w: int, h: int, rule: ImageRule, detail: str) -> tuple[tuple[int
     """Tile rule: ``(resized, tokens, (columns, rows), arithmetic)`` for ``detail`` low or high."""
     if detail == "low":
         resized = _scale((w, h), min(1.0, LOW_SIDE / max(w, h)))
-        return resized, rule.base, (0, 0), (f"detail low: one low-resolution view ({resized[0]}x{resized[1]}) at any size\n"
-                                             f"tokens = {rule.base} (fixed)")
+        return (
+            resized,
+            rule.base,
+            (0, 0),
+            (
+                f"detail low: one low-resolution view ({resized[0]}x{resized[1]}) at any size\n"
+                f"tokens = {rule.base} (fixed)"
+            ),
+        )
     resized, steps = _tile_high(w, h)
     cols, rows = math.ceil(resized[0] / TILE_PX), math.ceil(resized[1] / TILE_PX)
     tokens = rule.base + cols * rows * rule.per_tile
-    text = "\n".join([
-        " -> ".join(steps) if len(steps) > 1 else f"{w}x{h}: no resize needed",
-        f"tiles: ceil({resized[0]}/{TILE_PX}) x ceil({resized[1]}/{TILE_PX}) = {cols} x {rows} = {cols * rows}",
-        f"tokens = {rule.base} + {cols * rows} x {rule.per_tile} = {tokens}",
-    ])
+    text = "\n".join(
+        [
+            " -> ".join(steps) if len(steps) > 1 else f"{w}x{h}: no resize needed",
+            f"tiles: ceil({resized[0]}/{TILE_PX}) x ceil({resized[1]}/{TILE_PX}) = {cols} x {rows} = {cols * rows}",
+            f"tokens = {rule.base} + {cols * rows} x {rule.per_tile} = {tokens}",
+        ]
+    )
     return resized, tokens, (cols, rows), text
 
 
@@ -149,7 +159,13 @@ def patch_tokens(w: int, h: int, rule: ImageRule) -> tuple[tuple[int, int], int,
 def _patch_cap(rule: ImageRule) -> tuple[tuple[int, int], int, int, tuple[int, int], str]:
     """The most a patch model bills for one image: the 1536-patch cap."""
     tokens = math.ceil(PATCH_BUDGET * rule.multiplier - _EPS)
-    return (0, 0), tokens, PATCH_BUDGET, (0, 0), f"tokens = ceil({PATCH_BUDGET} (the cap) x {rule.multiplier}) = {tokens}"
+    return (
+        (0, 0),
+        tokens,
+        PATCH_BUDGET,
+        (0, 0),
+        f"tokens = ceil({PATCH_BUDGET} (the cap) x {rule.multiplier}) = {tokens}",
+    )
 
 
 # --------------------------------------------------------------------------------------------------- public
@@ -188,8 +204,11 @@ def image_tokens(
     known = image_or_size is not None
     if not known:
         w, h = WORST_CASE_TILE_SIZE
-    elif isinstance(image_or_size, tuple) and len(image_or_size) == 2 and all(
-            isinstance(v, numbers.Integral) for v in image_or_size):
+    elif (
+        isinstance(image_or_size, tuple)
+        and len(image_or_size) == 2
+        and all(isinstance(v, numbers.Integral) for v in image_or_size)
+    ):
         w, h = int(image_or_size[0]), int(image_or_size[1])
     else:
         w, h = image_size(image_or_size)
@@ -206,8 +225,17 @@ def image_tokens(
         tiles = None
         head += "; patch models cost the same at every detail"
     return ImageTokens(
-        model=info.name, detail=detail, budgeted_as=budgeted, width=w if known else 0, height=h if known else 0,
-        resized=resized, tokens=tokens, rule=rule.rule, tiles=tiles, patches=patches, grid=grid,
+        model=info.name,
+        detail=detail,
+        budgeted_as=budgeted,
+        width=w if known else 0,
+        height=h if known else 0,
+        resized=resized,
+        tokens=tokens,
+        rule=rule.rule,
+        tiles=tiles,
+        patches=patches,
+        grid=grid,
         arithmetic=f"{head}\n{text}",
     )
 
@@ -219,7 +247,7 @@ def _describe(source: Any) -> str:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"image bytes ({len(source)} bytes)"
     if isinstance(source, str) and source.startswith("data:"):
-        return f"data URL ({source[:source.find(',')][:40] if ',' in source else source[:40]}..., {len(source)} chars)"
+        return f"data URL ({source[: source.find(',')][:40] if ',' in source else source[:40]}..., {len(source)} chars)"
     return str(source)
 
 
@@ -309,8 +337,11 @@ def iter_image_parts(messages: Sequence[Mapping[str, Any]]) -> Iterator[ImagePar
 
 
 def image_part_tokens(
-    part: Mapping[str, Any] | ImagePart, model: str | ModelInfo, detail_default: str = "auto",
-    where: str = "image part", deployments: Mapping[str, str] | None = None,
+    part: Mapping[str, Any] | ImagePart,
+    model: str | ModelInfo,
+    detail_default: str = "auto",
+    where: str = "image part",
+    deployments: Mapping[str, str] | None = None,
 ) -> ImageTokens:
     """Tokens of one image content part; its own ``detail`` wins over ``detail_default``.
 
@@ -333,7 +364,9 @@ def image_part_tokens(
 
 
 def message_image_tokens(
-    messages: Sequence[Mapping[str, Any]], model: str | ModelInfo, detail_default: str = "auto",
+    messages: Sequence[Mapping[str, Any]],
+    model: str | ModelInfo,
+    detail_default: str = "auto",
     deployments: Mapping[str, str] | None = None,
 ) -> list[ImageTokens]:
     """Token costs of every image in ``messages``, in order."""

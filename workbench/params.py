@@ -14,16 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import ModelInfo
+from .errors import ParameterWarning
 from .messages import content_text
 
 # Rejected by reasoning models (Azure reasoning-models how-to, "not supported" list).
 REASONING_UNSUPPORTED = (
     "temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias",
 )
-
-
-class ParameterWarning(UserWarning):
-    """A request parameter was dropped or rewritten for the target model."""
 
 
 @dataclass
@@ -63,7 +60,9 @@ def adapt_request(
         if "reasoning_effort" in params and not model.reasoning_effort:
             notes.append(f"{model.name} does not accept reasoning_effort; dropped {params.pop('reasoning_effort')!r}")
     elif "reasoning_effort" in params:
-        notes.append(f"{model.name} is not a reasoning model; dropped reasoning_effort={params.pop('reasoning_effort')!r}")
+        notes.append(
+            f"{model.name} is not a reasoning model; dropped reasoning_effort={params.pop('reasoning_effort')!r}"
+        )
     messages, role_notes = _adapt_roles(model, messages)
     notes.extend(role_notes)
     if warn:

@@ -1,23 +1,32 @@
-"""Typed, versioned records of what a backend answered.
+"""Every typed, versioned record the workbench stores: what a backend answered, and what a cell of a run became.
 
-A :class:`Completion` is what every provider call returns - including the outcomes that are not errors in
-the workbench's sense: a completion stopped by Azure's content filter, and a prompt rejected with the 400
-``content_filter`` error. Reports, caches and widgets are pure functions of these records, so their shape
-is versioned (``schema_version``) and only ever grows.
+- :class:`Completion` (with :class:`Usage` and :class:`ContentFilter`) is what every provider call returns -
+  including the outcomes that are not errors in the workbench's sense: a completion stopped by Azure's content
+  filter, and a prompt rejected with the 400 ``content_filter`` error. The response cache stores these.
+- :class:`CellResult` is one cell of a run (case x variant x target x repeat): what was sent, what came back,
+  what it cost and its :class:`Score` per scorer. The run store keeps one per cell; ``Results`` wraps them.
+
+Reports, caches and widgets are pure functions of these records, so their shape is versioned
+(``schema_version``) and only ever grows. This module imports nothing heavy (no pandas): the store and the
+harness's hot path use it.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from .schema import Model
 
 COMPLETION_SCHEMA_VERSION = 1
 
 Outcome = Literal["ok", "length", "completion_filtered", "prompt_filtered"]
 
 
-class Usage(BaseModel):
+class Usage(Model):
     model_config = ConfigDict(frozen=True)
 
     prompt_tokens: int = 0
@@ -30,7 +39,7 @@ class Usage(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
 
-class FilterResult(BaseModel):
+class FilterResult(Model):
     """One content-filter category, as Azure reports it."""
 
     model_config = ConfigDict(frozen=True)
@@ -42,7 +51,7 @@ class FilterResult(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)  # e.g. citation {URL, license}
 
 
-class ContentFilter(BaseModel):
+class ContentFilter(Model):
     prompt: list[FilterResult] = Field(default_factory=list)
     completion: list[FilterResult] = Field(default_factory=list)
 
@@ -65,7 +74,7 @@ class ContentFilter(BaseModel):
         return not self.prompt and not self.completion
 
 
-class Completion(BaseModel):
+class Completion(Model):
     """The answer to one chat request, with everything needed to audit and price it."""
 
     schema_version: int = COMPLETION_SCHEMA_VERSION
@@ -107,3 +116,94 @@ def parse_filter_results(raw: dict[str, Any] | None) -> list[FilterResult]:
             )
         )
     return out
+
+
+# ------------------------------------------------------------------------------------------ results of a run
+
+CELL_SCHEMA_VERSION = 1
+DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Score(Model):
+    """A scorer's verdict on one cell; stored per cell and scorer (``CellResult.scores``)."""
+
+    scorer: str
+    """The scorer's name: the column suffix in results (``score.<name>``, ``passed.<name>``)."""
+    value: float | None = None
+    """Usually 0..1; None when the scorer itself failed on this cell (see ``error``)."""
+    passed: bool | None = None
+    """``value >= threshold``; None if not applicable or the scorer failed."""
+    answer: str | None = None
+    """What was extracted from the output (a label, a number, the judge's grade...)."""
+    explanation: str | None = None
+    """Why the score is what it is, in words a reader can check."""
+    error: str | None = None
+    """The scorer failed on this cell: ``"ExceptionType: message"``."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Scorer-specific evidence (labels found, matched span, judge output, cost of the judge call...)."""
+
+
+class CellResult(Model):
+    """Everything about one call: what was sent, what came back, what it cost and how it scored."""
+
+    schema_version: int = CELL_SCHEMA_VERSION
+    cell_key: str  # content hash of (experiment, case, variant, target, repeat, request)
+    experiment: str
+    case_id: str
+    variant: str
+    target: str  # profile[:model]
+    profile: str
+    deployment: str
+    model: str  # catalog model the deployment stands for
+    repeat: int
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = Field(default_factory=dict)
+    output: str = ""
+    parsed: Any = None
+    parse_error: str | None = None
+    outcome: str = "ok"  # ok | length | completion_filtered | prompt_filtered | error
+    finish_reason: str | None = None
+    latency_s: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    content_filter: dict[str, Any] = Field(default_factory=dict)
+    filter_flags: list[str] = Field(default_factory=list)
+    error_type: str | None = None
+    error_message: str | None = None
+    cache_hit: bool = False
+    request_id: str | None = None
+    system_fingerprint: str | None = None
+    retries: int = 0
+    warnings: list[str] = Field(default_factory=list)
+    scores: list[Score] = Field(default_factory=list)
+    started_at: str = Field(default_factory=utcnow)
+    finished_at: str = Field(default_factory=utcnow)
+
+    @property
+    def done(self) -> bool:
+        """Finished for good (resume skips it); errors are retried on the next run."""
+        return self.outcome in DONE_OUTCOMES
+
+    def row(self) -> dict[str, Any]:
+        d = self.model_dump(exclude={"scores", "content_filter"})
+        d["parsed"] = json.dumps(self.parsed, ensure_ascii=False) if self.parsed is not None else None
+        d["messages"] = json.dumps(self.messages, ensure_ascii=False)
+        d["params"] = json.dumps(self.params, sort_keys=True)
+        d["filter_flags"] = ", ".join(self.filter_flags)
+        d["warnings"] = "; ".join(self.warnings)
+        d["filtered"] = self.outcome in ("completion_filtered", "prompt_filtered")
+        for s in self.scores:
+            d[f"score.{s.scorer}"] = s.value
+            d[f"passed.{s.scorer}"] = s.passed
+            if s.answer is not None:
+                d[f"answer.{s.scorer}"] = s.answer
+            if s.error:
+                d[f"score_error.{s.scorer}"] = s.error
+        return d

@@ -8,100 +8,22 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from pydantic import BaseModel, Field
+from .errors import DataError, NotFoundError
+from .records import CellResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from .experiment import Experiment
-
-CELL_SCHEMA_VERSION = 1
-DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-class ScoreRecord(BaseModel):
-    """A scorer's verdict on one cell (mirrors :class:`workbench.scorers.Score`)."""
-
-    scorer: str
-    value: float | None = None
-    passed: bool | None = None
-    answer: str | None = None
-    explanation: str | None = None
-    error: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class CellResult(BaseModel):
-    """Everything about one call: what was sent, what came back, what it cost and how it scored."""
-
-    schema_version: int = CELL_SCHEMA_VERSION
-    cell_key: str  # content hash of (experiment, case, variant, target, repeat, request)
-    experiment: str
-    case_id: str
-    variant: str
-    target: str  # profile[:model]
-    profile: str
-    deployment: str
-    model: str  # catalog model the deployment stands for
-    repeat: int
-    messages: list[dict[str, Any]]
-    params: dict[str, Any] = Field(default_factory=dict)
-    output: str = ""
-    parsed: Any = None
-    parse_error: str | None = None
-    outcome: str = "ok"  # ok | length | completion_filtered | prompt_filtered | error
-    finish_reason: str | None = None
-    latency_s: float | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: float | None = None
-    content_filter: dict[str, Any] = Field(default_factory=dict)
-    filter_flags: list[str] = Field(default_factory=list)
-    error_type: str | None = None
-    error_message: str | None = None
-    cache_hit: bool = False
-    request_id: str | None = None
-    system_fingerprint: str | None = None
-    retries: int = 0
-    warnings: list[str] = Field(default_factory=list)
-    scores: list[ScoreRecord] = Field(default_factory=list)
-    started_at: str = Field(default_factory=utcnow)
-    finished_at: str = Field(default_factory=utcnow)
-
-    @property
-    def done(self) -> bool:
-        """Finished for good (resume skips it); errors are retried on the next run."""
-        return self.outcome in DONE_OUTCOMES
-
-    def row(self) -> dict[str, Any]:
-        d = self.model_dump(exclude={"scores", "content_filter"})
-        d["parsed"] = json.dumps(self.parsed, ensure_ascii=False) if self.parsed is not None else None
-        d["messages"] = json.dumps(self.messages, ensure_ascii=False)
-        d["params"] = json.dumps(self.params, sort_keys=True)
-        d["filter_flags"] = ", ".join(self.filter_flags)
-        d["warnings"] = "; ".join(self.warnings)
-        d["filtered"] = self.outcome in ("completion_filtered", "prompt_filtered")
-        for s in self.scores:
-            d[f"score.{s.scorer}"] = s.value
-            d[f"passed.{s.scorer}"] = s.passed
-            if s.answer is not None:
-                d[f"answer.{s.scorer}"] = s.answer
-            if s.error:
-                d[f"score_error.{s.scorer}"] = s.error
-        return d
-
 
 def _formatters(table: pd.DataFrame) -> dict[str, Any]:
     """Counts as whole numbers, dollars with their sign, scores with three decimals."""
+    import pandas as pd
+
     out: dict[str, Any] = {}
     for col in table.columns:
         if col.endswith("tokens") or col.startswith("n"):
@@ -122,7 +44,7 @@ class Results:
     Build one with :func:`workbench.run` (or ``Results.load(run_dir)``). Displays as a summary in notebooks.
     """
 
-    def __init__(self, records: Iterable[CellResult], experiment: "Experiment | None" = None,
+    def __init__(self, records: Iterable[CellResult], experiment: Experiment | None = None,
                  run_dir: Path | None = None, status: str = "complete", info: dict[str, Any] | None = None):
         self.records = list(records)
         self.experiment = experiment
@@ -146,11 +68,17 @@ class Results:
     def df(self) -> pd.DataFrame:
         """One row per call (tidy); sorted by case, variant, target, repeat."""
         if self._df is None:
+            import pandas as pd  # only when a table is asked for: the harness's hot path never needs it
+
             rows = [r.row() for r in self.records]
             df = pd.DataFrame(rows)
             if not df.empty:
                 order = FRONT_COLUMNS + [c for c in df.columns if c not in FRONT_COLUMNS]
-                df = df[order].sort_values(["case_id", "variant", "target", "repeat"], kind="stable").reset_index(drop=True)
+                df = (
+                    df[order]
+                    .sort_values(["case_id", "variant", "target", "repeat"], kind="stable")
+                    .reset_index(drop=True)
+                )
             self._df = df
         return self._df
 
@@ -178,18 +106,29 @@ class Results:
 
     def scores_long(self) -> pd.DataFrame:
         """One row per call and scorer."""
-        rows = [{"case_id": r.case_id, "variant": r.variant, "target": r.target, "repeat": r.repeat,
-                 **s.model_dump(exclude={"metadata"})} for r in self.records for s in r.scores]
+        rows = [
+            {
+                "case_id": r.case_id,
+                "variant": r.variant,
+                "target": r.target,
+                "repeat": r.repeat,
+                **s.model_dump(exclude={"metadata"}),
+            }
+            for r in self.records
+            for s in r.scores
+        ]
+        import pandas as pd
+
         return pd.DataFrame(rows)
 
     def _scorer(self, scorer: str | None) -> str:
         names = self.scorers
         if not names:
-            raise ValueError("These results have no scores: add scorers to the experiment.")
+            raise DataError("These results have no scores: add scorers to the experiment.")
         if scorer is None:
             return names[0]
         if scorer not in names:
-            raise ValueError(f"No scorer named {scorer!r}; scorers: {', '.join(names)}")
+            raise NotFoundError(f"No scorer named {scorer!r}; scorers: {', '.join(names)}")
         return scorer
 
     def summary(self, scorer: str | None = None) -> pd.DataFrame:
@@ -224,14 +163,19 @@ class Results:
 
         s = self.summary(scorer)
         cost = self.df.groupby(["variant", "target"], sort=False)["cost_usd"].sum(min_count=1).rename("cost_usd")
-        s = s.drop(columns=[c for c in ("cost_usd",) if c in s.columns]).merge(cost.reset_index(), on=["variant", "target"])
+        s = s.drop(columns=[c for c in ("cost_usd",) if c in s.columns]).merge(
+            cost.reset_index(), on=["variant", "target"]
+        )
         s["pareto"] = pareto_front(s, cost="cost_usd", quality="mean").values
         return s
 
     def errors(self) -> pd.DataFrame:
         df = self.df
-        return df[df["outcome"] == "error"][["case_id", "variant", "target", "repeat", "error_type", "error_message"]] \
-            if len(df) else df
+        return (
+            df[df["outcome"] == "error"][["case_id", "variant", "target", "repeat", "error_type", "error_message"]]
+            if len(df)
+            else df
+        )
 
     def outputs(self, variant: str | None = None) -> pd.DataFrame:
         """Outputs side by side: one row per case, one column per variant (first target, repeat 0)."""
@@ -265,7 +209,7 @@ class Results:
         return Path(path)
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, **kwargs: Any) -> "Results":
+    def from_jsonl(cls, path: str | Path, **kwargs: Any) -> Results:
         records = []
         with open(path, encoding="utf-8") as f:
             for line in f:
@@ -274,7 +218,7 @@ class Results:
         return cls(records, **kwargs)
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "Results":
+    def load(cls, run_dir: str | Path) -> Results:
         """Results stored in a run folder (its ``results.sqlite``)."""
         from .store import RunStore
 
@@ -283,11 +227,16 @@ class Results:
 
     # -- display --------------------------------------------------------------------------------------------
     def _repr_html_(self) -> str:
-        parts = [f"<div class='wb-results'><h4>{html.escape(self.name)}: {len(self)} calls "
-                 f"({html.escape(self.status)})</h4>"]
-        facts = [f"variants: {len(self.variants)}", f"targets: {len(self.targets)}",
-                 f"errors: {self.n_errors}", f"cache hits: {sum(r.cache_hit for r in self.records)}",
-                 f"cost: ${self.total_cost:.4f}"]
+        parts = [
+            f"<div class='wb-results'><h4>{html.escape(self.name)}: {len(self)} calls ({html.escape(self.status)})</h4>"
+        ]
+        facts = [
+            f"variants: {len(self.variants)}",
+            f"targets: {len(self.targets)}",
+            f"errors: {self.n_errors}",
+            f"cache hits: {sum(r.cache_hit for r in self.records)}",
+            f"cost: ${self.total_cost:.4f}",
+        ]
         parts.append("<p>" + " &middot; ".join(facts) + "</p>")
         if self.scorers:
             for name in self.scorers:

@@ -19,12 +19,12 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .records import Completion
-from .results import CellResult
+from .records import CellResult, Completion
 from .secrets import redact_obj
 
 

@@ -22,16 +22,18 @@ import hashlib
 import json
 import threading
 from collections import abc
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import tiktoken
 
-from .catalog import ModelInfo, resolve
-from .errors import DataError, UnknownModelError
+from .catalog import ModelInfo
+from .config import resolve_model
+from .errors import DataError, VocabularyError
 
 if TYPE_CHECKING:
     from .images import ImageTokens
@@ -115,10 +117,6 @@ TOOL_OVERHEADS: dict[str, ToolOverheads] = {
 # ------------------------------------------------------------------------------------------------ encodings
 
 
-class VocabularyError(DataError):
-    """A shipped vocabulary file is missing or does not match its published sha256."""
-
-
 class Encoder(Protocol):
     """What the rest of the workbench needs from an encoding (tiktoken's Encoding, or the local model's)."""
 
@@ -200,42 +198,8 @@ def load_bpe_file(path: Path | Traversable, sha256: str) -> dict[bytes, int]:
 
 def _build(spec: EncodingSpec) -> tiktoken.Encoding:
     ranks = load_bpe_file(resources.files("workbench").joinpath(VOCAB_DIR, spec.file), spec.sha256)
-    return tiktoken.Encoding(spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks, special_tokens=dict(spec.special_tokens))
-
-
-def profile_deployments(profile: str | None = None) -> dict[str, str]:
-    """Deployment -> model maps from the configured profiles: ``profile``'s, or all (the default profile's win)."""
-    from .config import load_config
-
-    cfg = load_config()
-    if profile:
-        return dict(cfg.profile(profile).deployments)
-    merged: dict[str, str] = {}
-    for name, prof in cfg.profiles.items():
-        if name != cfg.default_profile:
-            merged.update(prof.deployments)
-    if cfg.default_profile in cfg.profiles:
-        merged.update(cfg.profiles[cfg.default_profile].deployments)
-    return merged
-
-
-def resolve_model(name: str | ModelInfo, deployments: Mapping[str, str] | None = None) -> ModelInfo:
-    """The catalog model for a name, alias or Azure deployment.
-
-    Without an explicit ``deployments`` map, a name the catalog does not know is looked up in the configured
-    profiles' deployments before giving up (with the catalog's close matches).
-    """
-    if isinstance(name, ModelInfo):
-        return name
-    try:
-        return resolve(name, deployments)
-    except UnknownModelError:
-        if deployments is not None:
-            raise
-        mapped = profile_deployments()
-        if name not in mapped:
-            raise
-        return resolve(name, mapped)
+    return tiktoken.Encoding(spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks,
+                             special_tokens=dict(spec.special_tokens))
 
 
 def encoding_name(model_or_encoding: str, deployments: Mapping[str, str] | None = None) -> str:
@@ -300,7 +264,7 @@ class TokenCount(NamedTuple):
     images: int = 0
     overhead: int = 0
     tools: int = 0
-    image_details: tuple["ImageTokens", ...] = ()
+    image_details: tuple[ImageTokens, ...] = ()
     notes: tuple[str, ...] = ()
 
     @property
@@ -309,9 +273,15 @@ class TokenCount(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model, "encoding": self.encoding, "text": self.text, "images": self.images,
-            "overhead": self.overhead, "tools": self.tools, "total": self.total,
-            "image_details": [i.as_dict() for i in self.image_details], "notes": list(self.notes),
+            "model": self.model,
+            "encoding": self.encoding,
+            "text": self.text,
+            "images": self.images,
+            "overhead": self.overhead,
+            "tools": self.tools,
+            "total": self.total,
+            "image_details": [i.as_dict() for i in self.image_details],
+            "notes": list(self.notes),
         }
 
 
@@ -349,7 +319,9 @@ def count_messages(
     # The hot loop of every estimate: plain string fields are handled inline, everything else by _count_field.
     for i, message in enumerate(messages):
         if type(message) is not dict and not isinstance(message, abc.Mapping):
-            raise DataError(f"messages[{i}] is a {type(message).__name__}; each message is a dict with 'role' and 'content'.")
+            raise DataError(
+                f"messages[{i}] is a {type(message).__name__}; each message is a dict with 'role' and 'content'."
+            )
         overhead += TOKENS_PER_MESSAGE
         for key, value in message.items():
             if type(value) is str:
@@ -371,8 +343,14 @@ def count_messages(
         tool_tokens = count_tools(tools, info.encoding)
         tally.note("tool definitions: the OpenAI cookbook's formula, an estimate (the service does not publish one)")
     return TokenCount(
-        info.name, info.encoding, text + tally.text, tally.images, overhead + REPLY_PRIMING, tool_tokens,
-        tuple(tally.image_details), tuple(tally.notes),
+        info.name,
+        info.encoding,
+        text + tally.text,
+        tally.images,
+        overhead + REPLY_PRIMING,
+        tool_tokens,
+        tuple(tally.image_details),
+        tuple(tally.notes),
     )
 
 
@@ -490,8 +468,13 @@ def _count_local(messages: Messages, info: ModelInfo, tools: Sequence[Mapping[st
     model = LocalEncoding().model
     total = len(model.tokenize(local_chat_prompt(messages), special=True))
     text = sum(len(model.tokenize(_local_content(m, i))) for i, m in enumerate(messages))
-    return TokenCount(info.name, LOCAL_ENCODING, text=text, overhead=total - text,
-                      notes=("local model: counted on its own chat template, as llama.cpp renders it",))
+    return TokenCount(
+        info.name,
+        LOCAL_ENCODING,
+        text=text,
+        overhead=total - text,
+        notes=("local model: counted on its own chat template, as llama.cpp renders it",),
+    )
 
 
 def token_pieces(text: str, model: str, deployments: Mapping[str, str] | None = None) -> list[tuple[list[int], str]]:

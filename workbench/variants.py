@@ -9,16 +9,18 @@ from __future__ import annotations
 import base64
 import itertools
 import mimetypes
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import jinja2
 import jinja2.meta
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .datasets import Case
 from .errors import DataError
+from .schema import Model
 
 Role = Literal["system", "developer", "user", "assistant"]
 
@@ -47,8 +49,10 @@ def kind_name(kind: Any) -> str:
     return "number" if kind == (int, float) else "whole number"
 
 
-class Target(BaseModel):
+class Target(Model):
     """Where a variant runs: a connection profile and a deployment/model on it."""
+
+    _spec_noun = "target"
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -60,7 +64,7 @@ class Target(BaseModel):
         return f"{self.profile}:{self.model}" if self.model else self.profile
 
     @classmethod
-    def parse(cls, value: "str | Mapping[str, Any] | Target") -> "Target":
+    def parse(cls, value: str | Mapping[str, Any] | Target) -> Target:
         """``"azure:gpt4o-deploy"``, ``"local"``, ``{"profile": ..., "model": ...}`` or a Target."""
         if isinstance(value, Target):
             return value
@@ -70,8 +74,10 @@ class Target(BaseModel):
         return cls(**value)
 
 
-class Turn(BaseModel):
+class Turn(Model):
     """One fixed or templated message (few-shot examples are user/assistant turns)."""
+
+    _spec_noun = "turn"
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,8 +85,10 @@ class Turn(BaseModel):
     content: str
 
 
-class Variant(BaseModel):
+class Variant(Model):
     """A named prompt: its messages, parameters, output format and (optionally) its own target."""
+
+    _spec_noun = "variant"
 
     model_config = ConfigDict(extra="forbid")
 
@@ -127,12 +135,13 @@ class Variant(BaseModel):
         return normalize_response_format(v)
 
     @model_validator(mode="after")
-    def _templates_parse(self) -> "Variant":
+    def _templates_parse(self) -> Variant:
         for fieldname, source in self.template_fields():
             try:
                 _ENV.parse(source)
             except jinja2.TemplateSyntaxError as e:
-                raise ValueError(f"variant {self.name!r}, {fieldname}: template syntax error on line {e.lineno}: {e.message}")
+                raise ValueError(f"variant {self.name!r}, {fieldname}: template syntax error on line {e.lineno}: "
+                                 f"{e.message}") from None
         return self
 
     # -- templates --------------------------------------------------------------------------------------
@@ -152,8 +161,9 @@ class Variant(BaseModel):
     def wants_json(self) -> bool:
         return bool(self.response_format and self.response_format.get("type") in ("json_object", "json_schema"))
 
-    def render(self, case: Case | Mapping[str, Any], *, base_dir: str | Path | None = None,
-               system_role: str = "system") -> list[dict[str, Any]]:
+    def render(
+        self, case: Case | Mapping[str, Any], *, base_dir: str | Path | None = None, system_role: str = "system"
+    ) -> list[dict[str, Any]]:
         """The chat messages for one case. Raises :class:`DataError` naming what is missing."""
         if isinstance(case, Case):
             values, where, columns = dict(case.vars), case.where(), list(case.vars)
@@ -162,7 +172,9 @@ class Variant(BaseModel):
         values.setdefault("case", values)
         messages: list[dict[str, Any]] = []
         if self.system:
-            messages.append({"role": system_role, "content": self._render("system", self.system, values, where, columns)})
+            messages.append(
+                {"role": system_role, "content": self._render("system", self.system, values, where, columns)}
+            )
         for i, t in enumerate(self.turns):
             messages.append({"role": t.role, "content": self._render(f"turns[{i}]", t.content, values, where, columns)})
         text = self._render("user", self.user, values, where, columns)
@@ -171,8 +183,12 @@ class Variant(BaseModel):
             for i, src in enumerate(self.images):
                 ref = self._render(f"images[{i}]", src, values, where, columns).strip()
                 if ref:
-                    parts.append({"type": "image_url", "image_url": {"url": image_url(ref, base_dir, where),
-                                                                     "detail": self.image_detail}})
+                    parts.append(
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": image_url(ref, base_dir, where), "detail": self.image_detail},
+                        }
+                    )
             messages.append({"role": "user", "content": parts})
         else:
             messages.append({"role": "user", "content": text})
@@ -191,7 +207,7 @@ class Variant(BaseModel):
         except jinja2.TemplateError as e:
             raise DataError(f"Variant {self.name!r}, {fieldname}: template error for {where}: {e}") from None
 
-    def with_(self, **changes: Any) -> "Variant":
+    def with_(self, **changes: Any) -> Variant:
         """A copy with some fields changed (``params`` are merged)."""
         data = self.model_dump()
         if "params" in changes:
@@ -212,15 +228,26 @@ def normalize_response_format(v: Any) -> dict[str, Any] | None:
                 js = v.get("json_schema") or {}
                 if "schema" not in js:
                     raise ValueError("response_format json_schema needs json_schema.schema")
-                return {"type": "json_schema", "json_schema": {"name": js.get("name", "output"), "schema": js["schema"],
-                                                               "strict": js.get("strict", True)}}
+                return {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": js.get("name", "output"),
+                        "schema": js["schema"],
+                        "strict": js.get("strict", True),
+                    },
+                }
             return v
         if "json_schema" in v:
-            return {"type": "json_schema", "json_schema": {"name": "output", "schema": v["json_schema"], "strict": True}}
+            return {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": v["json_schema"], "strict": True},
+            }
         if v.get("type") == "object" or "properties" in v:
             return {"type": "json_schema", "json_schema": {"name": "output", "schema": v, "strict": True}}
-    raise ValueError(f"response_format {v!r}: use 'text', 'json', {{json_schema: SCHEMA}} or OpenAI's "
-                     f"{{type: json_schema, json_schema: {{name, schema}}}}")
+    raise ValueError(
+        f"response_format {v!r}: use 'text', 'json', {{json_schema: SCHEMA}} or OpenAI's "
+        f"{{type: json_schema, json_schema: {{name, schema}}}}"
+    )
 
 
 def image_url(ref: str, base_dir: str | Path | None = None, where: str = "") -> str:
@@ -238,8 +265,9 @@ def image_url(ref: str, base_dir: str | Path | None = None, where: str = "") -> 
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-def check_variables(variants: Iterable[Variant], cases: Sequence[Case], source: str | None = None,
-                    limit: int = 10) -> list[str]:
+def check_variables(
+    variants: Iterable[Variant], cases: Sequence[Case], source: str | None = None, limit: int = 10
+) -> list[str]:
     """Every (variant, variable, case) where a template variable is missing; empty when all is well."""
     problems: list[str] = []
     for v in variants:

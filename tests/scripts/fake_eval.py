@@ -8,7 +8,7 @@ parent test knows exactly which calls were paid for, even after a kill -9.
 import sys
 
 from workbench.experiment import Experiment
-from workbench.runner import run
+from workbench.harness import run
 from workbench.testing import FakeBackend
 from workbench.variants import Variant
 
@@ -25,8 +25,13 @@ def answer(req):
 
 
 rows = [{"id": f"c{i:03d}", "text": ("I love " if i % 2 else "I hate ") + f"c{i:03d}"} for i in range(100)]
-exp = Experiment(name="killme", dataset=rows, targets=["fake"], concurrency=4,
-                 variants=[Variant(name="plain", user="{{ text }}"), Variant(name="sys", system="S", user="{{ text }}")])
+exp = Experiment(
+    name="killme",
+    dataset=rows,
+    targets=["fake"],
+    concurrency=4,
+    variants=[Variant(name="plain", user="{{ text }}"), Variant(name="sys", system="S", user="{{ text }}")],
+)
 fake = FakeBackend(answer, latency=latency)
 res = run(exp, providers={"fake": fake.provider("azure")}, out=run_dir, cache=cache_path, progress=False)
 print(f"DONE {len(res)} {res.status}")

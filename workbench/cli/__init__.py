@@ -20,7 +20,8 @@ COMMAND_MODULES = ["foundation", "tokens", "evaluate", "runs"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
-        description="Prompt Workbench: prompts, tokens, costs and evaluations for Azure OpenAI, OpenAI and a local model.",
+        description="Prompt Workbench: prompts, tokens, costs and evaluations for Azure OpenAI, OpenAI and a "
+                    "local model.",
     )
     from .. import __version__
 

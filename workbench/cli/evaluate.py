@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -27,22 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _apply_overrides(exp, args):
-    from ..variants import Target
+    """The flags, applied through the experiment's own validation (a bad value names the flag)."""
+    from ..experiment import apply_overrides
 
-    updates = {}
-    if args.sample:
-        updates["sample"] = args.sample
-    if args.repeats:
-        updates["repeats"] = args.repeats
-    if args.concurrency:
-        updates["concurrency"] = args.concurrency
-    if args.target:
-        updates["targets"] = [Target.parse(t) for t in args.target]
-    if not updates:
-        return exp
-    new = exp.model_copy(update=updates)
-    new._base_dir, new._dataset = exp._base_dir, None
-    return new
+    return apply_overrides(exp, {
+        "--sample": ("sample", args.sample),
+        "--repeats": ("repeats", args.repeats),
+        "--concurrency": ("concurrency", args.concurrency),
+        "--target": ("targets", args.target),
+        "--budget": ("budget_usd", args.budget),
+    }, kind="flag")
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -50,17 +43,18 @@ def evaluate(args: argparse.Namespace) -> int:
 
     from ..examples import example_path
     from ..experiment import load_experiment
-    from ..runner import estimate_cost, plan, run
+    from ..harness import estimate_cost, plan, run
 
     exp = _apply_overrides(load_experiment(args.spec or example_path()), args)
     if args.dry_run:
         planned = plan(exp)
         est = estimate_cost(planned)
-        print(f"{exp.name}: {len(planned)} calls "
-              f"({len(exp.load_cases())} cases x {len(exp.variants)} variants x targets x {exp.repeats} repeats)")
+        n_targets = len({p.target.label for p in planned})
+        print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
+              f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
         print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to ${est:.4f}"))
         return 0
-    results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet, budget_usd=args.budget)
+    results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet)
     run_dir = results.run_dir or Path(".")
     for fmt in args.export or []:
         getattr(results, f"to_{fmt}")(run_dir / f"results.{fmt}")

@@ -70,9 +70,14 @@ def chat(args: argparse.Namespace) -> int:
     from ..providers import get_provider
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
-    params = {k: v for k, v in {"temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed}.items()
-              if v is not None}
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+        {"role": "user", "content": prompt}
+    ]
+    params = {
+        k: v
+        for k, v in {"temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed}.items()
+        if v is not None
+    }
     provider = get_provider(args.profile)
     result = provider.complete(messages, model=args.model, **params)
     if args.json:
@@ -87,9 +92,11 @@ def chat(args: argparse.Namespace) -> int:
     u = result.usage
     extra = f", cached {u.cached_tokens}" if u.cached_tokens else ""
     extra += f", reasoning {u.reasoning_tokens}" if u.reasoning_tokens else ""
-    print(f"[{provider.profile.name} {result.model or result.deployment} | finish {result.finish_reason} | "
-          f"tokens: prompt {u.prompt_tokens}, completion {u.completion_tokens}{extra} | {result.latency_s:.2f} s]",
-          file=sys.stderr)
+    print(
+        f"[{provider.profile.name} {result.model or result.deployment} | finish {result.finish_reason} | "
+        f"tokens: prompt {u.prompt_tokens}, completion {u.completion_tokens}{extra} | {result.latency_s:.2f} s]",
+        file=sys.stderr,
+    )
     if result.outcome == "completion_filtered":
         print(f"completion stopped by the content filter: {', '.join(result.content_filter.flagged)}", file=sys.stderr)
     return 0

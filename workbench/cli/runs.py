@@ -60,8 +60,8 @@ def _params(pairs: list[list[str]]) -> dict:
 
 
 def _fail(outcome) -> int:
-    from ..manifest import load_manifest
     from ..runs import NotebookFailed
+    from ..runs.manifest import load_manifest
 
     m = load_manifest(outcome.manifest)
     raise NotebookFailed(outcome.failure or f"run {outcome.run_id}: {outcome.status}", m.failure, outcome.run_dir)
@@ -123,7 +123,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     _print_outcome(outcome)
     if outcome.failure:
         return _fail(outcome)
-    from ..manifest import load_manifest
+    from ..runs.manifest import load_manifest
 
     m = load_manifest(outcome.manifest)
     if m.rerun is not None:
@@ -150,7 +150,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     root = Path(args.reports).resolve() if args.reports else reports_root()
     runs = [(d, m) for d, m in list_runs(root) if not args.experiment or m.experiment == args.experiment]
-    for d, m in runs:
+    for _run_dir, m in runs:
         head = m.headline()
         best = max((x for x in head if x.mean is not None), key=lambda x: x.mean, default=None)
         metric = f"best {best.variant} {best.mean:.2f}" if best else ""

@@ -49,7 +49,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _deployments(args: argparse.Namespace) -> dict[str, str]:
     """Deployment -> model maps: the chosen profile's, or every profile's (the default profile's win)."""
-    from ..tokens import profile_deployments
+    from ..config import profile_deployments
 
     return profile_deployments(args.profile)
 
@@ -73,7 +73,8 @@ def _read_text(args: argparse.Namespace) -> str:
 
 
 def tokens(args: argparse.Namespace) -> int:
-    from ..tokens import count_text, resolve_model
+    from ..config import resolve_model
+    from ..tokens import count_text
 
     text = _read_text(args)
     info = resolve_model(args.model, _deployments(args))
@@ -83,7 +84,8 @@ def tokens(args: argparse.Namespace) -> int:
 
 
 def image_tokens(args: argparse.Namespace) -> int:
-    from ..images import image_tokens as count, parse_size
+    from ..images import image_tokens as count
+    from ..images import parse_size
 
     if (args.size is None) == (args.image is None):
         raise DataError("Give an image file or --size WIDTHxHEIGHT (one of them).")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from ..errors import NotFoundError
+
 EXAMPLES = {"sentiment": "sentiment.yaml", "extraction": "extraction.yaml"}
 DEFAULT = "sentiment"
 
@@ -12,7 +14,7 @@ DEFAULT = "sentiment"
 def example_path(name: str = DEFAULT) -> Path:
     """Path of a shipped example experiment (``sentiment`` or ``extraction``)."""
     if name not in EXAMPLES:
-        raise KeyError(f"No example {name!r}; examples: {', '.join(EXAMPLES)}")
+        raise NotFoundError(f"No example {name!r}; examples: {', '.join(EXAMPLES)}")
     return Path(str(resources.files(__name__).joinpath(EXAMPLES[name])))
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import httpx2
 
 from ..catalog import LOCAL_MODEL, load_catalog
-from ..errors import LocalModelError
+from ..errors import LocalModelError, LocalRequestRejected
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDING_MODEL = "multilingual-e5-small"
@@ -169,23 +169,21 @@ class LocalModel:
                 out = llm.create_chat_completion(**kwargs)
             except ValueError as e:
                 if "context window" in str(e) or "exceed" in str(e):
-                    raise _HTTPError(400, "context_length_exceeded", f"{e}. Shorten the prompt or lower max_tokens.")
-                raise _HTTPError(400, "invalid_request_error", str(e))
+                    raise LocalRequestRejected(
+                        400, "context_length_exceeded", f"{e}. Shorten the prompt or lower max_tokens."
+                    ) from None
+                raise LocalRequestRejected(400, "invalid_request_error", str(e)) from None
         out["model"] = self.name
         out["system_fingerprint"] = self.fingerprint
         return out
 
 
-class _HTTPError(Exception):
-    def __init__(self, status: int, code: str, message: str, param: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.param = status, code, message, param
-
-    def response(self) -> httpx2.Response:
-        return httpx2.Response(
-            self.status,
-            json={"error": {"message": self.message, "type": "invalid_request_error", "param": self.param, "code": self.code}},
-        )
+def _error_response(e: LocalRequestRejected) -> httpx2.Response:
+    """The OpenAI-shaped HTTP error the SDK turns into its usual exception (BadRequestError, NotFoundError...)."""
+    return httpx2.Response(
+        e.status,
+        json={"error": {"message": e.message, "type": "invalid_request_error", "param": e.param, "code": e.code}},
+    )
 
 
 def _text_content(content: Any, index: int) -> str:
@@ -197,23 +195,30 @@ def _text_content(content: Any, index: int) -> str:
         if kind == "text":
             parts.append(part.get("text", ""))
         elif kind in ("image_url", "input_image", "input_audio"):
-            raise _HTTPError(
-                400, "unsupported_content",
+            raise LocalRequestRejected(
+                400,
+                "unsupported_content",
                 f"messages[{index}] has an {kind} part, but the local model reads text only. "
                 "Use a vision model profile (e.g. gpt-4o on Azure) for image prompts.",
                 param=f"messages[{index}].content",
             )
         else:
-            raise _HTTPError(400, "invalid_request_error", f"messages[{index}]: unknown content part type {kind!r}")
+            raise LocalRequestRejected(
+                400, "invalid_request_error", f"messages[{index}]: unknown content part type {kind!r}"
+            )
     return "\n".join(parts)
 
 
 def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
     """Translate an OpenAI chat request body into ``Llama.create_chat_completion`` arguments."""
     if body.get("tools") or body.get("functions"):
-        raise _HTTPError(400, "unsupported_parameter", "The local model does not support tools/function calling.", "tools")
+        raise LocalRequestRejected(
+            400, "unsupported_parameter", "The local model does not support tools/function calling.", "tools"
+        )
     if int(body.get("n") or 1) != 1:
-        raise _HTTPError(400, "unsupported_parameter", "The local model returns one choice per request (n=1).", "n")
+        raise LocalRequestRejected(
+            400, "unsupported_parameter", "The local model returns one choice per request (n=1).", "n"
+        )
     messages = []
     for i, m in enumerate(body.get("messages") or []):
         role = m.get("role")
@@ -221,7 +226,7 @@ def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
             role = "system"
         messages.append({"role": role, "content": _text_content(m.get("content"), i)})
     if not messages:
-        raise _HTTPError(400, "invalid_request_error", "messages must not be empty", "messages")
+        raise LocalRequestRejected(400, "invalid_request_error", "messages must not be empty", "messages")
     kwargs: dict[str, Any] = {
         "messages": messages,
         # OpenAI's defaults, so a spec means the same thing on every backend
@@ -256,13 +261,21 @@ def _sse(out: dict[str, Any]) -> bytes:
     """Render a finished completion as a one-chunk server-sent-event stream (for ``stream=True``)."""
     choice = out["choices"][0]
     chunk = {
-        "id": out["id"], "object": "chat.completion.chunk", "created": out["created"], "model": out["model"],
+        "id": out["id"],
+        "object": "chat.completion.chunk",
+        "created": out["created"],
+        "model": out["model"],
         "system_fingerprint": out.get("system_fingerprint"),
-        "choices": [{"index": 0, "delta": {"role": "assistant", "content": choice["message"]["content"]},
-                     "finish_reason": choice["finish_reason"]}],
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"role": "assistant", "content": choice["message"]["content"]},
+                "finish_reason": choice["finish_reason"],
+            }
+        ],
     }
     usage = {**chunk, "choices": [], "usage": out.get("usage")}
-    return (f"data: {json.dumps(chunk)}\n\n" f"data: {json.dumps(usage)}\n\n" "data: [DONE]\n\n").encode()
+    return (f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(usage)}\n\ndata: [DONE]\n\n").encode()
 
 
 class _Embedder:
@@ -293,33 +306,44 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         request_id = f"local-{uuid.uuid4().hex[:16]}"
         try:
             if request.method == "GET" and path.endswith("/models"):
-                body = {"object": "list", "data": [
-                    {"id": self.model.name, "object": "model", "created": 0, "owned_by": "local"},
-                    {"id": EMBEDDING_MODEL, "object": "model", "created": 0, "owned_by": "local"},
-                ]}
+                body = {
+                    "object": "list",
+                    "data": [
+                        {"id": self.model.name, "object": "model", "created": 0, "owned_by": "local"},
+                        {"id": EMBEDDING_MODEL, "object": "model", "created": 0, "owned_by": "local"},
+                    ],
+                }
                 return httpx2.Response(200, json=body, headers={"x-request-id": request_id})
             payload = json.loads(request.content or b"{}")
             if path.endswith("/chat/completions"):
                 out = self.model.chat(payload)
                 if payload.get("stream"):
-                    return httpx2.Response(200, content=_sse(out), headers={
-                        "content-type": "text/event-stream", "x-request-id": request_id})
+                    return httpx2.Response(
+                        200,
+                        content=_sse(out),
+                        headers={"content-type": "text/event-stream", "x-request-id": request_id},
+                    )
                 return httpx2.Response(200, json=out, headers={"x-request-id": request_id})
             if path.endswith("/embeddings"):
                 inp = payload.get("input")
                 texts = [inp] if isinstance(inp, str) else list(inp or [])
                 vecs = _Embedder.embed(texts)
                 n = sum(len(self.model.tokenize(t)) for t in texts)
-                return httpx2.Response(200, json={
-                    "object": "list", "model": EMBEDDING_MODEL,
-                    "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)],
-                    "usage": {"prompt_tokens": n, "total_tokens": n},
-                }, headers={"x-request-id": request_id})
-            raise _HTTPError(404, "not_found", f"The local backend does not serve {request.method} {path}.")
-        except _HTTPError as e:
-            return e.response()
+                return httpx2.Response(
+                    200,
+                    json={
+                        "object": "list",
+                        "model": EMBEDDING_MODEL,
+                        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)],
+                        "usage": {"prompt_tokens": n, "total_tokens": n},
+                    },
+                    headers={"x-request-id": request_id},
+                )
+            raise LocalRequestRejected(404, "not_found", f"The local backend does not serve {request.method} {path}.")
+        except LocalRequestRejected as e:
+            return _error_response(e)
         except json.JSONDecodeError as e:
-            return _HTTPError(400, "invalid_json", f"Request body is not JSON: {e}").response()
+            return _error_response(LocalRequestRejected(400, "invalid_json", f"Request body is not JSON: {e}"))
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         request.read()

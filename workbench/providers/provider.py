@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 import httpx2
 import openai
@@ -77,7 +78,9 @@ def _local_clients(profile: Profile, transport, token_provider, max_retries: int
 
     transport = transport or LocalTransport(get_local_model(profile.model_path))
     sync_http, async_http = _http_clients(transport, profile.timeout)
-    common = dict(base_url="http://local.workbench/v1", api_key="local", max_retries=max_retries, timeout=profile.timeout)
+    common = dict(
+        base_url="http://local.workbench/v1", api_key="local", max_retries=max_retries, timeout=profile.timeout
+    )
     return openai.OpenAI(http_client=sync_http, **common), openai.AsyncOpenAI(http_client=async_http, **common)
 
 
@@ -85,7 +88,7 @@ def _azure_clients(profile: Profile, transport, token_provider, max_retries: int
     if not profile.endpoint:
         raise ConfigError(
             f"Profile {profile.name!r} needs an Azure endpoint: set AZURE_OPENAI_ENDPOINT="
-            f"https://<resource>.openai.azure.com, or `endpoint = \"...\"` under [profiles.{profile.name}] "
+            f'https://<resource>.openai.azure.com, or `endpoint = "..."` under [profiles.{profile.name}] '
             f"in workbench.toml."
         )
     sync_http, async_http = _http_clients(transport, profile.timeout)
@@ -105,7 +108,7 @@ def _azure_clients(profile: Profile, transport, token_provider, max_retries: int
     if not profile.api_version:
         raise ConfigError(
             f"Profile {profile.name!r} needs an api_version: set OPENAI_API_VERSION (e.g. 2025-04-01-preview) or "
-            f"`api_version = \"...\"` under [profiles.{profile.name}], or use `azure_v1 = true` for the v1 endpoint."
+            f'`api_version = "..."` under [profiles.{profile.name}], or use `azure_v1 = true` for the v1 endpoint.'
         )
     azure = dict(azure_endpoint=profile.endpoint, api_version=profile.api_version, **credential, **common)
     return (
@@ -208,7 +211,7 @@ class Provider:
         return self._async
 
     async def aclose(self) -> None:
-        """Close the running loop's async client (the runner calls this before its loop ends)."""
+        """Close the running loop's async client (the harness calls this before its loop ends)."""
         if self._async is not None and self._async_loop is asyncio.get_running_loop():
             client, self._async, self._async_loop = self._async, None, None
             await client.close()
@@ -223,8 +226,11 @@ class Provider:
 
             ident["model_fingerprint"] = get_local_model(p.model_path).fingerprint
         elif p.backend == "azure":
-            ident.update(endpoint=(p.endpoint or "").rstrip("/"), api_version=None if p.azure_v1 else p.api_version,
-                         style="v1" if p.azure_v1 else "deployments")
+            ident.update(
+                endpoint=(p.endpoint or "").rstrip("/"),
+                api_version=None if p.azure_v1 else p.api_version,
+                style="v1" if p.azure_v1 else "deployments",
+            )
         else:
             ident["base_url"] = (p.base_url or "https://api.openai.com/v1").rstrip("/")
         return ident
@@ -235,8 +241,13 @@ class Provider:
         return load_catalog().resolve(name, self.profile.deployments)
 
     def prepare(
-        self, messages: list[dict[str, Any]], model: str | None = None, *, warn: bool = True,
-        _stacklevel: int = 3, **params: Any,
+        self,
+        messages: list[dict[str, Any]],
+        model: str | None = None,
+        *,
+        warn: bool = True,
+        _stacklevel: int = 3,
+        **params: Any,
     ) -> PreparedRequest:
         """Adapt messages and parameters (profile defaults first) to the model behind ``model``."""
         deployment = model or self.profile.default_model
@@ -371,14 +382,19 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         prompt_results.extend(parse_filter_results(item.get("content_filter_results")))
     # the SDK has already validated the body: build our records without validating again (hot path)
     filters = ContentFilter.model_construct(
-        prompt=prompt_results, completion=parse_filter_results(choice_extra.get("content_filter_results")))
+        prompt=prompt_results, completion=parse_filter_results(choice_extra.get("content_filter_results"))
+    )
     u = parsed.usage
-    usage = Usage.model_construct(
-        prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(u, "completion_tokens", 0) or 0,
-        cached_tokens=getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", 0) or 0,
-        reasoning_tokens=getattr(getattr(u, "completion_tokens_details", None), "reasoning_tokens", 0) or 0,
-    ) if u else Usage()
+    usage = (
+        Usage.model_construct(
+            prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(u, "completion_tokens", 0) or 0,
+            cached_tokens=getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", 0) or 0,
+            reasoning_tokens=getattr(getattr(u, "completion_tokens_details", None), "reasoning_tokens", 0) or 0,
+        )
+        if u
+        else Usage()
+    )
     finish = choice.finish_reason
     outcome = {"content_filter": "completion_filtered", "length": "length"}.get(finish or "", "ok")
     return Completion.model_construct(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from ..config import resolve_model
 from ..costs import PriceTable, PriceUnknown, load_prices, token_cost
 from ..errors import DataError
-from ..tokens import count_messages, resolve_model
+from ..tokens import count_messages
 
 Prompt = str | Sequence[Mapping[str, Any]]
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure

@@ -8,7 +8,7 @@ as an inline ``<img>`` (``to_html()``) for static reports. Pass ``ax=`` to draw 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -98,15 +98,25 @@ def plot_scores(data: pd.DataFrame, value: str = "score", by: str | Sequence[str
             y = np.nanmax([mean, top, 0]) if not np.isnan(mean) else 0
             ax.annotate(text, (bar.get_x() + bar.get_width() / 2, y), xytext=(0, 2), textcoords="offset points",
                         ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(groups)), groups, rotation=20 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
+    ax.set_xticks(
+        range(len(groups)), groups, rotation=20 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center"
+    )
     all_values = table[["mean", "ci_low", "ci_high"]].to_numpy(float)
     if _unit_interval(all_values):
         ax.set_ylim(0, 1.15)
     method = ", ".join(sorted(set(map(str, table.get("method", pd.Series(dtype=str)).dropna()))))
     ax.set_ylabel(f"mean {value} (error bars: CI)")
     if method:
-        ax.text(1.0, -0.12, f"intervals: {method}", transform=ax.transAxes, ha="right", va="top", fontsize=7,
-                color="#666666")
+        ax.text(
+            1.0,
+            -0.12,
+            f"intervals: {method}",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="#666666",
+        )
     ax.set_xlabel(x_key)
     if hue_key and len(hues) > 1:
         ax.legend(title=hue_key, fontsize=8, title_fontsize=8, frameon=False)
@@ -119,9 +129,17 @@ def plot_scores(data: pd.DataFrame, value: str = "score", by: str | Sequence[str
 # ------------------------------------------------------------------------------------- cost vs quality
 
 
-def plot_cost_quality(data: pd.DataFrame, cost: str = "cost_usd", quality: str = "mean", *,
-                      value: str = "score", label: str | Sequence[str] = ("variant", "target"),
-                      ax: Axes | None = None, title: str | None = None, log_cost: bool | None = None) -> Figure:
+def plot_cost_quality(
+    data: pd.DataFrame,
+    cost: str = "cost_usd",
+    quality: str = "mean",
+    *,
+    value: str = "score",
+    label: str | Sequence[str] = ("variant", "target"),
+    ax: Axes | None = None,
+    title: str | None = None,
+    log_cost: bool | None = None,
+) -> Figure:
     """Cost against quality, one labelled point per row, the Pareto front marked and connected.
 
     ``data``: a :func:`workbench.stats.summarize` table (``mean``, ``cost_usd``) or raw results (summarised
@@ -144,15 +162,22 @@ def plot_cost_quality(data: pd.DataFrame, cost: str = "cost_usd", quality: str =
         yerr = np.vstack([np.nan_to_num(q - lo), np.nan_to_num(hi - q)]).clip(min=0)
         ax.errorbar(c, q, yerr=yerr, fmt="none", ecolor="#999999", elinewidth=1, capsize=2, zorder=1)
     on = front.to_numpy()
-    ax.scatter(c[~on], q[~on], s=45, facecolors="white", edgecolors=PALETTE[0], linewidths=1.5, zorder=2,
-               label="dominated")
+    ax.scatter(
+        c[~on], q[~on], s=45, facecolors="white", edgecolors=PALETTE[0], linewidths=1.5, zorder=2, label="dominated"
+    )
     ax.scatter(c[on], q[on], s=55, color=PALETTE[3], zorder=3, label="Pareto front")
     order = np.argsort(c[on], kind="stable")
     ax.plot(c[on][order], q[on][order], color=PALETTE[3], linewidth=1.2, alpha=0.7, zorder=2, drawstyle="steps-post")
     for i, row in table.iterrows():
         if np.isfinite(c[i]) and np.isfinite(q[i]):
-            ax.annotate(_label(row, keys) or str(i), (c[i], q[i]), xytext=(5, 4), textcoords="offset points",
-                        fontsize=7, fontweight="bold" if on[i] else "normal")
+            ax.annotate(
+                _label(row, keys) or str(i),
+                (c[i], q[i]),
+                xytext=(5, 4),
+                textcoords="offset points",
+                fontsize=7,
+                fontweight="bold" if on[i] else "normal",
+            )
     positive = c[np.isfinite(c) & (c > 0)]
     if log_cost is None:
         log_cost = len(positive) == np.isfinite(c).sum() and len(positive) > 1 and positive.max() / positive.min() > 100
@@ -169,8 +194,15 @@ def plot_cost_quality(data: pd.DataFrame, cost: str = "cost_usd", quality: str =
 # ---------------------------------------------------------------------------------------------- flakiness
 
 
-def plot_flakiness(data: pd.DataFrame, by: str | Sequence[str] = "variant", *, passed: str = "passed",
-                   case: str = "case_id", ax: Axes | None = None, title: str | None = None) -> Figure:
+def plot_flakiness(
+    data: pd.DataFrame,
+    by: str | Sequence[str] = "variant",
+    *,
+    passed: str = "passed",
+    case: str = "case_id",
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
     """Per variant: how many cases pass every repeat, fail every repeat, or flip between the two.
 
     ``data`` is the results frame (``passed`` names the scorer) or a :func:`workbench.stats.flakiness`
@@ -178,8 +210,13 @@ def plot_flakiness(data: pd.DataFrame, by: str | Sequence[str] = "variant", *, p
     ``by=("variant", "target")`` to see them apart.
     """
     keys = _keys(by)
-    table = data if "status" in data.columns else stats.flakiness(
-        data, passed=passed, case=case, by=[k for k in ("variant", "target") if k in data.columns] or keys)
+    table = (
+        data
+        if "status" in data.columns
+        else stats.flakiness(
+            data, passed=passed, case=case, by=[k for k in ("variant", "target") if k in data.columns] or keys
+        )
+    )
     missing = [k for k in keys if k not in table.columns]
     if missing:
         raise DataError(f"plot_flakiness: no column {missing} to group by; columns: {list(table.columns)}")
@@ -194,8 +231,15 @@ def plot_flakiness(data: pd.DataFrame, by: str | Sequence[str] = "variant", *, p
         bars = ax.barh(names, widths, left=left, color=STATUS_COLOURS[status], label=STATUS_LABELS[status])
         for bar, w in zip(bars, widths):
             if w > 0:
-                ax.text(bar.get_x() + w / 2, bar.get_y() + bar.get_height() / 2, f"{int(w)}", ha="center",
-                        va="center", fontsize=8, color="white")
+                ax.text(
+                    bar.get_x() + w / 2,
+                    bar.get_y() + bar.get_height() / 2,
+                    f"{int(w)}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white",
+                )
         left += widths
     ax.invert_yaxis()
     ax.set_xlabel("cases")
@@ -204,4 +248,3 @@ def plot_flakiness(data: pd.DataFrame, by: str | Sequence[str] = "variant", *, p
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     return fig
-

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..images import PATCH_PX, TILE_PX, ImageTokens, image_tokens, open_image
 
@@ -21,13 +22,15 @@ PAD_COLOUR = (200, 200, 200, 255)
 STAND_IN_COLOUR = (150, 170, 190, 255)
 
 
-def _render(result: ImageTokens, image: Any | None) -> "PIL.Image.Image":  # noqa: F821
+def _render(result: ImageTokens, image: Any | None) -> PIL.Image.Image:  # noqa: F821
     from PIL import Image, ImageDraw
 
     rw, rh = result.resized if result.resized != (0, 0) else (PATCH_PX * 39, PATCH_PX * 39)
     cell = PATCH_PX if result.rule == "patch" else TILE_PX
     cols, rows = result.grid if result.grid != (0, 0) else (max(1, -(-rw // cell)), max(1, -(-rh // cell)))
-    canvas_w, canvas_h = (cols * cell, rows * cell) if result.budgeted_as != "low" or result.rule == "patch" else (rw, rh)
+    canvas_w, canvas_h = (
+        (cols * cell, rows * cell) if result.budgeted_as != "low" or result.rule == "patch" else (rw, rh)
+    )
     scale = min(1.0, DISPLAY_MAX / max(canvas_w, canvas_h))
     size = (max(1, round(canvas_w * scale)), max(1, round(canvas_h * scale)))
     picture = Image.new("RGBA", size, PAD_COLOUR)
@@ -81,9 +84,11 @@ class ImageView:
         r = self.result
         src = "data:image/png;base64," + base64.b64encode(self.png()).decode("ascii")
         grid = "512 px tiles" if r.rule == "tile" else "32 px patches"
-        caption = (f"{r.tokens:,} tokens · {html.escape(r.model)} · detail {html.escape(r.detail)}"
-                   + (" (budgeted as high)" if r.detail == "auto" else "")
-                   + f" · seen as {r.resized[0]}x{r.resized[1]} on {grid}")
+        caption = (
+            f"{r.tokens:,} tokens · {html.escape(r.model)} · detail {html.escape(r.detail)}"
+            + (" (budgeted as high)" if r.detail == "auto" else "")
+            + f" · seen as {r.resized[0]}x{r.resized[1]} on {grid}"
+        )
         return (
             '<div class="workbench-image-view" style="display:flex;gap:16px;align-items:flex-start;'
             'font:13px sans-serif">'

@@ -10,10 +10,11 @@ Pure HTML with inline styles: it renders the same in Jupyter and in a static rep
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
-from ..tokens import resolve_model, token_pieces
+from ..config import resolve_model
+from ..tokens import token_pieces
 
 # Pastel backgrounds in the manner of OpenAI's tokenizer page; five, so neighbours never share a colour.
 PALETTE = ("#c8e6c9", "#ffe0b2", "#bbdefb", "#f8bbd0", "#e1bee7")

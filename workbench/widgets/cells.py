@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
+from ..errors import DataError
 from ..messages import content_text
-from ..results import CellResult, Results
+from ..records import CellResult
+from ..results import Results
 from .fallback import CELL_CSS, TABLE_CSS, clip, esc, html_table
 
 FILTERED_OUTCOMES = ("prompt_filtered", "completion_filtered")
@@ -116,7 +119,7 @@ def matches(status: CellStatus, show: str) -> bool:
         return status.filtered
     if show == "flaky":
         return status.flaky
-    raise ValueError(f"filter {show!r}: use one of {', '.join(FILTERS)}")
+    raise DataError(f"filter {show!r}: use one of {', '.join(FILTERS)}")
 
 
 def filter_cases(statuses: Mapping[CellKey, CellStatus], show: str, target: str | None = None) -> list[str]:

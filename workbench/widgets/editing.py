@@ -11,16 +11,15 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping, Sequence
-
-from pydantic import ValidationError
+from typing import Any
 
 from ..catalog import load_catalog
 from ..config import Profile
 from ..datasets import Case, Dataset, load_dataset
-from ..errors import DataError, WorkbenchError
+from ..errors import DataError, SpecError, WorkbenchError
 from ..experiment import DatasetSpec, Experiment
 from ..variants import Target, Variant, template_variables
 
@@ -103,7 +102,7 @@ class VariantFields:
     base: Variant | None = None
 
     @classmethod
-    def from_variant(cls, v: Variant, default_target: str = "") -> "VariantFields":
+    def from_variant(cls, v: Variant, default_target: str = "") -> VariantFields:
         kind, schema = response_format_fields(v.response_format)
         max_tokens = v.params.get("max_tokens", v.params.get("max_completion_tokens"))
         return cls(name=v.name, system=v.system or "", user=v.user,
@@ -135,15 +134,13 @@ class VariantFields:
             target = None  # the experiment's targets (keeps a spec without per-variant targets as it was)
         else:
             target = Target.parse(self.target)
-        data = base.model_dump() if base else {}
-        data.update(name=name, system=self.system or None, user=self.user, params=params, response_format=rf,
-                    target=target)
+        changes = dict(name=name, system=self.system or None, user=self.user, params=params, response_format=rf,
+                       target=target)
         try:
-            return Variant(**data)
-        except ValidationError as e:  # say which variant and which field, in one line
-            detail = "; ".join((".".join(map(str, err["loc"])) + ": " if err["loc"] else "")
-                               + err["msg"].removeprefix("Value error, ") for err in e.errors())
-            raise DataError(f"Variant {name or '(unnamed)'!r}: {detail}") from None
+            return base.replace(**changes) if base else Variant(**changes)
+        except SpecError as e:  # say which variant and which field, in one line
+            detail = "; ".join(f"{path}: {msg}" for path, msg in e.problems)
+            raise SpecError(f"Variant {name or '(unnamed)'!r}: {detail}", e.problems) from None
 
 
 def copy_fields(f: VariantFields, taken: Iterable[str]) -> VariantFields:
@@ -233,10 +230,10 @@ class VariantEstimate:
 
 
 def request_params(variant: Variant, seed: int | None = None) -> dict[str, Any]:
-    """The request parameters the runner sends for ``variant`` (same rule as :func:`workbench.runner.plan`)."""
-    from ..runner import request_params as runner_params
+    """The request parameters the harness sends for ``variant`` (same rule as :func:`workbench.harness.plan`)."""
+    from ..harness import request_params as harness_params
 
-    return runner_params(variant, seed)
+    return harness_params(variant, seed)
 
 
 def estimate_variant(variant: Variant, target: Target, cases: Sequence[Mapping[str, Any]], provider: Any, *,
@@ -302,32 +299,16 @@ def adhoc_dataset(values: Mapping[str, Any], expected: str = "") -> Dataset:
     return load_dataset([row], name="playground input")
 
 
-def template_fields(exp: Experiment) -> dict[str, Any]:
-    """The experiment's fields other than dataset and variants (what a playground keeps from a spec)."""
-    return {k: getattr(exp, k) for k in Experiment.model_fields if k not in ("dataset", "variants")}
-
-
-def with_fields(exp: Experiment, **changes: Any) -> Experiment:
-    """A validated copy of ``exp`` with some fields replaced (its base folder kept)."""
-    fields = {**template_fields(exp), "dataset": exp.dataset, "variants": exp.variants, **changes}
-    out = Experiment(**fields)
-    out._base_dir = exp._base_dir
-    return out
-
-
 def experiment_for_run(template: Experiment, variants: Sequence[Variant], dataset: Dataset, *,
                        repeats: int | None = None) -> Experiment:
     """What the Run button executes: the template's scorers, targets and limits on ``dataset``."""
     names = [v.name for v in variants]
     if duplicate_names(names):
         raise DataError(f"Variant names must be unique; rename: {', '.join(duplicate_names(names))}.")
-    fields = template_fields(template)
-    fields.update(variants=list(variants), dataset=dataset, sample=None)
+    changes: dict[str, Any] = dict(variants=list(variants), dataset=dataset, sample=None)
     if repeats is not None:
-        fields["repeats"] = repeats
-    exp = Experiment(**fields)
-    exp._base_dir = template._base_dir
-    return exp
+        changes["repeats"] = repeats
+    return template.replace(**changes)
 
 
 def experiment_for_save(template: Experiment, variants: Sequence[Variant], path: str | Path) -> Experiment:
@@ -335,7 +316,6 @@ def experiment_for_save(template: Experiment, variants: Sequence[Variant], path:
     names = [v.name for v in variants]
     if duplicate_names(names):
         raise DataError(f"Variant names must be unique; rename: {', '.join(duplicate_names(names))}.")
-    fields = template_fields(template)
     dataset: Any = template.dataset
     if isinstance(dataset, DatasetSpec) and dataset.path is not None:
         src = Path(dataset.path)
@@ -346,11 +326,8 @@ def experiment_for_save(template: Experiment, variants: Sequence[Variant], path:
             rel = os.path.relpath(src, where)
         except ValueError:  # another drive on Windows
             rel = str(src)
-        dataset = dataset.model_copy(update={"path": Path(rel).as_posix()})
-    fields.update(variants=list(variants), dataset=dataset)
-    exp = Experiment(**fields)
-    exp._base_dir = Path(path).resolve().parent
-    return exp
+        dataset = dataset.replace(path=Path(rel).as_posix())
+    return template.replace(variants=list(variants), dataset=dataset, base_dir=Path(path).resolve().parent)
 
 
 def default_template(variants: Sequence[Variant] | None, dataset: Any, scorers: Sequence[Any] | None,

@@ -9,28 +9,44 @@
 
 Thin over the core: editors hold :class:`~workbench.widgets.editing.VariantFields`; estimates come from
 :func:`~workbench.widgets.editing.estimate_variant` (tokens and costs from :mod:`workbench.costs`); Run builds an
-experiment with :func:`~workbench.widgets.editing.experiment_for_run` and hands it to :func:`workbench.runner.start`
+experiment with :func:`~workbench.widgets.editing.experiment_for_run` and hands it to :func:`workbench.harness.start`
 (a background thread; ``on_result`` fills the output grid as each call finishes).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
 from ..datasets import Dataset, load_dataset
-from ..errors import WorkbenchError
+from ..errors import NotFoundError, WorkbenchError
 from ..experiment import Experiment, load_experiment
-from ..results import CellResult, Results
+from ..records import CellResult
+from ..results import Results
+from ..scorers.registry import scorer_name
 from ..variants import Target, Variant
 from .cells import grid_html, summary_html
-from .editing import (ALL_TARGETS, RESPONSE_FORMATS, CaseSource, VariantEstimate, VariantFields, copy_fields,
-                      default_template, estimate_variant, experiment_for_run, experiment_for_save, new_run_dir,
-                      target_options, unique_name, variables_of, with_fields)
+from .editing import (
+    ALL_TARGETS,
+    RESPONSE_FORMATS,
+    CaseSource,
+    VariantEstimate,
+    VariantFields,
+    copy_fields,
+    default_template,
+    estimate_variant,
+    experiment_for_run,
+    experiment_for_save,
+    new_run_dir,
+    target_options,
+    unique_name,
+    variables_of,
+)
 from .fallback import StaticFallback, clip, esc, hide_snapshots_widget, html_table
 
 _CARD_WIDTH = "370px"
@@ -48,9 +64,9 @@ class VariantEditor(widgets.VBox):
     the live estimate and warnings. Changes are reported to ``on_change(editor)``."""
 
     def __init__(self, fields: VariantFields, targets: Sequence[str], *, default_temperature: float = 0.0,
-                 on_change: Callable[["VariantEditor"], None] | None = None,
-                 on_duplicate: Callable[["VariantEditor"], None] | None = None,
-                 on_remove: Callable[["VariantEditor"], None] | None = None):
+                 on_change: Callable[[VariantEditor], None] | None = None,
+                 on_duplicate: Callable[[VariantEditor], None] | None = None,
+                 on_remove: Callable[[VariantEditor], None] | None = None):
         self._base = fields.base
         self._on_change = on_change
         self._temp_set = fields.temperature is not None  # unset: the profile's default applies
@@ -242,7 +258,7 @@ class Playground(StaticFallback, widgets.VBox):
         else:
             changes = {k_: v for k_, v in (("variants", variants), ("scorers", scorers)) if v is not None}
             if changes:
-                experiment = with_fields(experiment, **changes)
+                experiment = experiment.replace(**changes)
         self.set_experiment(experiment, k=k, mode=mode, placeholder=placeholder)
 
     # ------------------------------------------------------------------------------------------- state
@@ -365,7 +381,7 @@ class Playground(StaticFallback, widgets.VBox):
         for e in self.editors:
             if e.name.value == name:
                 return e
-        raise KeyError(f"No variant named {name!r}; variants: {', '.join(e.name.value for e in self.editors)}")
+        raise NotFoundError(f"No variant named {name!r}; variants: {', '.join(e.name.value for e in self.editors)}")
 
     def _after_structure_change(self) -> None:
         self._layout()
@@ -526,9 +542,9 @@ class Playground(StaticFallback, widgets.VBox):
         return experiment_for_run(self.template, self.variants(), self._source().cases(), repeats=self.repeats.value)
 
     def run(self, wait: bool = False):
-        """Start a run in the background (returns its :class:`~workbench.runner.RunHandle`, or None if the
+        """Start a run in the background (returns its :class:`~workbench.harness.RunHandle`, or None if the
         variants are not valid - the status line says why). ``wait=True`` blocks until it ends (papermill)."""
-        from ..runner import start
+        from ..harness import start
 
         if self.running:
             return self._handle
@@ -541,7 +557,7 @@ class Playground(StaticFallback, widgets.VBox):
         self._records_reset()
         self._run_cases = list(exp.load_cases().cases)
         self._run_variants = [v.name for v in exp.variants]
-        self._run_scorer = _scorer_name(exp)
+        self._run_scorer = scorer_name(exp.scorers[0]) if exp.scorers else None
         self.error = None
         self.results = None
         self.running = True
@@ -699,14 +715,3 @@ class Playground(StaticFallback, widgets.VBox):
     def static_text(self) -> str:
         names = ", ".join(e.name.value for e in self.editors)
         return f"<Playground {self.template.name!r}: variants {names}; {self.status}>"
-
-
-def _scorer_name(exp: Experiment) -> str | None:
-    if not exp.scorers:
-        return None
-    from ..scorers import build_scorer
-
-    try:
-        return build_scorer(exp.scorers[0]).name
-    except Exception:
-        return None

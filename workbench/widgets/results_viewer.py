@@ -17,9 +17,23 @@ from pathlib import Path
 import ipywidgets as widgets
 from traitlets import Int, Tuple, Unicode, observe
 
+from ..errors import DataError, NotFoundError
 from ..results import Results
-from .cells import (FILTERS, KIND_BUTTON, CellKey, CellStatus, cell_detail_html, cell_statuses, filter_cases,
-                    filter_counts, flaky_keys, grid_html, output_diff_html, output_text, summary_html)
+from .cells import (
+    FILTERS,
+    KIND_BUTTON,
+    CellKey,
+    CellStatus,
+    cell_detail_html,
+    cell_statuses,
+    filter_cases,
+    filter_counts,
+    flaky_keys,
+    grid_html,
+    output_diff_html,
+    output_text,
+    summary_html,
+)
 from .fallback import StaticFallback, clip, esc, hide_snapshots_widget
 
 
@@ -131,7 +145,7 @@ class ResultsViewer(StaticFallback, widgets.VBox):
     @observe("show")
     def _show_changed(self, change: dict) -> None:
         if change["new"] not in FILTERS:
-            raise ValueError(f"show={change['new']!r}: use one of {', '.join(FILTERS)}")
+            raise DataError(f"show={change['new']!r}: use one of {', '.join(FILTERS)}")
         if self.filter_toggle.value != change["new"]:
             self.filter_toggle.value = change["new"]
         self.page = 0
@@ -218,7 +232,7 @@ class ResultsViewer(StaticFallback, widgets.VBox):
         """Show one cell in the detail panel (what clicking it does)."""
         key = (str(case_id), variant, target or self.target or (self.targets[0] if self.targets else ""))
         if key not in self.statuses:
-            raise KeyError(f"No cell for case {case_id!r}, variant {variant!r}, target {key[2]!r}.")
+            raise NotFoundError(f"No cell for case {case_id!r}, variant {variant!r}, target {key[2]!r}.")
         self.selected = key
 
     # ------------------------------------------------------------------------------------------ detail

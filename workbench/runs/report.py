@@ -22,25 +22,26 @@ from __future__ import annotations
 import base64
 import json
 import math
-import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
+from ..scorers.registry import scorer_name
+from ..secrets import redact
 from .manifest import Manifest
-from .secrets import redact
+from .notebook_html import NotebookRenderer, clip, sanitize_html
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .results import Results
+    from ..results import Results
 
 REPORT_SCHEMA = 1
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 SAMPLE_CASES = 12
-OUTPUT_CHARS = 400  # longer outputs are cut in the sample table (the full text is in results.jsonl)
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 # ============================================================================================ formatting
@@ -90,11 +91,6 @@ def fmt_p(p: Any) -> str:
     return "<0.001" if p < 0.001 else (f"{p:.2g}" if p < 0.1 else f"{p:.2f}")
 
 
-def clip(text: Any, n: int = OUTPUT_CHARS) -> str:
-    s = "" if text is None else str(text)
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
 # ============================================================================================ tables
 
 
@@ -121,7 +117,7 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
     return Markup("".join(out))
 
 
-def frame_table(df: "pd.DataFrame", columns: Sequence[str] | None = None, **kw: Any) -> Markup:
+def frame_table(df: pd.DataFrame, columns: Sequence[str] | None = None, **kw: Any) -> Markup:
     if df is None or len(df) == 0:
         return Markup('<p class="muted">(none)</p>')
     return table(df.to_dict("records"), columns or list(df.columns), **kw)
@@ -171,7 +167,7 @@ def _chart(make, alt: str) -> Markup | None:
 # ============================================================================================ sections
 
 
-def experiment_section(results: "Results | None", m: Manifest) -> dict[str, Any]:
+def experiment_section(results: Results | None, m: Manifest) -> dict[str, Any]:
     spec = m.spec or {}
     variants = []
     for v in spec.get("variants") or []:
@@ -189,7 +185,7 @@ def experiment_section(results: "Results | None", m: Manifest) -> dict[str, Any]
         ("dataset", _dataset_line(m)),
         ("targets", ", ".join(t if isinstance(t, str) else f"{t.get('profile')}:{t.get('model') or ''}".rstrip(":")
                               for t in spec.get("targets") or []) or ", ".join(t.target for t in m.targets)),
-        ("scorers", ", ".join(_scorer_name(s) for s in spec.get("scorers") or []) or
+        ("scorers", ", ".join(scorer_name(s) for s in spec.get("scorers") or []) or
          ", ".join(results.scorers if results is not None else [])),
         ("repeats", spec.get("repeats", 1)),
         ("sample", spec.get("sample") or "all cases"),
@@ -197,14 +193,6 @@ def experiment_section(results: "Results | None", m: Manifest) -> dict[str, Any]
         ("budget", fmt_usd(spec["budget_usd"]) if spec.get("budget_usd") is not None else "none"),
     ]
     return {"facts": [(k, v) for k, v in facts if v not in (None, "")], "variants": variants}
-
-
-def _scorer_name(s: Any) -> str:
-    if isinstance(s, str):
-        return s
-    if isinstance(s, Mapping) and s:
-        return next(iter(s))
-    return str(s)
 
 
 def _dataset_line(m: Manifest) -> str:
@@ -215,8 +203,8 @@ def _dataset_line(m: Manifest) -> str:
     return f"{d.name or ''}: {d.n_cases} cases{sha} ({d.source or ''})".strip()
 
 
-def scores_section(results: "Results") -> list[dict[str, Any]]:
-    from .viz.eval_charts import plot_scores
+def scores_section(results: Results) -> list[dict[str, Any]]:
+    from ..viz.eval_charts import plot_scores
 
     out = []
     for scorer in results.scorers:
@@ -229,12 +217,12 @@ def scores_section(results: "Results") -> list[dict[str, Any]]:
                  "mean [95% CI]": fmt_ci(r["mean"], r["ci_low"], r["ci_high"]), "method": r.get("method", "")}
                 for r in s.to_dict("records")]
         out.append({"scorer": scorer, "table": table(rows),
-                    "chart": _chart(lambda: plot_scores(s, value=scorer, by=("variant", "target")),
+                    "chart": _chart(lambda s=s, scorer=scorer: plot_scores(s, value=scorer, by=("variant", "target")),
                                     f"mean {scorer} per variant with 95% confidence intervals")})
     return out
 
 
-def comparisons(results: "Results", scorer: str | None = None) -> list[dict[str, Any]]:
+def comparisons(results: Results, scorer: str | None = None) -> list[dict[str, Any]]:
     """Each variant against the first (the baseline), per target, on the same cases (paired)."""
     variants = [v for v in results.variants if v in set(results.df["variant"])] if len(results.df) else []
     rows: list[dict[str, Any]] = []
@@ -258,11 +246,11 @@ def comparisons(results: "Results", scorer: str | None = None) -> list[dict[str,
     return rows
 
 
-def cost_section(results: "Results", m: Manifest) -> dict[str, Any]:
+def cost_section(results: Results, m: Manifest) -> dict[str, Any]:
     import pandas as pd
 
-    from .viz.cost_charts import cost_chart, tokens_chart
-    from .viz.eval_charts import plot_cost_quality
+    from ..viz.cost_charts import cost_chart, tokens_chart
+    from ..viz.eval_charts import plot_cost_quality
 
     df = results.df
     g = df.groupby(["variant", "target"], sort=False)
@@ -289,8 +277,8 @@ def cost_section(results: "Results", m: Manifest) -> dict[str, Any]:
             "charts": [c for c in charts if c is not None], "as_of": as_of, "totals": m.totals}
 
 
-def flaky_section(results: "Results") -> dict[str, Any]:
-    from .viz.eval_charts import plot_flakiness
+def flaky_section(results: Results) -> dict[str, Any]:
+    from ..viz.eval_charts import plot_flakiness
 
     repeats = int(results.df["repeat"].max()) + 1 if len(results.df) else 1
     if not results.scorers:
@@ -308,7 +296,7 @@ def flaky_section(results: "Results") -> dict[str, Any]:
             "chart": _chart(lambda: plot_flakiness(f, by="variant"), "stable and flaky cases per variant")}
 
 
-def sample_outputs(results: "Results", n: int = SAMPLE_CASES) -> dict[str, Any]:
+def sample_outputs(results: Results, n: int = SAMPLE_CASES) -> dict[str, Any]:
     """A reproducible sample of cases: the input, the expected answer, and every variant's output (escaped)."""
     import random
 
@@ -359,7 +347,7 @@ def _input_text(row: Any) -> str:
     return ""
 
 
-def _expected(results: "Results") -> dict[str, Any]:
+def _expected(results: Results) -> dict[str, Any]:
     if results.experiment is None:
         return {}
     try:
@@ -368,7 +356,7 @@ def _expected(results: "Results") -> dict[str, Any]:
         return {}
 
 
-def errors_section(results: "Results") -> Markup | None:
+def errors_section(results: Results) -> Markup | None:
     if not results.n_errors:
         return None
     err = results.errors().head(30)
@@ -416,192 +404,6 @@ def _parameters_table(m: Manifest) -> Markup:
     return table(rows, ["parameter", "value", "set by"])
 
 
-# ============================================================================================ notebook
-
-
-_ALLOWED_TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details",
-                 "div", "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p",
-                 "pre", "progress", "q", "s", "samp", "small", "span", "strong", "sub", "summary", "sup", "table",
-                 "tbody", "td", "tfoot", "th", "thead", "tr", "tt", "u", "ul"}
-_ALLOWED_ATTRS = {"*": ["class", "title", "align"], "a": ["href", "title"], "img": ["src", "alt", "width", "height"],
-                  "td": ["colspan", "rowspan"], "th": ["colspan", "rowspan", "scope"], "progress": ["value", "max"],
-                  "ol": ["start"]}
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# elements dropped with everything inside them (bleach would keep their text: CSS rules or code as prose)
-_DROP_WITH_CONTENT = re.compile(r"<(style|script|template|noscript|iframe|object|svg|math)\b.*?(</\1\s*>|$)",
-                                re.I | re.S)
-_SNAPSHOT_CLASS = "wb-static-fallback"
-_REF = "IPY_MODEL_"
-
-
-def sanitize_html(fragment: str) -> Markup:
-    """HTML from a notebook output or a widget, reduced to an allow-list (no script, no handler, no style,
-    no remote image). Without bleach, the fragment is shown as escaped text."""
-    try:
-        import bleach
-    except ImportError:  # pragma: no cover - bleach comes with nbconvert
-        return Markup("<pre>{}</pre>").format(fragment)
-    fragment = _DROP_WITH_CONTENT.sub("", redact(fragment))
-    cleaned = bleach.clean(fragment, tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS,
-                           protocols=["http", "https", "mailto", "data"], strip=True, strip_comments=True)
-    # only inline images survive: a remote src would be a request the report must never make
-    cleaned = re.sub(r'<img\b[^>]*\bsrc="(?!data:image/(?:png|jpeg|gif|webp);base64,)[^"]*"[^>]*>', "", cleaned)
-    cleaned = re.sub(r'(<a\b[^>]*\bhref=")(?!https?:|mailto:|#)[^"]*"', r'\1#"', cleaned)
-    return Markup(cleaned)
-
-
-def markdown_html(text: str) -> Markup:
-    try:
-        import mistune
-    except ImportError:  # pragma: no cover
-        return Markup("<pre>{}</pre>").format(text)
-    return sanitize_html(mistune.html(text))
-
-
-def _text(value: Any) -> str:
-    return "".join(value) if isinstance(value, list) else str(value or "")
-
-
-class NotebookRenderer:
-    """Static HTML for an executed notebook: outputs shown, code folded, widgets drawn from saved state."""
-
-    def __init__(self, nb: Mapping[str, Any]):
-        self.nb = nb
-        widgets = (nb.get("metadata") or {}).get("widgets") or {}
-        self.widget_state = (widgets.get("application/vnd.jupyter.widget-state+json") or {}).get("state") or {}
-
-    def render(self) -> Markup:
-        parts = []
-        for i, cell in enumerate(self.nb.get("cells") or []):
-            parts.append(self.cell(i, cell))
-        return Markup("".join(parts))
-
-    def cell(self, index: int, cell: Mapping[str, Any]) -> Markup:
-        kind = cell.get("cell_type")
-        tags = (cell.get("metadata") or {}).get("tags") or []
-        source = redact(_text(cell.get("source")))
-        if kind == "markdown":
-            cls = "md error-marker" if "papermill-error-cell-tag" in tags else "md"
-            return Markup('<div class="nb-cell {}">{}</div>').format(cls, markdown_html(source))
-        if kind != "code":
-            return Markup("")
-        label = "parameters injected by papermill" if "injected-parameters" in tags else (
-            "parameters" if "parameters" in tags else "code")
-        count = cell.get("execution_count")
-        failed = bool((cell.get("metadata") or {}).get("papermill", {}).get("exception"))
-        summary = f"{label}" + (f" · In [{count}]" if count else "")
-        code = Markup('<details class="code"><summary>{}</summary><pre><code>{}</code></pre></details>').format(
-            summary, source)
-        outputs = cell.get("outputs") or []
-        self._has_snapshot = any(_SNAPSHOT_CLASS in _text((o.get("data") or {}).get("text/html")) for o in outputs)
-        outs = Markup("").join(self.output(o) for o in outputs)
-        return Markup('<div class="nb-cell code-cell{}" id="cell-{}">{}<div class="outputs">{}</div></div>').format(
-            " failed" if failed else "", index, code, outs)
-
-    def output(self, out: Mapping[str, Any]) -> Markup:
-        kind = out.get("output_type")
-        if kind == "stream":
-            text = _ANSI.sub("", redact(_text(out.get("text"))))
-            if "\r" in text:  # progress bars redraw a line with carriage returns: keep the last state
-                text = "\n".join(line.split("\r")[-1] for line in text.split("\n"))
-            return Markup('<pre class="stream {}">{}</pre>').format(out.get("name", ""), text)
-        if kind == "error":
-            tb = _ANSI.sub("", redact("\n".join(out.get("traceback") or [])))
-            return Markup('<pre class="error">{}: {}\n\n{}</pre>').format(
-                out.get("ename"), redact(out.get("evalue", "")), tb)
-        if kind in ("display_data", "execute_result"):
-            return self.mime(out.get("data") or {})
-        return Markup("")
-
-    def mime(self, data: Mapping[str, Any]) -> Markup:
-        view = data.get("application/vnd.jupyter.widget-view+json")
-        if view and getattr(self, "_has_snapshot", False):  # the widget published its own static snapshot
-            return Markup('<div class="widget-static muted">[interactive widget: its static snapshot is shown; '
-                          'open the notebook in Jupyter to use it]</div>')
-        if view and view.get("model_id") in self.widget_state:
-            return Markup('<div class="widget-static" title="drawn from the widget state saved in the notebook">'
-                          '{}</div>').format(self.widget(view["model_id"], 0))
-        for mime in ("image/png", "image/jpeg", "image/gif"):
-            if mime in data:
-                b64 = _text(data[mime]).replace("\n", "")
-                if re.fullmatch(r"[A-Za-z0-9+/=]*", b64):
-                    return Markup('<img class="nb-img" src="data:{};base64,{}" alt="output">').format(mime, b64)
-        if "image/svg+xml" in data:  # as an <img>: an SVG inside <img> never runs script
-            b64 = base64.b64encode(_text(data["image/svg+xml"]).encode()).decode()
-            return Markup('<img class="nb-img" src="data:image/svg+xml;base64,{}" alt="output">').format(b64)
-        if "text/html" in data:
-            return Markup('<div class="html-out">{}</div>').format(sanitize_html(_text(data["text/html"])))
-        if "text/markdown" in data:
-            return markdown_html(_text(data["text/markdown"]))
-        if "text/plain" in data:
-            text = redact(_text(data["text/plain"]))
-            if view:  # a widget whose state was not saved: say so instead of showing its repr
-                return Markup('<div class="widget-static muted">[interactive widget: open the notebook in Jupyter] '
-                              '{}</div>').format(clip(text, 200))
-            return Markup('<pre class="plain">{}</pre>').format(_ANSI.sub("", text))
-        return Markup("")
-
-    # -- widgets, drawn from their saved state -----------------------------------------------------------
-    def widget(self, model_id: str, depth: int) -> Markup:
-        model = self.widget_state.get(model_id)
-        if model is None or depth > 12:
-            return Markup("")
-        name = str(model.get("model_name", ""))
-        st = model.get("state") or {}
-        desc = st.get("description") or ""
-        label = Markup('<span class="w-label">{}</span> ').format(desc) if desc and name != "ButtonModel" else Markup("")
-        children = [c[len(_REF):] for c in st.get("children") or [] if isinstance(c, str) and c.startswith(_REF)]
-        if name in ("HBoxModel", "VBoxModel", "BoxModel", "GridBoxModel", "AccordionModel", "TabModel", "StackModel"):
-            cls = "w-hbox" if name == "HBoxModel" else "w-vbox"
-            columns = self._grid_columns(st) if name == "GridBoxModel" else None
-            if columns:
-                cls = Markup('w-grid" style="grid-template-columns:{}').format(columns)
-            titles = st.get("titles") or st.get("_titles") or []
-            inner = []
-            for i, c in enumerate(children):
-                title = titles[i] if isinstance(titles, list) and i < len(titles) and titles[i] else None
-                head = Markup('<div class="w-title">{}</div>').format(title) if title else Markup("")
-                inner.append(head + self.widget(c, depth + 1))
-            return Markup('<div class="{}">{}</div>').format(cls, Markup("").join(inner))
-        if name in ("HTMLModel", "HTMLMathModel"):
-            return label + Markup('<span class="w-html">{}</span>').format(sanitize_html(str(st.get("value") or "")))
-        if name == "LabelModel":
-            return Markup('<span class="w-text">{}</span>').format(redact(st.get("value") or ""))
-        if name in ("FloatProgressModel", "IntProgressModel"):
-            return label + Markup('<progress value="{}" max="{}"></progress>').format(
-                _float(st.get("value"), 0), _float(st.get("max"), 100))
-        if name in ("ButtonModel", "ToggleButtonModel"):
-            return Markup('<button disabled>{}</button>').format(desc or st.get("tooltip") or "button")
-        if name == "OutputModel":
-            return Markup('<div class="w-output">{}</div>').format(
-                Markup("").join(self.output(o) for o in st.get("outputs") or []))
-        if name in ("DropdownModel", "SelectModel", "RadioButtonsModel", "ToggleButtonsModel", "SelectionSliderModel"):
-            labels = st.get("_options_labels") or []
-            idx = st.get("index")
-            value = labels[idx] if isinstance(idx, int) and 0 <= idx < len(labels) else ""
-            return label + Markup('<span class="w-value">{}</span>').format(value)
-        if "value" in st and not isinstance(st.get("value"), (dict, list)):
-            return label + Markup('<span class="w-value">{}</span>').format(clip(redact(st.get("value")), 300))
-        return Markup('<span class="muted">[{}]</span>').format(name.removesuffix("Model") or "widget")
-
-
-    def _grid_columns(self, st: Mapping[str, Any]) -> str | None:
-        ref = st.get("layout")
-        if not isinstance(ref, str) or not ref.startswith("IPY_MODEL_"):
-            return None
-        layout = (self.widget_state.get(ref[len("IPY_MODEL_"):]) or {}).get("state") or {}
-        value = str(layout.get("grid_template_columns") or "")
-        return value if value and re.fullmatch(r"[0-9a-z%(). ,\-]+", value) else None
-
-
-def _float(v: Any, default: float) -> str:
-    try:
-        f = float(v)
-        return f"{f:g}" if math.isfinite(f) else f"{default:g}"
-    except (TypeError, ValueError):
-        return f"{default:g}"
-
-
 # ============================================================================================ pages
 
 
@@ -614,7 +416,7 @@ def _env():
     return env
 
 
-def build_report(results: "Results | None", manifest: Manifest, notebook: Mapping[str, Any] | None = None, *,
+def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[str, Any] | None = None, *,
                  sample_cases: int = SAMPLE_CASES) -> str:
     """The report of one run as a single self-contained HTML page (see the module docstring)."""
     m = manifest

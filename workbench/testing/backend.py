@@ -1,19 +1,4 @@
-"""A scriptable fake OpenAI / Azure OpenAI backend - the tests' main tool, shipped in the package.
-
-It plugs in as the SDK's HTTP transport, so the real ``openai`` client code runs: URL building, headers,
-retries, parsing and error types. It answers Azure-shaped URLs (``/openai/deployments/{d}/chat/completions
-?api-version=...``, ``/openai/v1/...``) and OpenAI-shaped ones (``/v1/chat/completions``), records every
-request, and can inject the faults real services produce::
-
-    fake = FakeBackend(lambda req: "positive" if "love" in req.user_text else "negative")
-    fake.fail(RateLimit(retry_after=0.01), times=3)   # the next three calls get a 429
-    fake.fault_rate(ServerError(500), 0.05)           # 5% of calls fail with a 500
-    provider = fake.provider("azure")                 # a workbench Provider wired to the fake
-    provider.complete([{"role": "user", "content": "I love it"}], model="chat")
-
-Replies may be a string, a :class:`Reply`, a fault, or a callable computing either from the
-:class:`FakeRequest`. Queued replies (:meth:`FakeBackend.queue`) are served first, in order.
-"""
+"""The fake backend: decoded requests, scripted replies, injectable faults, and the HTTP transport that serves them."""
 
 from __future__ import annotations
 
@@ -26,19 +11,16 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx2
 
-from .config import Profile
-from .messages import content_text
-
-__all__ = [
-    "FakeBackend", "FakeRequest", "Reply", "Fault", "RateLimit", "ServerError", "Timeout", "ConnectionFailure",
-    "Malformed", "PromptFiltered", "CompletionFiltered", "HTTPError", "fake_profile",
-]
+from ..config import Profile
+from ..errors import DataError
+from ..messages import content_text
 
 FAKE_AZURE_ENDPOINT = "https://fake-resource.openai.azure.com"
 FAKE_OPENAI_BASE_URL = "https://fake-openai.test/v1"
@@ -83,14 +65,13 @@ class FakeRequest:
 
     @property
     def system_text(self) -> str:
-        return "\n".join(content_text(m.get("content")) for m in self.messages if m.get("role") in ("system", "developer"))
+        return "\n".join(
+            content_text(m.get("content")) for m in self.messages if m.get("role") in ("system", "developer")
+        )
 
     @property
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model")}
-
-
-
 
 
 # ------------------------------------------------------------------------------------------------- replies
@@ -121,10 +102,20 @@ class Fault:
         raise NotImplementedError
 
 
-def _error(status: int, code: str | None, message: str, headers: dict[str, str] | None = None, **extra) -> httpx2.Response:
+def _error(
+    status: int, code: str | None, message: str, headers: dict[str, str] | None = None, **extra
+) -> httpx2.Response:
     return httpx2.Response(
         status,
-        json={"error": {"code": code, "message": message, "type": extra.pop("type", None), "param": extra.pop("param", None), **extra}},
+        json={
+            "error": {
+                "code": code,
+                "message": message,
+                "type": extra.pop("type", None),
+                "param": extra.pop("param", None),
+                **extra,
+            }
+        },
         headers={"x-request-id": _rid(), **(headers or {})},
     )
 
@@ -136,8 +127,12 @@ class RateLimit(Fault):
     retry_after: float = 1.0
 
     def response(self, req):
-        return _error(429, "429", f"Requests to the deployment have exceeded the rate limit. Retry after "
-                      f"{self.retry_after:g} seconds.", headers=_retry_headers(self.retry_after))
+        return _error(
+            429,
+            "429",
+            f"Requests to the deployment have exceeded the rate limit. Retry after {self.retry_after:g} seconds.",
+            headers=_retry_headers(self.retry_after),
+        )
 
 
 def _retry_headers(seconds: float) -> dict[str, str]:
@@ -186,7 +181,9 @@ class Malformed(Fault):
     body: bytes = b'{"id": "chatcmpl-broken", "choices": [ {"message": '
 
     def response(self, req):
-        return httpx2.Response(200, content=self.body, headers={"content-type": "application/json", "x-request-id": _rid()})
+        return httpx2.Response(
+            200, content=self.body, headers={"content-type": "application/json", "x-request-id": _rid()}
+        )
 
 
 HARM_CATEGORIES = ("hate", "sexual", "violence", "self_harm")
@@ -213,10 +210,14 @@ class PromptFiltered(Fault):
 
     def response(self, req):
         return _error(
-            400, "content_filter",
+            400,
+            "content_filter",
             "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
             param="prompt",
-            innererror={"code": "ResponsibleAIPolicyViolation", "content_filter_result": filter_results(self.categories)},
+            innererror={
+                "code": "ResponsibleAIPolicyViolation",
+                "content_filter_result": filter_results(self.categories),
+            },
         )
 
 
@@ -231,11 +232,12 @@ class CompletionFiltered(Fault):
         raise AssertionError("CompletionFiltered is converted to a Reply")
 
     def reply(self) -> Reply:
-        return Reply(text=self.partial_text, finish_reason="content_filter",
-                     completion_filter=filter_results(self.categories))
+        return Reply(
+            text=self.partial_text, finish_reason="content_filter", completion_filter=filter_results(self.categories)
+        )
 
 
-Answer = Union[str, Reply, Fault, dict]
+Answer = str | Reply | Fault | dict
 Responder = Callable[[FakeRequest], Answer]
 
 
@@ -256,8 +258,15 @@ def _rough_tokens(messages: list[dict[str, Any]]) -> int:
 class FakeBackend:
     """A fake OpenAI / Azure OpenAI service. See the module docstring."""
 
-    def __init__(self, responder: Responder | Answer | None = None, *, latency: float = 0.0,
-                 azure_annotations: bool = True, seed: int = 0, require_auth: bool = True):
+    def __init__(
+        self,
+        responder: Responder | Answer | None = None,
+        *,
+        latency: float = 0.0,
+        azure_annotations: bool = True,
+        seed: int = 0,
+        require_auth: bool = True,
+    ):
         self.responder = responder
         self.latency = latency
         self.azure_annotations = azure_annotations
@@ -273,22 +282,22 @@ class FakeBackend:
         self.status_counts: dict[int, int] = {}
 
     # -- scripting ----------------------------------------------------------------------------------
-    def queue(self, *answers: Answer) -> "FakeBackend":
+    def queue(self, *answers: Answer) -> FakeBackend:
         """Serve these answers first, one per request, in order."""
         self._queue.extend(answers)
         return self
 
-    def fail(self, fault: Fault, times: int = 1, when: Callable[[FakeRequest], bool] | None = None) -> "FakeBackend":
+    def fail(self, fault: Fault, times: int = 1, when: Callable[[FakeRequest], bool] | None = None) -> FakeBackend:
         """Answer the next ``times`` chat requests (matching ``when``) with ``fault``."""
         self._faults.append([fault, times, when])
         return self
 
-    def fault_rate(self, fault: Fault, rate: float) -> "FakeBackend":
+    def fault_rate(self, fault: Fault, rate: float) -> FakeBackend:
         """Answer a random fraction ``rate`` of chat requests with ``fault`` (seeded, reproducible)."""
         self._rates.append((fault, rate))
         return self
 
-    def quota(self, rpm: int | None = None, tpm: int | None = None, window_s: float = 10.0) -> "FakeBackend":
+    def quota(self, rpm: int | None = None, tpm: int | None = None, window_s: float = 10.0) -> FakeBackend:
         """Enforce an Azure-style quota: requests and estimated tokens (prompt + max_tokens) per minute,
         checked over a sliding ``window_s`` (Azure checks over short windows: rpm/6 per 10 s)."""
         self._quota = {"rpm": rpm, "tpm": tpm, "window": window_s}
@@ -300,22 +309,29 @@ class FakeBackend:
 
     # -- plumbing -----------------------------------------------------------------------------------
     @property
-    def transport(self) -> "FakeTransport":
+    def transport(self) -> FakeTransport:
         return FakeTransport(self)
 
     def profile(self, style: str = "openai", **overrides: Any) -> Profile:
         """A profile pointing at this fake: ``"openai"``, ``"azure"`` (key), ``"azure-entra"`` or ``"azure-v1"``."""
         base: dict[str, Any]
         if style == "openai":
-            base = dict(backend="openai", base_url=FAKE_OPENAI_BASE_URL, api_key_env="WORKBENCH_FAKE_KEY",
-                        model="gpt-4o-mini")
+            base = dict(
+                backend="openai", base_url=FAKE_OPENAI_BASE_URL, api_key_env="WORKBENCH_FAKE_KEY", model="gpt-4o-mini"
+            )
         elif style in ("azure", "azure-entra", "azure-v1"):
-            base = dict(backend="azure", endpoint=FAKE_AZURE_ENDPOINT, api_version=FAKE_API_VERSION,
-                        api_key_env="WORKBENCH_FAKE_KEY", auth="entra" if style == "azure-entra" else "key",
-                        azure_v1=style == "azure-v1", model="chat",
-                        deployments={"chat": "gpt-4o-mini", "reasoner": "o4-mini", "big": "gpt-4o"})
+            base = dict(
+                backend="azure",
+                endpoint=FAKE_AZURE_ENDPOINT,
+                api_version=FAKE_API_VERSION,
+                api_key_env="WORKBENCH_FAKE_KEY",
+                auth="entra" if style == "azure-entra" else "key",
+                azure_v1=style == "azure-v1",
+                model="chat",
+                deployments={"chat": "gpt-4o-mini", "reasoner": "o4-mini", "big": "gpt-4o"},
+            )
         else:
-            raise ValueError(f"unknown fake profile style {style!r}: openai, azure, azure-entra, azure-v1")
+            raise DataError(f"unknown fake profile style {style!r}: openai, azure, azure-entra, azure-v1")
         base.update(overrides)
         return Profile(name=overrides.pop("name", f"fake-{style}"), source="workbench.testing", **base)
 
@@ -323,7 +339,7 @@ class FakeBackend:
         """A :class:`~workbench.providers.Provider` wired to this fake (SDK retries off unless asked)."""
         import os
 
-        from .providers import Provider
+        from ..providers import Provider
 
         os.environ.setdefault("WORKBENCH_FAKE_KEY", FAKE_API_KEY)
         profile = style if isinstance(style, Profile) else self.profile(style, **overrides)
@@ -346,12 +362,24 @@ class FakeBackend:
             style, endpoint, deployment = "azure", m.group("ep"), m.group("dep")
         else:
             style = "azure_v1" if "/openai/v1/" in path else "openai"
-            endpoint = next((e for e in ("chat/completions", "embeddings", "models") if path.rstrip("/").endswith(e)), path)
+            endpoint = next(
+                (e for e in ("chat/completions", "embeddings", "models") if path.rstrip("/").endswith(e)), path
+            )
             deployment = None
         with self._lock:
             index = len(self.requests)
-            req = FakeRequest(index, request.method, str(request.url), path, dict(request.headers), body, style,
-                              endpoint, deployment, (query.get("api-version") or [None])[0])
+            req = FakeRequest(
+                index,
+                request.method,
+                str(request.url),
+                path,
+                dict(request.headers),
+                body,
+                style,
+                endpoint,
+                deployment,
+                (query.get("api-version") or [None])[0],
+            )
             self.requests.append(req)
         return req
 
@@ -423,8 +451,16 @@ class FakeBackend:
         if req.style == "azure" and not req.api_version:
             return _error(404, "404", "Resource not found (Azure deployment URLs need ?api-version=...).")
         if req.endpoint == "models":
-            return httpx2.Response(200, json={"object": "list", "data": [
-                {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in ("gpt-4o-mini", "o4-mini")]})
+            return httpx2.Response(
+                200,
+                json={
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                        for m in ("gpt-4o-mini", "o4-mini")
+                    ],
+                },
+            )
         if req.endpoint == "embeddings":
             return self._embeddings(req)
         if req.endpoint != "chat/completions":
@@ -443,20 +479,32 @@ class FakeBackend:
     def _chat_body(self, req: FakeRequest, reply: Reply) -> httpx2.Response:
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages)
         completion = reply.completion_tokens if reply.completion_tokens is not None else max(1, len(reply.text.split()))
-        choice: dict[str, Any] = {"index": 0, "finish_reason": reply.finish_reason, "logprobs": None,
-                                  "message": {"role": "assistant", "content": reply.text}}
+        choice: dict[str, Any] = {
+            "index": 0,
+            "finish_reason": reply.finish_reason,
+            "logprobs": None,
+            "message": {"role": "assistant", "content": reply.text},
+        }
         body: dict[str, Any] = {
-            "id": f"chatcmpl-{_rid()[:12]}", "object": "chat.completion", "created": int(time.time()),
-            "model": reply.model or req.model or "fake", "system_fingerprint": reply.system_fingerprint,
+            "id": f"chatcmpl-{_rid()[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model or req.model or "fake",
+            "system_fingerprint": reply.system_fingerprint,
             "choices": [choice],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                      "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
-                      "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens}},
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
+                "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+            },
         }
         if req.style.startswith("azure") and self.azure_annotations:
             choice["content_filter_results"] = reply.completion_filter or filter_results()
-            body["prompt_filter_results"] = [{"prompt_index": 0,
-                                              "content_filter_results": reply.prompt_filter or filter_results()}]
+            body["prompt_filter_results"] = [
+                {"prompt_index": 0, "content_filter_results": reply.prompt_filter or filter_results()}
+            ]
         elif reply.completion_filter:
             choice["content_filter_results"] = reply.completion_filter
         headers = {"x-request-id": _rid(), **json.loads(req.headers.pop("_quota_headers", "{}")), **reply.headers}
@@ -467,8 +515,10 @@ class FakeBackend:
         texts = [inp] if isinstance(inp, str) else list(inp or [])
         data = [{"object": "embedding", "index": i, "embedding": _hash_vector(t)} for i, t in enumerate(texts)]
         n = sum(len(t.split()) for t in texts)
-        return httpx2.Response(200, json={"object": "list", "data": data, "model": req.model,
-                                          "usage": {"prompt_tokens": n, "total_tokens": n}})
+        return httpx2.Response(
+            200,
+            json={"object": "list", "data": data, "model": req.model, "usage": {"prompt_tokens": n, "total_tokens": n}},
+        )
 
 
 def _as_reply(answer: Answer) -> Reply:
@@ -478,7 +528,7 @@ def _as_reply(answer: Answer) -> Reply:
         return Reply(text=answer)
     if isinstance(answer, dict):
         return Reply(**answer)
-    raise TypeError(f"fake backend: cannot answer with {answer!r}")
+    raise DataError(f"fake backend: cannot answer with {answer!r}")
 
 
 def _hash_vector(text: str, dims: int = 16) -> list[float]:
@@ -514,107 +564,3 @@ class FakeTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 def fake_profile(style: str = "openai", **overrides: Any) -> Profile:
     """A profile for a :class:`FakeBackend` (shortcut for ``FakeBackend().profile(style)``)."""
     return FakeBackend().profile(style, **overrides)
-
-
-# --------------------------------------------------------------------------------------- loopback server
-
-
-class FakeServer:
-    """Serve a :class:`FakeBackend` over real HTTP on 127.0.0.1 (for benchmarks and out-of-process clients).
-
-    A small asyncio HTTP/1.1 server with keep-alive; latency is an ``asyncio.sleep``, so concurrent requests
-    overlap as they would against a real service. ``python -m workbench.testing --port 8999 --latency 0.05
-    --rpm 1200`` runs one from the shell.
-    """
-
-    def __init__(self, backend: FakeBackend, host: str = "127.0.0.1", port: int = 0):
-        self.backend, self.host, self.port = backend, host, port
-        self._server: asyncio.base_events.Server | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    async def start(self) -> "FakeServer":
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def serve_forever(self) -> None:
-        if self._server is None:
-            await self.start()
-        async with self._server:
-            await self._server.serve_forever()
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        k, v = line.split(":", 1)
-                        headers[k.strip().lower()] = v.strip()
-                body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
-                request = httpx2.Request(method, f"http://{self.host}:{self.port}{target}", headers=headers, content=body)
-                try:
-                    delay, response = self.backend.respond(request)
-                except httpx2.TimeoutException:
-                    await asyncio.sleep(3600)  # a timeout fault: never answer
-                    return
-                except httpx2.TransportError:
-                    return  # a connection fault: drop the connection
-                if delay:
-                    await asyncio.sleep(delay)
-                content = response.content
-                out = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
-                for k, v in response.headers.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                        out.append(f"{k}: {v}")
-                out.append(f"content-length: {len(content)}")
-                writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + content)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-
-
-def _main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m workbench.testing", description="Serve a fake OpenAI/Azure backend.")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--latency", type=float, default=0.05)
-    p.add_argument("--rpm", type=int, default=None)
-    p.add_argument("--tpm", type=int, default=None)
-    p.add_argument("--window", type=float, default=10.0, help="quota window in seconds (Azure: 10 s)")
-    p.add_argument("--error-rate", type=float, default=0.0, help="fraction of HTTP 500s")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    backend = FakeBackend(latency=args.latency, seed=args.seed, require_auth=False)
-    if args.rpm or args.tpm:
-        backend.quota(rpm=args.rpm, tpm=args.tpm, window_s=args.window)
-    if args.error_rate:
-        backend.fault_rate(ServerError(500), args.error_rate)
-
-    async def main():
-        server = await FakeServer(backend, port=args.port).start()
-        print(f"READY {server.base_url}", flush=True)
-        await server.serve_forever()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-
-
-if __name__ == "__main__":
-    _main()

@@ -125,7 +125,7 @@ class TargetLimiter:
         self._ok_since_429 = 0
         return max(0.0, self.pause_until - now)
 
-    def slot(self, tokens: int = 0) -> "_Slot":
+    def slot(self, tokens: int = 0) -> _Slot:
         return _Slot(self, tokens)
 
 

@@ -16,17 +16,19 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from .errors import DataError
-from .secrets import redact_obj
+from ..errors import DataError
+from ..schema import Model
+from ..secrets import redact_obj
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .results import Results
+    from ..results import Results
 
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -39,7 +41,7 @@ PACKAGES = (
 )
 
 
-class _Record(BaseModel):
+class _Record(Model):
     # unknown fields are kept, so a newer workbench's manifest still loads in an older one
     model_config = ConfigDict(extra="allow")
 
@@ -154,7 +156,7 @@ class Manifest(_Record):
     targets: list[TargetInfo] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
     metrics: list[Metric] = Field(default_factory=list)
-    results_status: str | None = None  # the runner's own status (complete, stopped: budget ...)
+    results_status: str | None = None  # the harness's own status (complete, stopped: budget ...)
     failure: Failure | None = None
     git: GitInfo = Field(default_factory=GitInfo)
     python: str = Field(default_factory=lambda: platform.python_version())
@@ -271,7 +273,7 @@ def spec_sha256(spec: Mapping[str, Any] | None) -> str | None:
 # ------------------------------------------------------------------------------------------ from results
 
 
-def targets_of(results: "Results", identities: Mapping[str, Any] | None = None) -> list[TargetInfo]:
+def targets_of(results: Results, identities: Mapping[str, Any] | None = None) -> list[TargetInfo]:
     """One entry per target: profile, deployment, model, reported models and system fingerprints."""
     identities = identities or {}
     by: dict[str, TargetInfo] = {}
@@ -289,7 +291,7 @@ def targets_of(results: "Results", identities: Mapping[str, Any] | None = None) 
     return list(by.values())
 
 
-def totals_of(results: "Results", prices_as_of: str | None = None) -> Totals:
+def totals_of(results: Results, prices_as_of: str | None = None) -> Totals:
     recs = results.records
     costs = [r.cost_usd for r in recs if r.cost_usd is not None]
     spent = [r.cost_usd for r in recs if r.cost_usd is not None and not r.cache_hit]
@@ -304,7 +306,7 @@ def totals_of(results: "Results", prices_as_of: str | None = None) -> Totals:
     )
 
 
-def metrics_of(results: "Results") -> list[Metric]:
+def metrics_of(results: Results) -> list[Metric]:
     """Mean score with its confidence interval, per scorer, variant and target (from :mod:`workbench.stats`)."""
     out: list[Metric] = []
     for scorer in results.scorers:
@@ -329,7 +331,7 @@ def _num(v: Any) -> float | None:
 
 def prices_as_of() -> str | None:
     try:
-        from .costs import load_prices
+        from ..costs import load_prices
 
         return load_prices().as_of
     except Exception:
@@ -408,7 +410,7 @@ def _is_secret_env(name: str) -> bool:
 
 def register_env_secrets(environ: Mapping[str, str] | None = None) -> int:
     """Register the values of secret-named environment variables with :mod:`workbench.secrets`."""
-    from .secrets import register_secret
+    from ..secrets import register_secret
 
     env = os.environ if environ is None else environ
     names = secret_env_names(env)
@@ -419,7 +421,8 @@ def register_env_secrets(environ: Mapping[str, str] | None = None) -> int:
 
 __all__ = [
     "Manifest", "NotebookInfo", "GitInfo", "DatasetInfo", "TargetInfo", "Totals", "Metric", "Failure",
-    "Reproduction", "load_manifest", "package_versions", "environment_lock", "git_info", "file_sha256", "spec_sha256", "targets_of",
-    "totals_of", "metrics_of", "prices_as_of", "diff_manifests", "manifest_view", "register_env_secrets",
+    "Reproduction", "load_manifest", "package_versions", "environment_lock", "git_info", "file_sha256",
+    "spec_sha256", "targets_of", "totals_of", "metrics_of", "prices_as_of", "diff_manifests", "manifest_view",
+    "register_env_secrets",
     "MANIFEST_SCHEMA_VERSION", "MANIFEST_FILE",
 ]

@@ -1,0 +1,212 @@
+"""Finish a run folder: export the results, write the manifest and the report, update the index.
+
+Never loses a run: a report that cannot be built becomes a fallback page that says why, and
+``workbench report`` rebuilds it later from the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RunError
+from ..secrets import redact, redact_obj
+from .manifest import (
+    MANIFEST_FILE,
+    DatasetInfo,
+    Failure,
+    Manifest,
+    NotebookInfo,
+    Totals,
+    environment_lock,
+    git_info,
+    load_manifest,
+    metrics_of,
+    package_versions,
+    prices_as_of,
+    register_env_secrets,
+    spec_sha256,
+    targets_of,
+    totals_of,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..results import Results
+
+
+from .index import update_index
+from .layout import (
+    NOTEBOOK_FILE,
+    REPORT_FILE,
+    RESULTS_JSONL,
+    RESULTS_PARQUET,
+    RUN_STORE_FILE,
+    atomic_write,
+    load_results,
+    read_experiment_info,
+)
+from .parameters import RUN_LOCAL_PARAMETERS
+from .reproduce import check_reproduction
+
+log = logging.getLogger("workbench.runs")
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    experiment: str
+    run_dir: Path
+    report: Path
+    manifest: Path
+    status: str
+    ok: bool
+    failure: str | None = None
+    reproduced: bool | None = None
+
+
+def export_results(results: Results, run_dir: Path) -> dict[str, str]:
+    """``results.jsonl`` (typed records, reloadable with ``Results.from_jsonl``) and ``results.parquet``."""
+    files: dict[str, str] = {}
+    lines = [redact(r.model_dump_json()) for r in results.records]
+    atomic_write(run_dir / RESULTS_JSONL, "".join(line + "\n" for line in lines))
+    files["results_jsonl"] = RESULTS_JSONL
+    try:
+        from ..results import Results
+
+        clean = Results.from_jsonl(run_dir / RESULTS_JSONL)
+        tmp = run_dir / f".{RESULTS_PARQUET}.tmp"
+        clean.to_parquet(tmp)
+        tmp.replace(run_dir / RESULTS_PARQUET)
+        files["results"] = RESULTS_PARQUET
+    except Exception as e:  # pyarrow missing or a column it cannot store: the JSONL still has everything
+        log.warning("results.parquet not written: %s", e)
+    return files
+
+
+def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: NotebookInfo,
+                   parameters: Mapping[str, Any], effective: Mapping[str, Any] | None,
+                   results: Results | None, info: Mapping[str, Any],
+                   started_at: str | None, finished_at: str | None, duration_s: float | None,
+                   failure: Failure | None, sweep: Mapping[str, Any] | None = None) -> Manifest:
+    """The manifest of a finished (or failed) run. Pure apart from reading package versions and git."""
+    if failure is not None:
+        status = "failed"
+    elif results is None:
+        status = "complete" if not info else "no results"  # a notebook without an experiment has none
+    else:
+        status = results.status
+    spec = info.get("spec")
+    ds = info.get("dataset") or {}
+    return Manifest(
+        run_id=run_id, experiment=experiment, status=status, notebook=notebook,
+        parameters={k: v for k, v in parameters.items() if k not in RUN_LOCAL_PARAMETERS},
+        effective_parameters=dict(effective) if effective is not None else None,
+        started_at=started_at, finished_at=finished_at, duration_s=duration_s,
+        spec=spec, spec_sha256=spec_sha256(spec), fingerprint=info.get("fingerprint"), base_dir=info.get("base_dir"),
+        dataset=DatasetInfo(**ds) if ds else None,
+        targets=targets_of(results, info.get("identities")) if results is not None else [],
+        totals=totals_of(results, prices_as_of()) if results is not None else Totals(prices_as_of=prices_as_of()),
+        metrics=metrics_of(results) if results is not None else [],
+        results_status=results.status if results is not None else None,
+        failure=failure, git=git_info(Path(notebook.path).parent if notebook.path else run_dir),
+        packages=package_versions(), environment_lock=environment_lock(), sweep=dict(sweep) if sweep else None,
+    )
+
+
+def finalize_run(run_dir: str | Path, *, run_id: str, experiment: str, notebook: NotebookInfo,
+                 parameters: Mapping[str, Any], effective: Mapping[str, Any] | None = None,
+                 started_at: str | None = None, finished_at: str | None = None,
+                 duration_s: float | None = None, failure: Failure | None = None,
+                 sweep: Mapping[str, Any] | None = None, rerun_of: Path | None = None,
+                 reports_dir: Path | None = None) -> RunOutcome:
+    """Export the results, write the manifest and the report, update the index."""
+    run_dir = Path(run_dir)
+    register_env_secrets()
+    info = read_experiment_info(run_dir)
+    results = load_results(run_dir, info)
+    files = {"notebook": NOTEBOOK_FILE} if (run_dir / NOTEBOOK_FILE).is_file() else {}
+    if results is not None:
+        files.update(export_results(results, run_dir))
+        files["store"] = RUN_STORE_FILE
+    manifest = build_manifest(run_dir, run_id=run_id, experiment=experiment, notebook=notebook, parameters=parameters,
+                              effective=effective, results=results, info=info, started_at=started_at,
+                              finished_at=finished_at,
+                              duration_s=duration_s, failure=failure, sweep=sweep)
+    if rerun_of is not None:
+        manifest.rerun = check_reproduction(Path(rerun_of), run_dir)
+    files.update({"manifest": MANIFEST_FILE, "report": REPORT_FILE})
+    manifest.files = files
+    manifest = Manifest.model_validate(redact_obj(manifest.model_dump(mode="json")))  # the report shows it too
+    manifest.write(run_dir)
+    write_report(run_dir, manifest, results)
+    update_index(reports_dir or run_dir.parent.parent)
+    message = None
+    if failure is not None:
+        message = (f"Run {run_id} failed in {failure.describe()}. The partial notebook is "
+                   f"{run_dir / NOTEBOOK_FILE}; the report {run_dir / REPORT_FILE} says the same.")
+    return RunOutcome(run_id=run_id, experiment=experiment, run_dir=run_dir, report=run_dir / REPORT_FILE,
+                      manifest=run_dir / MANIFEST_FILE, status=manifest.status, ok=manifest.ok, failure=message,
+                      reproduced=manifest.rerun.identical if manifest.rerun else None)
+
+
+def write_report(run_dir: Path, manifest: Manifest, results: Results | None = None) -> Path:
+    from .report import build_report
+
+    nb = None
+    if (run_dir / NOTEBOOK_FILE).is_file():
+        try:
+            nb = json.loads((run_dir / NOTEBOOK_FILE).read_text("utf-8"))
+        except ValueError:
+            nb = None
+    try:
+        html = build_report(results, manifest, nb)
+    except Exception as e:  # a report bug must not lose the run: say so in the page, rebuild it later
+        log.exception("report for %s could not be built", run_dir)
+        html = _fallback_report(manifest, e)
+    path = run_dir / REPORT_FILE
+    atomic_write(path, html)
+    return path
+
+
+def _fallback_report(m: Manifest, error: BaseException) -> str:
+    from html import escape
+
+    from .report import CSP
+
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" '
+            f'content="{CSP}"><title>{escape(m.experiment)} {escape(m.run_id)}</title></head><body>'
+            f"<h1>{escape(m.experiment)} · {escape(m.run_id)}</h1><p>Status: {escape(m.status)}</p>"
+            f"<p>The report could not be built: {escape(redact(f'{type(error).__name__}: {error}'))}. The results, "
+            f"the executed notebook and manifest.json are in this folder; rebuild the report with "
+            f"<code>workbench report {escape(m.run_id)}</code>'s folder once fixed.</p></body></html>")
+
+
+def rebuild_report(run_dir: str | Path) -> RunOutcome:
+    """``workbench report RUN_DIR``: the manifest (kept if present) and report.html again from the folder."""
+    run_dir = Path(run_dir).resolve()
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is not a run folder.")
+    register_env_secrets()
+    if (run_dir / MANIFEST_FILE).is_file():
+        old = load_manifest(run_dir)
+        return finalize_run(run_dir, run_id=old.run_id, experiment=old.experiment, notebook=old.notebook,
+                            parameters=old.parameters, effective=old.effective_parameters,
+                            started_at=old.started_at, finished_at=old.finished_at,
+                            duration_s=old.duration_s, failure=old.failure, sweep=old.sweep,
+                            rerun_of=Path(old.rerun.of_dir) if old.rerun and old.rerun.of_dir else None)
+    if not (run_dir / RUN_STORE_FILE).is_file() and not (run_dir / RESULTS_JSONL).is_file():
+        raise RunError(f"{run_dir} holds no results (results.sqlite) and no manifest.json: nothing to report.")
+    from ..store import RunStore
+
+    store = RunStore(run_dir)
+    try:
+        started, finished = store.get_meta("started_at"), store.get_meta("finished_at")
+    finally:
+        store.close()
+    return finalize_run(run_dir, run_id=run_dir.name, experiment=run_dir.parent.name,
+                        notebook=NotebookInfo(path="", name="(run from Python, no notebook)"), parameters={},
+                        started_at=started, finished_at=finished)

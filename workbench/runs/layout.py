@@ -1,0 +1,88 @@
+"""Where runs live and what a run folder holds: ``reports/<experiment>/<run-id>/`` and its files.
+
+Every writer goes through :func:`atomic_write` (write a temporary file, then rename), so a reader - the index,
+a report rebuild, a second process - never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import WorkbenchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..results import Results
+
+log = logging.getLogger("workbench.runs")
+
+
+
+NOTEBOOK_FILE = "notebook.ipynb"
+REPORT_FILE = "report.html"
+RESULTS_PARQUET = "results.parquet"
+RESULTS_JSONL = "results.jsonl"
+EXPERIMENT_FILE = "experiment.json"  # written by the notebook: the spec, its base folder, provider identities
+INDEX_FILE = "index.html"
+RUN_STORE_FILE = "results.sqlite"
+
+
+def reports_root(start: str | Path | None = None) -> Path:
+    """The ``reports/`` folder: ``$WORKBENCH_REPORTS``, else ``reports/`` in the project (the nearest folder
+    above ``start`` holding ``reports/README.md`` or a ``pyproject.toml``), else ``./reports``."""
+    if os.environ.get("WORKBENCH_REPORTS"):
+        return Path(os.environ["WORKBENCH_REPORTS"]).expanduser().resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "reports" / "README.md").is_file() or (d / "pyproject.toml").is_file():
+            return d / "reports"
+    return here / "reports"
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time: ``20261201-203512-1a2b3c``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, "utf-8")
+    tmp.replace(path)
+
+
+def read_experiment_info(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / EXPERIMENT_FILE
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def load_results(run_dir: str | Path, info: Mapping[str, Any] | None = None) -> Results | None:
+    """The results stored in a run folder, with their Experiment attached when its spec still loads."""
+    from ..results import Results
+
+    run_dir = Path(run_dir)
+    if (run_dir / RUN_STORE_FILE).is_file():
+        results = Results.load(run_dir)
+    elif (run_dir / RESULTS_JSONL).is_file():
+        results = Results.from_jsonl(run_dir / RESULTS_JSONL, run_dir=run_dir)
+    else:
+        return None
+    info = read_experiment_info(run_dir) if info is None else info
+    if info.get("spec"):
+        from ..experiment import experiment_from_dict
+
+        try:
+            base = Path(info["base_dir"]) if info.get("base_dir") else None
+            results.experiment = experiment_from_dict(info["spec"], where=str(run_dir / EXPERIMENT_FILE), base_dir=base)
+        except WorkbenchError as e:
+            log.warning("%s: the experiment spec no longer loads (%s); reporting from the records alone", run_dir, e)
+    return results

@@ -1,0 +1,161 @@
+"""The base of every pydantic model in the workbench, and the one place pydantic's errors become ours.
+
+:class:`Model` converts a ``pydantic.ValidationError`` - from the constructor, ``model_validate`` or
+``model_validate_json`` - into a :class:`~workbench.errors.SpecError`, once, here. The message names each
+field the way the user wrote it (``variants[1].params.temperature``), says what is wrong with it in plain
+words, and for an unknown field suggests the nearest known one ("did you mean ``temperature``?"). Nested
+models are validated by pydantic's core without calling their ``__init__``, so only the outermost model
+converts and the field paths stay whole.
+
+:meth:`Model.replace` is the one validated way to derive a model with changes (``model_copy(update=...)``
+skips validation, so ``repeats=-1`` would slip through): the CLI flags, notebook parameters and widgets all
+go through it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import SpecError
+
+_VALIDATING: contextvars.ContextVar[bool] = contextvars.ContextVar("workbench_validating", default=False)
+MAX_PROBLEMS = 10  # a list of 400 errors helps nobody: show the first ones and say how many more
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("variants", 1, "params", "temperature")`` -> ``variants[1].params.temperature``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _plain_message(err: dict[str, Any]) -> str:
+    """pydantic's message, without its "Value error, " prefix and with the rejected value where it helps."""
+    msg = str(err.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    kind = err.get("type", "")
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than", "int_parsing", "int_type",
+                "float_parsing", "float_type", "bool_parsing", "bool_type", "string_type", "literal_error",
+                "int_from_float"):
+        msg = f"{msg} (got {err.get('input')!r})"
+    return msg
+
+
+def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that holds the last part of ``loc`` (for suggestions), walking fields and lists."""
+    current: Any = cls
+    for part in loc[:-1]:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """``list[Variant]``, ``Variant | None``, ``DatasetSpec | Dataset`` -> the first BaseModel inside."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is not None or isinstance(annotation, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _suggestion(cls: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    owner = _model_at(cls, loc)
+    if owner is None or not loc or not isinstance(loc[-1], str):
+        return ""
+    names = [name for name, f in owner.model_fields.items() if not f.exclude]
+    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+    known = ", ".join(names)
+    return (f"; did you mean {close[0]!r}?" if close else "") + f" (known fields: {known})"
+
+
+def problems_of(e: ValidationError, cls: type[BaseModel]) -> list[tuple[str, str]]:
+    """``(field path, message)`` for each error, unknown fields with a suggestion."""
+    out = []
+    for err in e.errors():
+        loc = tuple(err.get("loc", ()))
+        msg = _plain_message(err)
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field" + _suggestion(cls, loc)
+        out.append((field_path(loc), msg))
+    return out
+
+
+def spec_error(e: ValidationError, cls: type[BaseModel], where: str | None = None) -> SpecError:
+    """The :class:`SpecError` for a pydantic error raised while building ``cls``."""
+    return format_problems(problems_of(e, cls), what=getattr(cls, "_spec_noun", "") or cls.__name__, where=where)
+
+
+def format_problems(problems: list[tuple[str, str]], *, what: str, where: str | None = None,
+                    hint: str | None = None) -> SpecError:
+    head = f"{where}: " if where else ""
+    lines = [f"{head}the {what} is not valid:"]
+    lines += [f"  - {path}: {msg}" for path, msg in problems[:MAX_PROBLEMS]]
+    if len(problems) > MAX_PROBLEMS:
+        lines.append(f"  ... and {len(problems) - MAX_PROBLEMS} more")
+    if hint:
+        lines.append(hint)
+    return SpecError("\n".join(lines), problems)
+
+
+class Model(BaseModel):
+    """Base class: validation errors become :class:`SpecError`; :meth:`replace` derives a validated copy."""
+
+    _spec_noun: typing.ClassVar[str] = ""  # "experiment spec", "variant"...: how errors name this model
+
+    def __init__(self, /, **data: Any) -> None:
+        # pydantic calls a custom __init__ for nested models too: only the outermost one converts, so a nested
+        # model's errors reach the outer one as pydantic errors and keep their full field path
+        token = _VALIDATING.set(True) if not _VALIDATING.get() else None
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            if token is None:
+                raise
+            raise spec_error(e, type(self)) from None
+        finally:
+            if token is not None:
+                _VALIDATING.reset(token)
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as e:
+            raise spec_error(e, cls) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as e:
+            raise spec_error(e, cls) from None
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes`` applied, validated as a new model would be: a bad value raises
+        :class:`SpecError` naming the field; an unknown field name is refused with a suggestion."""
+        fields = type(self).model_fields
+        unknown = [k for k in changes if k not in fields]
+        if unknown:
+            raise format_problems([(k, "unknown field" + _suggestion(type(self), (k,))) for k in unknown],
+                                  what=self._spec_noun or type(self).__name__)
+        data = {name: getattr(self, name) for name in fields}
+        data.update(changes)
+        return type(self)(**data)

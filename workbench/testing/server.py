@@ -1,0 +1,108 @@
+"""Serve a :class:`~workbench.testing.FakeBackend` over real HTTP on loopback (benchmarks, other processes)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx2
+
+from .backend import FakeBackend, ServerError
+
+
+class FakeServer:
+    """Serve a :class:`FakeBackend` over real HTTP on 127.0.0.1 (for benchmarks and out-of-process clients).
+
+    A small asyncio HTTP/1.1 server with keep-alive; latency is an ``asyncio.sleep``, so concurrent requests
+    overlap as they would against a real service. ``python -m workbench.testing --port 8999 --latency 0.05
+    --rpm 1200`` runs one from the shell.
+    """
+
+    def __init__(self, backend: FakeBackend, host: str = "127.0.0.1", port: int = 0):
+        self.backend, self.host, self.port = backend, host, port
+        self._server: asyncio.base_events.Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> FakeServer:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        k, v = line.split(":", 1)
+                        headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
+                request = httpx2.Request(
+                    method, f"http://{self.host}:{self.port}{target}", headers=headers, content=body
+                )
+                try:
+                    delay, response = self.backend.respond(request)
+                except httpx2.TimeoutException:
+                    await asyncio.sleep(3600)  # a timeout fault: never answer
+                    return
+                except httpx2.TransportError:
+                    return  # a connection fault: drop the connection
+                if delay:
+                    await asyncio.sleep(delay)
+                content = response.content
+                out = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
+                for k, v in response.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        out.append(f"{k}: {v}")
+                out.append(f"content-length: {len(content)}")
+                writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + content)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m workbench.testing", description="Serve a fake OpenAI/Azure backend.")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--latency", type=float, default=0.05)
+    p.add_argument("--rpm", type=int, default=None)
+    p.add_argument("--tpm", type=int, default=None)
+    p.add_argument("--window", type=float, default=10.0, help="quota window in seconds (Azure: 10 s)")
+    p.add_argument("--error-rate", type=float, default=0.0, help="fraction of HTTP 500s")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    backend = FakeBackend(latency=args.latency, seed=args.seed, require_auth=False)
+    if args.rpm or args.tpm:
+        backend.quota(rpm=args.rpm, tpm=args.tpm, window_s=args.window)
+    if args.error_rate:
+        backend.fault_rate(ServerError(500), args.error_rate)
+
+    async def main():
+        server = await FakeServer(backend, port=args.port).start()
+        print(f"READY {server.base_url}", flush=True)
+        await server.serve_forever()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
