@@ -67,7 +67,7 @@ $(UV):
 $(STAMP): pyproject.toml $(LOCK) | $(UV)
 	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
 	@$(PYTHON) tools/lock.py check || echo "  ...installing the committed $(LOCK) anyway (the tests will fail on it)"
-	@echo "Installing $(LOCK) (the first time on a machine, llama-cpp-python compiles: ~5 min)..."
+	@echo "Installing $(LOCK) (the first time on a machine, llama-cpp-python compiles: 3-6 min)..."
 	$(UV_RUN) pip sync --python $(BIN)/python --require-hashes $(LLAMA_BUILD) $(LOCK)
 	$(UV_RUN) pip install --python $(BIN)/python --no-deps -e .
 	@rm -f $(VENV)/.installed-*
