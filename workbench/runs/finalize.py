@@ -22,6 +22,7 @@ from .manifest import (
     Manifest,
     NotebookInfo,
     Totals,
+    environment_lock,
     git_info,
     load_manifest,
     metrics_of,
@@ -114,7 +115,7 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
         metrics=metrics_of(results) if results is not None else [],
         results_status=results.status if results is not None else None,
         failure=failure, git=git_info(git_dir or (Path(notebook.path).parent if notebook.path else run_dir)),
-        packages=package_versions(), sweep=dict(sweep) if sweep else None,
+        packages=package_versions(), environment_lock=environment_lock(), sweep=dict(sweep) if sweep else None,
     )
 
 
