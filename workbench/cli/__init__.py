@@ -1,9 +1,19 @@
 """The ``workbench`` command. One module per command group; each exposes ``register(subparsers)``.
 
-Commands print results on stdout and problems on stderr, exit 0 on success, 1 on a failure and 2 on bad usage.
-A failure - a user's mistake, a backend's refusal, or a bug - is never a traceback: it is one line starting
-``error:`` (masked: no key survives it), followed by indented details only when there are several problems to
-list. ``--debug`` (anywhere on the line, or ``WORKBENCH_DEBUG=1``) prints the masked traceback as well.
+Commands print results on stdout and problems on stderr. A failure - a user's mistake, a backend's refusal, or a
+bug - is never a traceback: it is one line starting ``error:`` that says what to do (masked: no key survives it),
+followed by indented details only when there are several problems to list. ``--debug`` (anywhere on the line,
+or ``WORKBENCH_DEBUG=1``) prints the masked traceback as well. The exit code says what happened, so a CI job can
+tell a worse prompt from a broken pipeline (:data:`EXIT_CODES`)::
+
+    0    success; every gate passed
+    1    refused: bad input (a flag, spec, dataset, gate, baseline) or setup (a profile, a credential, a backend
+         that refused or cannot be reached) - nothing was run; the message says what to fix
+    2    usage: the command line itself is malformed (argparse's own code)
+    3    a quality gate failed (the run itself completed)
+    4    the run failed: it started but did not complete (calls that failed, a run stopped early, a notebook
+         cell that raised, a re-run that did not reproduce); finished work is kept - run the same command again
+    130  interrupted (Ctrl-C); finished calls are kept
 """
 
 from __future__ import annotations
@@ -14,8 +24,41 @@ import os
 import sys
 import traceback
 
-from ..errors import WorkbenchError
+from ..errors import GatesFailed, HarnessError, NotebookFailed, WorkbenchError
 from ..secrets import install_log_redaction, redact
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 1  # refused before anything ran: fix what you typed or configured
+EXIT_USAGE = 2  # argparse exits with 2 for a malformed command line
+EXIT_GATE_FAILED = 3
+EXIT_RUN_FAILED = 4
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = {
+    EXIT_OK: "success; every gate passed",
+    EXIT_BAD_INPUT: "refused: bad input (flag, spec, dataset, gate, baseline) or setup (profile, credential, "
+                    "backend) - nothing was run",
+    EXIT_USAGE: "usage: the command line is malformed",
+    EXIT_GATE_FAILED: "a quality gate failed (the run itself completed)",
+    EXIT_RUN_FAILED: "the run failed: calls failed, it stopped early, or a notebook cell raised; finished work is "
+                     "kept, run the same command again",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); finished calls are kept",
+}
+
+
+def exit_code_for(error: WorkbenchError) -> int:
+    """A failed gate is 3; a run that started and broke (a notebook cell, the harness) is 4; every other workbench
+    error was raised before anything ran (bad input, a setting, a credential, a refusing backend) and is 1."""
+    if isinstance(error, GatesFailed):
+        return EXIT_GATE_FAILED
+    if isinstance(error, (NotebookFailed, HarnessError)):
+        return EXIT_RUN_FAILED
+    return EXIT_BAD_INPUT
+
+
+def exit_codes_help() -> str:
+    """The exit codes as a ``--help`` epilog."""
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
 
 # Command groups, in the order they appear in --help. Add a module here to add commands.
 COMMAND_MODULES = ["foundation", "tokens", "evaluate", "runs"]
@@ -76,18 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     debug = bool(getattr(args, "debug", False) or os.environ.get("WORKBENCH_DEBUG"))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:  # the one place every failure becomes a line (see the module docstring)
         if debug:
             print(redact(traceback.format_exc()), file=sys.stderr, end="")
         print(f"error: {error_line(e)}", file=sys.stderr)
-        return 1
+        return exit_code_for(e) if isinstance(e, WorkbenchError) else EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover
