@@ -19,12 +19,17 @@ and exit code 1. The tree::
     ├── PriceUnknown                (also LookupError) no price for a model: never counted as free
     ├── BudgetExceeded              a run would cost, or has cost, more than its budget allows
     ├── HarnessError                the matrix of calls could not start or go on
-    │   └── RunCancelled            the run was cancelled (cancel event, widget Stop)
+    │   ├── RunCancelled            the run was cancelled (cancel event, widget Stop)
+    │   ├── LedgerError             a run folder's ledger (results.sqlite) is damaged, newer or unwritable
+    │   ├── RequestChanged          a re-run would send finished cells differently (endpoint, api-version, body)
+    │   ├── PreflightFailed         (also ConfigError) a target has no credentials or does not answer
+    │   └── CellFailed              one cell gave up: retries or rate-limit patience used up (names limits)
     └── RunError                    ``workbench run`` / ``rerun`` / ``report`` (notebook runs)
         └── NotebookFailed          a notebook cell raised; the partial notebook and report are kept
 
-Warnings live here too: :class:`WorkbenchWarning` (a ``UserWarning``) and :class:`ParameterWarning`, raised when
-a request parameter is dropped or rewritten for the target model (``max_tokens`` -> ``max_completion_tokens``).
+Warnings live here too: :class:`WorkbenchWarning` (a ``UserWarning``), :class:`ParameterWarning`, raised when
+a request parameter is dropped or rewritten for the target model (``max_tokens`` -> ``max_completion_tokens``),
+and :class:`CacheCorrupt`, when a damaged response cache is moved aside and a fresh one started.
 
 Two private classes are control flow, never shown to a user: :class:`CellStopped` (a worker stops before
 sending because the run is stopping) and :class:`ScoreFailed` (a scorer returns a failing score early).
@@ -136,6 +141,43 @@ class CellStopped(HarnessError):
     """Control flow: a worker stops before sending a cell because the run is stopping (never shown)."""
 
 
+class LedgerError(HarnessError):
+    """A run folder's ledger (``results.sqlite``) cannot be used: damaged, written by a newer workbench, or not
+    writable. The message names the file and how to recover."""
+
+    def __init__(self, message: str, path: Path | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+class RequestChanged(HarnessError):
+    """A re-run into a run folder would send finished cells with a different request (endpoint, api-version,
+    deployment or body) than the one their stored answers came from. ``changes`` lists what differs."""
+
+    def __init__(self, message: str, changes: list[str] | None = None, cells: int = 0):
+        super().__init__(message)
+        self.changes, self.cells = list(changes or []), cells
+
+
+class PreflightFailed(HarnessError, ConfigError):
+    """A target cannot be used: no credentials, or its endpoint does not answer. Raised before the first
+    request of a run; ``profile`` is the profile's name."""
+
+    def __init__(self, message: str, profile: str | None = None):
+        super().__init__(message)
+        self.profile = profile
+
+
+class CellFailed(HarnessError):
+    """One cell gave up after its retries (5xx, timeouts, connection errors: ``max_retries``) or after waiting
+    on 429s longer than ``rate_limit_patience_s``. The message names the limit, the attempts and the target;
+    ``__cause__`` is the last error, whose type the cell's record keeps as ``error_type``."""
+
+    def __init__(self, message: str, rate_limited: int = 0):
+        super().__init__(message)
+        self.rate_limited = rate_limited
+
+
 # ----------------------------------------------------------------------------------------------- scorers
 
 
@@ -176,3 +218,7 @@ class WorkbenchWarning(UserWarning):
 
 class ParameterWarning(WorkbenchWarning):
     """A request parameter was dropped or rewritten for the target model."""
+
+
+class CacheCorrupt(WorkbenchWarning):
+    """The response cache file was damaged: it was moved aside (the message names where) and a fresh one started."""

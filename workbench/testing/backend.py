@@ -46,6 +46,7 @@ class FakeRequest:
     deployment: str | None  # Azure deployment from the URL, else the body's model
     api_version: str | None
     time: float = field(default_factory=time.monotonic)
+    status: int | None = None  # the HTTP status it was answered with (None: a transport fault)
 
     @property
     def model(self) -> str | None:
@@ -440,9 +441,18 @@ class FakeBackend:
         """Decode ``request`` and decide the answer; returns (delay seconds, response). May raise faults."""
         req = self._decode(request)
         resp = self._respond(req)
+        req.status = resp.status_code
         with self._lock:
             self.status_counts[resp.status_code] = self.status_counts.get(resp.status_code, 0) + 1
         return (self.latency, resp)
+
+    def chat_status_counts(self) -> dict[int, int]:
+        """HTTP statuses of the chat requests only (``status_counts`` also counts model lists, embeddings)."""
+        out: dict[int, int] = {}
+        for r in self.chat_requests:
+            if r.status is not None:
+                out[r.status] = out.get(r.status, 0) + 1
+        return out
 
     def _respond(self, req: FakeRequest) -> httpx2.Response:
         denied = self._auth_error(req)
