@@ -41,7 +41,7 @@ class TargetCheck:
     profile: str
     ok: bool | None
     detail: str
-    stage: str = "endpoint"  # credentials | endpoint | local
+    stage: str = "endpoint"  # settings | credentials | endpoint | local
 
     def error(self, label: str | None = None) -> str:
         who = f"Target {label!r} (profile {self.profile!r})" if label and label != self.profile \
@@ -79,6 +79,12 @@ def check_credentials(provider: Provider, *, sign_in: bool = True) -> TargetChec
     try:
         if prof.auth == "key":
             read_api_key(prof)
+        provider.client  # noqa: B018 - builds the SDK client: endpoint, api-version and key settings are checked
+    except ConfigError as e:
+        return TargetCheck(name, False, str(e), "settings" if prof.auth != "key" or "API key" not in str(e)
+                           else "credentials")
+    try:
+        if prof.auth == "key":
             return TargetCheck(name, True, "API key present", "credentials")
         if prof.auth == "none":
             return TargetCheck(name, True, "no credentials needed", "credentials")
