@@ -83,6 +83,16 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
+# A price may carry its own date and source, when it was collected apart from the rest of its file.
+_PROVENANCE_FIELDS = ("as_of", "source")
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where} = {value!r}: a non-empty string (a date like \"2026-12\", or where it comes from).")
+    return value
+
+
 def _model_prices(raw: Mapping[str, Any], path: Path, as_of: str, source: str) -> dict[str, dict[str, Any]]:
     """The ``[prices]`` table of one file, keyed by catalog model name, fields validated."""
     out: dict[str, dict[str, Any]] = {}
@@ -91,15 +101,17 @@ def _model_prices(raw: Mapping[str, Any], path: Path, as_of: str, source: str) -
         where = f"{path}: prices.{name!r}"
         if not isinstance(entry, Mapping):
             raise DataError(f"{where} must be a table like {{ input = 2.5, output = 10.0 }}.")
-        unknown = set(entry) - set(_PRICE_FIELDS)
+        unknown = set(entry) - set(_PRICE_FIELDS) - set(_PROVENANCE_FIELDS)
         if unknown:
-            raise DataError(f"{where} has unknown field(s) {sorted(unknown)}; use {', '.join(_PRICE_FIELDS)}.")
+            raise DataError(f"{where} has unknown field(s) {sorted(unknown)}; use {', '.join(_PRICE_FIELDS)} "
+                            f"(and optionally {', '.join(_PROVENANCE_FIELDS)}, for a price dated apart from the file).")
         try:
             model = catalog.resolve(name).name
         except UnknownModelError as e:
             raise DataError(f"{where}: {e}") from e
-        fields = {k: _number(v, f"{where}.{k}") for k, v in entry.items()}
-        out[model] = {**fields, "as_of": as_of, "source": source}
+        fields = {k: _number(v, f"{where}.{k}") for k, v in entry.items() if k in _PRICE_FIELDS}
+        dated = {k: _text(entry[k], f"{where}.{k}") for k in _PROVENANCE_FIELDS if k in entry}
+        out[model] = {**fields, "as_of": as_of, "source": source, **dated}
     return out
 
 
