@@ -26,7 +26,7 @@ from .catalog import ModelInfo, load_catalog
 from .config import resolve_model
 from .errors import BudgetExceeded, DataError, PriceUnknown, UnknownModelError
 from .records import Usage
-from .tokens import Messages, TokenCount, count_messages
+from .tokens import Messages, TokenCount, count_messages, count_prompt
 
 PER_TOKENS = 1_000_000  # prices are quoted per 1M tokens
 _PRICE_FIELDS = ("input", "cached_input", "output")
@@ -412,14 +412,19 @@ def estimate_request_cost(
     deployments: Mapping[str, str] | None = None,
     prices: PriceTable | None = None,
     labels: Mapping[str, Any] | None = None,
+    prompt: str | None = None,
 ) -> CostEstimate:
-    """Price a chat request before sending it.
+    """Price a chat request (or, with ``prompt``, a completions-endpoint request) before sending it.
 
     ``max_output_tokens`` defaults to the model's own output limit (the true worst case). ``cached_tokens``
-    lets a caller who expects prompt-cache hits price them at the cached rate.
+    lets a caller who expects prompt-cache hits price them at the cached rate. A raw ``prompt`` is counted
+    exactly, with no chat framing (:func:`workbench.tokens.count_prompt`).
     """
     info = resolve_model(model, deployments)
-    counted = count_messages(messages, info, tools=tools, detail_default=detail_default)
+    if prompt is not None:
+        counted = count_prompt(prompt, info)
+    else:
+        counted = count_messages(messages, info, tools=tools, detail_default=detail_default)
     max_out = info.max_output_tokens if max_output_tokens is None else int(max_output_tokens)
     table = prices or load_prices()
     cached = min(cached_tokens, counted.total)
@@ -455,6 +460,7 @@ class PlannedRequest:
     expected_output_tokens: int | None = None
     tools: Sequence[Mapping[str, Any]] | None = None
     labels: Mapping[str, Any] = field(default_factory=dict)
+    prompt: str | None = None  # a completions-endpoint request: the raw prompt (``messages`` is then empty)
 
 
 @dataclass(frozen=True)
@@ -551,6 +557,7 @@ def estimate_matrix_cost(
                     deployments=deployments,
                     prices=table,
                     labels=req.labels,
+                    prompt=req.prompt,
                 )
             )
         except (DataError, PriceUnknown) as e:
@@ -562,7 +569,7 @@ def estimate_matrix_cost(
 def _planned(req: PlannedRequest | Mapping[str, Any], i: int) -> PlannedRequest:
     if isinstance(req, PlannedRequest):
         return req
-    known = {"messages", "model", "max_output_tokens", "expected_output_tokens", "tools", "labels"}
+    known = {"messages", "model", "max_output_tokens", "expected_output_tokens", "tools", "labels", "prompt"}
     if "messages" not in req or "model" not in req:
         raise DataError(f"planned request {i} needs 'messages' and 'model' (got keys {sorted(req)}).")
     labels = {**{k: v for k, v in req.items() if k not in known}, **dict(req.get("labels") or {})}

@@ -183,12 +183,13 @@ def _endpoint_problem(model: ModelInfo, endpoint: Endpoint) -> str | None:
         return None
     serving = sorted(m.name for m in load_catalog().models.values() if m.supports(endpoint) and not m.local)
     if endpoint == "completions":
-        return (f"{model.name} is a chat model with no completions endpoint, and this variant is a `prompt` "
-                f"(completions) variant: send it to a completions model ({', '.join(serving)}), or write the prompt "
-                "as the variant's `user` template to send it as chat")
+        return (f"{model.name} is a chat model with no completions endpoint, so it cannot take a raw prompt (a "
+                f"`prompt` variant): send it to a completions model ({', '.join(serving)}), or write the prompt as "
+                "the variant's `user` template to send it as chat")
     if model.supports("completions"):
-        return (f"{model.name} is a completions model with no chat endpoint, and this variant is a chat (messages) "
-                "variant: give it a `prompt` template instead of system/user messages, or send it to a chat model")
+        return (f"{model.name} is a completions model with no chat endpoint, so it cannot take messages (a chat "
+                "variant): give the variant a `prompt` template instead of system/user messages, or send it to a "
+                "chat model")
     return f"{model.name} is not a chat model (capabilities: {', '.join(sorted(model.capabilities))})"
 
 
@@ -233,7 +234,8 @@ def adapt_request(
     if model.is_reasoning:
         for name in REASONING_UNSUPPORTED:
             if name in params:
-                notes.append(f"{model.name} does not accept {name}; dropped {name}={params.pop(name)!r}")
+                why = " (reasoning models return no token probabilities)" if "logprobs" in name else ""
+                notes.append(f"{model.name} does not accept {name}{why}; dropped {name}={params.pop(name)!r}")
         if "max_tokens" in params:
             value = params.pop("max_tokens")
             if "max_completion_tokens" not in params:

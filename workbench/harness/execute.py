@@ -381,7 +381,7 @@ class Executor:
             target=p.target.label, profile=p.target.profile, deployment=req.deployment, model=req.model.name,
             repeat=cell.repeat, messages=req.messages, params=req.params, cache_hit=cache_hit, started_at=started,
             warnings=list(req.warnings), scores=[], content_filter={}, filter_flags=[], finished_at=started,
-            rate_limited=rate_limited, request_fingerprint=p.cache_key,
+            rate_limited=rate_limited, request_fingerprint=p.cache_key, prompt=req.prompt, endpoint=req.endpoint,
         )
         if c is None:
             cause = error.__cause__ if isinstance(error, CellFailed) and error.__cause__ is not None else error
@@ -395,6 +395,7 @@ class Executor:
                 prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
                 reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices),
                 content_filter=cf.model_dump() if not cf.empty else {}, filter_flags=cf.flagged,
+                logprobs=c.logprobs,
             )
             if c.outcome == "prompt_filtered":
                 fields.update(error_type="content_filter", error_message=c.error_message)

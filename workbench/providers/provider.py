@@ -17,7 +17,14 @@ from ..catalog import ModelInfo, load_catalog
 from ..config import ENTRA_SCOPE, Profile, get_profile, read_api_key
 from ..errors import BackendError, ConfigError, WorkbenchError
 from ..params import adapt_request, refuse_unsendable
-from ..records import COMPLETION_SCHEMA_VERSION, Completion, ContentFilter, Usage, parse_filter_results
+from ..records import (
+    COMPLETION_SCHEMA_VERSION,
+    Completion,
+    ContentFilter,
+    TokenLogprobs,
+    Usage,
+    parse_filter_results,
+)
 from ..secrets import mask_known, redact
 
 TokenProvider = Callable[[], str]
@@ -32,9 +39,17 @@ class PreparedRequest:
     messages: list[dict[str, Any]]
     params: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    prompt: str | None = None  # a completions-endpoint request: the raw prompt (messages is then empty)
+
+    @property
+    def endpoint(self) -> str:
+        """``chat`` (chat completions, messages) or ``completions`` (the completions endpoint, a raw prompt)."""
+        return "completions" if self.prompt is not None else "chat"
 
     def body(self) -> dict[str, Any]:
         """The request body as the service sees it (used for cache keys and token estimates)."""
+        if self.prompt is not None:
+            return {"model": self.deployment, "prompt": self.prompt, **self.params}
         return {"model": self.deployment, "messages": self.messages, **self.params}
 
     @property
@@ -139,16 +154,19 @@ def register_backend(name: str, factory: ClientFactory) -> None:
 
 # ------------------------------------------------------------------------------------------------ provider
 
-_CREATE_PARAMS: set[str] | None = None
+_CREATE_PARAMS: dict[str, set[str]] = {}
 
 
-def _sdk_create_params() -> set[str]:
-    global _CREATE_PARAMS
-    if _CREATE_PARAMS is None:
-        from openai.resources.chat.completions import Completions
+def _sdk_create_params(endpoint: str = "chat") -> set[str]:
+    """The keyword arguments of the SDK's ``create`` for ``endpoint`` (chat completions, or completions)."""
+    if endpoint not in _CREATE_PARAMS:
+        if endpoint == "completions":
+            from openai.resources.completions import Completions
+        else:
+            from openai.resources.chat.completions import Completions
 
-        _CREATE_PARAMS = set(inspect.signature(Completions.create).parameters) - {"self"}
-    return _CREATE_PARAMS
+        _CREATE_PARAMS[endpoint] = set(inspect.signature(Completions.create).parameters) - {"self"}
+    return _CREATE_PARAMS[endpoint]
 
 
 class Provider:
@@ -273,8 +291,34 @@ class Provider:
         refuse_unsendable(deployment, info, adapted.params, adapted.messages)
         return PreparedRequest(deployment, info, adapted.messages, adapted.params, adapted.warnings)
 
-    def _split_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        known = _sdk_create_params()
+    def prepare_prompt(
+        self,
+        prompt: str,
+        model: str | None = None,
+        *,
+        warn: bool = True,
+        _stacklevel: int = 3,
+        **params: Any,
+    ) -> PreparedRequest:
+        """:meth:`prepare` for the completions endpoint: a raw ``prompt`` (no messages, no chat template) for a
+        model that serves it; a chat-only model, or a chat-only parameter, raises :class:`DataError` before
+        anything is sent."""
+        deployment = model or self.profile.default_model
+        info = self.model_info(deployment)
+        merged = {**self.profile.defaults, **params}
+        if "max_completion_tokens" in params:
+            merged.pop("max_tokens", None)
+        adapted = adapt_request(info, [], merged, warn=warn, stacklevel=_stacklevel, endpoint="completions")
+        refuse_unsendable(deployment, info, adapted.params, [], prompt=prompt)
+        return PreparedRequest(deployment, info, [], adapted.params, adapted.warnings, prompt=prompt)
+
+    def complete_prompt(self, prompt: str, model: str | None = None, **params: Any) -> Completion:
+        """Send one completions-endpoint request (a raw prompt) and return its :class:`Completion`."""
+        self._build()
+        return self.send(self.prepare_prompt(prompt, model, _stacklevel=4, **params))
+
+    def _split_params(self, params: dict[str, Any], endpoint: str = "chat") -> dict[str, Any]:
+        known = _sdk_create_params(endpoint)
         kwargs = {k: v for k, v in params.items() if k in known}
         extra = {k: v for k, v in params.items() if k not in known}
         if extra:
@@ -294,7 +338,7 @@ class Provider:
         """Send a prepared request (sync)."""
         start = time.perf_counter()
         try:
-            raw = self.client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout))
+            raw = _resource(self.client, req).with_raw_response.create(**self._create_kwargs(req, timeout))
             parsed = raw.parse()
         except Exception as e:
             return self._on_error(e, req, start)
@@ -304,14 +348,17 @@ class Provider:
         """Send a prepared request (async)."""
         start = time.perf_counter()
         try:
-            raw = await self.async_client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout))
+            raw = await _resource(self.async_client, req).with_raw_response.create(**self._create_kwargs(req, timeout))
             parsed = raw.parse()
         except Exception as e:
             return self._on_error(e, req, start)
         return _to_completion(parsed, raw.headers, req, time.perf_counter() - start, raw.retries_taken)
 
     def _create_kwargs(self, req: PreparedRequest, timeout: float | None) -> dict[str, Any]:
-        kwargs = {"model": req.deployment, "messages": req.messages, **self._split_params(req.params)}
+        if req.prompt is not None:
+            kwargs = {"model": req.deployment, "prompt": req.prompt, **self._split_params(req.params, "completions")}
+        else:
+            kwargs = {"model": req.deployment, "messages": req.messages, **self._split_params(req.params)}
         if timeout:
             kwargs["timeout"] = timeout
         return kwargs
@@ -357,6 +404,11 @@ def get_provider(profile: Profile | str | None = None, **kwargs: Any) -> Provide
 
 
 # ------------------------------------------------------------------------------------------ response -> record
+
+
+def _resource(client: Any, req: PreparedRequest) -> Any:
+    """The SDK resource a request goes to: ``client.completions`` for a raw prompt, else chat completions."""
+    return client.completions if req.prompt is not None else client.chat.completions
 
 
 def _is_content_filter(e: openai.BadRequestError) -> bool:
@@ -416,10 +468,16 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
     )
     finish = choice.finish_reason
     outcome = {"content_filter": "completion_filtered", "length": "length"}.get(finish or "", "ok")
+    if req.prompt is not None:  # the completions endpoint: the text is the choice's own
+        text = getattr(choice, "text", None) or ""
+    else:
+        message = getattr(choice, "message", None)
+        text = (message.content or "") if message else ""
     return Completion.model_construct(
         schema_version=COMPLETION_SCHEMA_VERSION,
         outcome=outcome,
-        text=mask_known(choice.message.content or "") if choice.message else "",  # a key we hold never gets stored
+        text=mask_known(text),  # a key we hold never gets stored
+        logprobs=parse_logprobs(getattr(choice, "logprobs", None)),
         finish_reason=finish,
         usage=usage,
         latency_s=latency,
@@ -434,6 +492,33 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         error_code=None,
         error_message=None,
     )
+
+
+def parse_logprobs(raw: Any) -> TokenLogprobs | None:
+    """The tokens and log-probabilities of a choice, from either endpoint's shape: chat's
+    ``logprobs.content = [{token, logprob, top_logprobs: [{token, logprob}]}]`` or completions'
+    ``logprobs = {tokens, token_logprobs, top_logprobs: [{token: logprob}]}``. None when there are none."""
+    if raw is None:
+        return None
+    if hasattr(raw, "model_dump"):
+        raw = raw.model_dump()
+    if not isinstance(raw, dict):
+        return None
+    if raw.get("content") is not None or "tokens" not in raw:
+        items = raw.get("content") or []
+        tokens = [mask_known(str(t.get("token", ""))) for t in items]
+        logprobs = [t.get("logprob") for t in items]
+        top = [[(mask_known(str(a.get("token", ""))), float(a.get("logprob"))) for a in (t.get("top_logprobs") or [])
+                if a.get("logprob") is not None] for t in items]
+    else:
+        tokens = [mask_known(str(t)) for t in raw.get("tokens") or []]
+        logprobs = list(raw.get("token_logprobs") or [None] * len(tokens))
+        top = [sorted(((mask_known(str(k)), float(v)) for k, v in (alts or {}).items()), key=lambda kv: -kv[1])
+               for alts in (raw.get("top_logprobs") or [])]
+    if not tokens:
+        return None
+    return TokenLogprobs.model_construct(tokens=tokens, logprobs=[None if lp is None else float(lp) for lp in logprobs],
+                                         top=top if any(top) else [])
 
 
 # ------------------------------------------------------------------------------------------------ errors

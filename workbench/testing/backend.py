@@ -57,8 +57,22 @@ class FakeRequest:
         return list((self.body or {}).get("messages") or [])
 
     @property
+    def prompt(self) -> str | None:
+        """The raw prompt of a completions-endpoint request (None for chat)."""
+        prompt = (self.body or {}).get("prompt")
+        return prompt if isinstance(prompt, str) else None
+
+    @property
+    def wants_logprobs(self) -> bool:
+        """The request asked for token log-probabilities (chat: ``logprobs: true``; completions: ``logprobs: N``)."""
+        value = (self.body or {}).get("logprobs")
+        return value is not None and value is not False
+
+    @property
     def user_text(self) -> str:
-        """Text of the last user message (content parts joined)."""
+        """Text of the last user message (content parts joined); a completions request's prompt."""
+        if self.prompt is not None:
+            return self.prompt
         for m in reversed(self.messages):
             if m.get("role") == "user":
                 return content_text(m.get("content"))
@@ -72,15 +86,22 @@ class FakeRequest:
 
     @property
     def params(self) -> dict[str, Any]:
-        return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model")}
+        return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model", "prompt")}
 
 
 # ------------------------------------------------------------------------------------------------- replies
 
 
+TokenScript = list[tuple[str, float, dict[str, float]]]
+
+
 @dataclass
 class Reply:
-    """A successful chat completion. Token counts default to a rough word count of the request."""
+    """A successful chat (or completions) answer. Token counts default to a rough word count of the request.
+
+    ``logprobs``: the tokens to report when the request asks for log-probabilities, as ``(token, logprob,
+    {alternative: logprob})``; by default the text is cut into word tokens with deterministic made-up values
+    (:func:`fake_logprobs`)."""
 
     text: str = "ok"
     finish_reason: str = "stop"
@@ -94,6 +115,7 @@ class Reply:
     latency: float | None = None
     system_fingerprint: str | None = "fp_fake0001"
     model: str | None = None
+    logprobs: TokenScript | None = None
 
 
 class Fault:
@@ -251,9 +273,44 @@ def _rid() -> str:
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/(?P<dep>[^/]+)/(?P<ep>chat/completions|embeddings|completions)$")
 
 
-def _rough_tokens(messages: list[dict[str, Any]]) -> int:
+def _rough_tokens(messages: list[dict[str, Any]], prompt: str | None = None) -> int:
     # 3 per message + about one token per word; good enough for a fake (exact counts live in tokens.py)
+    if prompt is not None:
+        return max(1, len(prompt.split()))
     return 3 + sum(3 + len(content_text(m.get("content")).split()) for m in messages)
+
+
+def fake_logprobs(text: str, top: int = 0) -> TokenScript:
+    """Deterministic token log-probabilities for ``text``: word tokens (with their leading space), each with a
+    logprob made from a hash of the token and ``top`` made-up alternatives ranked below it."""
+    out: TokenScript = []
+    for i, token in enumerate(re.findall(r"\s*\S+|\s+", text)):
+        h = int(hashlib.md5(f"{i}:{token}".encode()).hexdigest(), 16)
+        chosen = -((h % 200) / 100.0)  # between -2 and 0
+        alts = {token: chosen}
+        for j in range(1, top):
+            alts[f"{token.strip() or '_'}~{j}"] = chosen - j * 0.5 - ((h >> (8 * j)) % 50) / 100.0
+        out.append((token, chosen, alts))
+    return out
+
+
+def logprobs_body(script: TokenScript, endpoint: str, top: int) -> dict[str, Any]:
+    """A choice's ``logprobs`` in the endpoint's own shape: chat ``{content: [{token, logprob, bytes,
+    top_logprobs}]}``, completions ``{tokens, token_logprobs, top_logprobs, text_offset}``."""
+    if endpoint == "completions":
+        offsets, at = [], 0
+        for token, _, _ in script:
+            offsets.append(at)
+            at += len(token)
+        return {"tokens": [t for t, _, _ in script], "token_logprobs": [lp for _, lp, _ in script],
+                "top_logprobs": [dict(sorted(alts.items(), key=lambda kv: -kv[1])[:top]) for _, _, alts in script]
+                if top else None,
+                "text_offset": offsets}
+    return {"content": [
+        {"token": token, "logprob": lp, "bytes": list(token.encode()),
+         "top_logprobs": [{"token": a, "logprob": alp, "bytes": list(a.encode())}
+                          for a, alp in sorted(alts.items(), key=lambda kv: -kv[1])[:top]]}
+        for token, lp, alts in script], "refusal": None}
 
 
 class FakeBackend:
@@ -309,6 +366,11 @@ class FakeBackend:
     def chat_requests(self) -> list[FakeRequest]:
         return [r for r in self.requests if r.endpoint == "chat/completions"]
 
+    @property
+    def completion_requests(self) -> list[FakeRequest]:
+        """Requests to the completions endpoint (a raw ``prompt``)."""
+        return [r for r in self.requests if r.endpoint == "completions"]
+
     # -- plumbing -----------------------------------------------------------------------------------
     @property
     def transport(self) -> FakeTransport:
@@ -330,7 +392,8 @@ class FakeBackend:
                 auth="entra" if style == "azure-entra" else "key",
                 azure_v1=style == "azure-v1",
                 model="chat",
-                deployments={"chat": "gpt-4o-mini", "reasoner": "o4-mini", "big": "gpt-4o"},
+                deployments={"chat": "gpt-4o-mini", "reasoner": "o4-mini", "big": "gpt-4o",
+                             "instruct": "gpt-35-turbo-instruct"},
             )
         else:
             raise DataError(f"unknown fake profile style {style!r}: openai, azure, azure-entra, azure-v1")
@@ -365,7 +428,9 @@ class FakeBackend:
         else:
             style = "azure_v1" if "/openai/v1/" in path else "openai"
             endpoint = next(
-                (e for e in ("chat/completions", "embeddings", "models") if path.rstrip("/").endswith(e)), path
+                (e for e in ("chat/completions", "completions", "embeddings", "models")
+                 if path.rstrip("/").endswith(e)),
+                path,
             )
             deployment = None
         with self._lock:
@@ -415,7 +480,8 @@ class FakeBackend:
         if not q:
             return None
         body = req.body or {}
-        cost = _rough_tokens(req.messages) + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        cost = _rough_tokens(req.messages, req.prompt) + int(body.get("max_tokens") or body.get("max_completion_tokens")
+                                                             or 0)
         now = time.monotonic()
         window = q["window"]
         scale = window / 60.0
@@ -483,8 +549,10 @@ class FakeBackend:
             )
         if req.endpoint == "embeddings":
             return self._embeddings(req)
-        if req.endpoint != "chat/completions":
+        if req.endpoint not in ("chat/completions", "completions"):
             return _error(404, "404", f"fake backend: no route for {req.path}")
+        if req.endpoint == "completions" and req.prompt is None:
+            return _error(400, "invalid_request_error", "the completions endpoint needs a `prompt`", param="prompt")
         limited = self._quota_check(req)
         if limited is not None:
             return limited
@@ -497,17 +565,22 @@ class FakeBackend:
         return self._chat_body(req, reply)
 
     def _chat_body(self, req: FakeRequest, reply: Reply) -> httpx2.Response:
-        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages)
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages, req.prompt)
         completion = reply.completion_tokens if reply.completion_tokens is not None else max(1, len(reply.text.split()))
-        choice: dict[str, Any] = {
-            "index": 0,
-            "finish_reason": reply.finish_reason,
-            "logprobs": None,
-            "message": {"role": "assistant", "content": reply.text},
-        }
+        text_endpoint = req.endpoint == "completions"
+        choice: dict[str, Any] = {"index": 0, "finish_reason": reply.finish_reason, "logprobs": None}
+        if text_endpoint:
+            choice["text"] = reply.text
+        else:
+            choice["message"] = {"role": "assistant", "content": reply.text}
+        if req.wants_logprobs:
+            body_in = req.body or {}
+            top = int(body_in.get("logprobs") or 0) if text_endpoint else int(body_in.get("top_logprobs") or 0)
+            script = reply.logprobs if reply.logprobs is not None else fake_logprobs(reply.text, top)
+            choice["logprobs"] = logprobs_body(script, req.endpoint, top)
         body: dict[str, Any] = {
-            "id": f"chatcmpl-{_rid()[:12]}",
-            "object": "chat.completion",
+            "id": f"{'cmpl' if text_endpoint else 'chatcmpl'}-{_rid()[:12]}",
+            "object": "text_completion" if text_endpoint else "chat.completion",
             "created": int(time.time()),
             "model": reply.model or req.model or "fake",
             "system_fingerprint": reply.system_fingerprint,
@@ -547,7 +620,7 @@ class FakeBackend:
 def request_key(body: dict[str, Any] | None) -> str:
     """Which call a chat request is (its model and messages), to count calls paid more than once."""
     body = body or {}
-    raw = json.dumps([body.get("model"), body.get("messages")], sort_keys=True, default=str)
+    raw = json.dumps([body.get("model"), body.get("messages"), body.get("prompt")], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
