@@ -285,4 +285,6 @@ class CellResult(Model):
                 d[f"evidence.{s.scorer}"] = s.evidence
             if s.error:
                 d[f"score_error.{s.scorer}"] = s.error
+            if "confidence" in s.metadata:  # how sure the model was of its answer (label_probability)
+                d[f"confidence.{s.scorer}"] = s.metadata["confidence"]
         return d

@@ -417,7 +417,8 @@ class Executor:
         from ..scorers import ScoreInput
 
         inp = ScoreInput(output=rec.output, parsed=rec.parsed, expected=cell.case.expected, vars=cell.case.vars,
-                         case_id=cell.case.id, variant=cell.variant.name, messages=rec.messages, outcome=rec.outcome)
+                         case_id=cell.case.id, variant=cell.variant.name, messages=rec.messages, outcome=rec.outcome,
+                         prompt=rec.prompt, logprobs=rec.logprobs)
         out: list[Score] = []
         for scorer in self.scorers:
             if rec.outcome == "error":  # nothing to score: the call failed (see error_type)

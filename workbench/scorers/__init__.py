@@ -32,6 +32,7 @@ The package, one module per family (in the manner of inspect_ai's ``scorer/``):
 - ``base``: :class:`ScoreInput`, the :class:`Scorer` base class and its guarantees, the registry decorator;
 - ``text``: exact, contains, regex, label; ``structured``: json_valid, json_schema, numeric;
 - ``model_graded``: embedding, judge (and :func:`parse_grade`); ``python``: your own function;
+- ``probability``: label_probability (the probability of each label, from the first token's alternatives);
 - ``registry``: :func:`build_scorer` / :func:`build_scorers` from any spec form, :func:`scorer_name`.
 """
 
@@ -41,6 +42,7 @@ from ..errors import JudgeParseError, ScoringError
 from ..records import Score
 from .base import FAILED_OUTCOMES, SCORERS, ScoreInput, Scorer, register_scorer
 from .model_graded import EmbeddingScorer, JudgeScorer, parse_grade
+from .probability import LabelProbabilityScorer
 from .python import PythonScorer
 from .registry import build_scorer, build_scorers, scorer_name
 from .structured import JsonSchemaScorer, JsonValidScorer, NumericScorer
@@ -49,6 +51,7 @@ from .text import ContainsScorer, ExactScorer, LabelScorer, RegexScorer
 __all__ = [
     "ScoreInput", "Score", "Scorer", "ExactScorer", "ContainsScorer", "RegexScorer", "LabelScorer",
     "JsonValidScorer", "JsonSchemaScorer", "NumericScorer", "EmbeddingScorer", "JudgeScorer", "PythonScorer",
+    "LabelProbabilityScorer",
     "SCORERS", "FAILED_OUTCOMES", "register_scorer", "build_scorer", "build_scorers", "scorer_name", "parse_grade",
     "JudgeParseError", "ScoringError",
 ]
