@@ -115,3 +115,46 @@ def test_calibration_per_variant_end_to_end_through_both_logprobs_shapes(tmp_pat
     assert table.loc["hedge", "mean_confidence"] == pytest.approx(0.7)
     bins = table.loc["hedge", "bins"].bins
     assert [b.n for b in bins] == [0] * 7 + [4, 0, 0]  # all four answers at 0.7
+
+
+def _cal_experiment():
+    rows = [{"id": c, "text": f"review {c} <b>", "expected": e}
+            for c, e in (("c1", "positive"), ("c2", "positive"), ("c3", "negative"), ("c4", "negative"))]
+    return Experiment(name="cal", dataset=rows, targets=["fake"],
+                      scorers=[{"label_probability": ["positive", "negative"]}],
+                      variants=[Variant(name="sure", user="{{ text }}", params={"logprobs": True, "top_logprobs": 5}),
+                                Variant(name="hedge", prompt="{{ text }}\nSentiment:", target="fake:instruct",
+                                        params={"logprobs": 5, "max_tokens": 2})])
+
+
+def test_results_calibration_and_the_reliability_chart(tmp_path):
+    from workbench.viz import plot_reliability
+
+    res = run(_cal_experiment(), providers={"fake": FakeBackend(_reply).provider("azure")}, out=tmp_path / "run",
+              progress=False)
+    table = res.calibration().set_index("variant")
+    assert table.loc["hedge", "ece"] == pytest.approx(0.05) and table.loc["hedge", "target"] == "fake:instruct"
+    fig = plot_reliability(res.df, "label_probability")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "sure: ECE 0.150 (n=4)" in labels and "hedge: ECE 0.050 (n=4)" in labels
+    assert len(fig.axes[0].collections) == 2  # one set of bin points per variant
+
+
+def test_the_report_shows_calibration_and_token_probabilities_without_scripts(tmp_path):
+    import re
+
+    from workbench import runs
+    from workbench.runs.manifest import NotebookInfo
+
+    run_dir = tmp_path / "reports" / "cal" / "r1"
+    runs.run_experiment(_cal_experiment(), run_dir, providers={"fake": FakeBackend(_reply).provider("azure")},
+                        progress=False)
+    out = runs.finalize_run(run_dir, run_id="r1", experiment="cal", notebook=NotebookInfo(path="", name="(none)"),
+                            parameters={})
+    html = out.report.read_text()
+    assert 'id="calibration"' in html and 'id="probabilities"' in html
+    assert "reliability diagram per variant" in html and "0.050" in html  # hedge's ECE in the table
+    # each token coloured, its alternatives in a title= attribute (hover works with no script)
+    assert re.search(r'<span title="&#x27; positive&#x27;: p = 70.0% \(logprob -0.357\)\nalternatives:', html)
+    assert "<script" not in html.lower()
+    assert "review c1 &lt;b&gt;" in html  # a prompt variant's input is its raw prompt, escaped

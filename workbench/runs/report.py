@@ -288,6 +288,41 @@ def flaky_section(results: Results) -> dict[str, Any]:
             "chart": _chart(lambda: plot_flakiness(f, by="variant"), "stable and flaky cases per variant")}
 
 
+def calibration_section(results: Results) -> dict[str, Any] | None:
+    """Calibration per variant (reliability diagram, ECE), when a scorer states a confidence; else None."""
+    from ..viz.eval_charts import plot_reliability
+
+    df = results.df
+    stated = [s for s in results.scorers if f"confidence.{s}" in df.columns]
+    if not stated:
+        return None
+    scorer = stated[0]
+    cal = results.calibration(scorer)
+    rows = [{**row, **{k: fmt_num(row[k], 3) for k in ("accuracy", "mean_confidence", "ece", "mce", "brier")}}
+            for row in cal.drop(columns=["bins"]).to_dict("records")]
+    columns = ["variant", "target", "n", "n_without", "accuracy", "mean_confidence", "ece", "mce", "brier"]
+    headers = {"n": "answers", "n_without": "no confidence", "mean_confidence": "mean confidence", "ece": "ECE",
+               "mce": "max gap", "brier": "Brier"}
+    return {"scorer": scorer, "table": table(rows, columns, headers=headers),
+            "chart": _chart(lambda: plot_reliability(cal, scorer, by=["variant", "target"]),
+                            "reliability diagram per variant")}
+
+
+def probability_section(results: Results, n: int = 3) -> dict[str, Any] | None:
+    """A few answers drawn with their token probabilities (hover for the alternatives), when cells have them."""
+    from ..viz.token_view import ProbabilityView
+
+    views = []
+    for rec in results.records:
+        if rec.logprobs is not None and rec.repeat == 0 and len(views) < n * max(1, len(results.variants)):
+            if sum(1 for v, _ in views if v == rec.variant) < n:
+                views.append((rec.variant, Markup(ProbabilityView(
+                    rec.logprobs, title=f"{rec.variant} · {rec.case_id} · {rec.target}").to_html())))
+    if not views:
+        return None
+    return {"views": [v for _, v in views]}
+
+
 def sample_outputs(results: Results, n: int = SAMPLE_CASES) -> dict[str, Any]:
     """A reproducible sample of cases: the input, the expected answer, and every variant's output (escaped)."""
     import random
@@ -326,6 +361,9 @@ def sample_outputs(results: Results, n: int = SAMPLE_CASES) -> dict[str, Any]:
 
 
 def _input_text(row: Any) -> str:
+    prompt = row.get("prompt") if hasattr(row, "get") else None
+    if isinstance(prompt, str):  # a completions-endpoint cell: the raw prompt is the input
+        return prompt
     try:
         messages = json.loads(row["messages"]) if isinstance(row["messages"], str) else row["messages"]
     except (ValueError, TypeError):
@@ -418,6 +456,7 @@ def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[
         "experiment": experiment_section(results, m) if m.spec or results is not None else None,
         "has_results": results is not None and len(results) > 0,
         "scores": [], "comparisons": [], "cost": None, "flaky": None, "sample": None, "errors": None,
+        "calibration": None, "probabilities": None,
         "provenance": provenance(m),
         "notebook": NotebookRenderer(notebook).render() if notebook else None,
         "results_status": m.results_status,
@@ -432,6 +471,8 @@ def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[
             headers={"a": "baseline", "b": "variant"}) if rows else None
         ctx["cost"] = cost_section(results, m)
         ctx["flaky"] = flaky_section(results)
+        ctx["calibration"] = calibration_section(results)
+        ctx["probabilities"] = probability_section(results)
         sample = sample_outputs(results, sample_cases)
         ctx["sample"] = {**sample, "table": table(sample["rows"], sample["columns"], css="data outputs")
                          if sample["rows"] else None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import random
 import re
 import threading
@@ -282,15 +283,16 @@ def _rough_tokens(messages: list[dict[str, Any]], prompt: str | None = None) -> 
 
 def fake_logprobs(text: str, top: int = 0) -> TokenScript:
     """Deterministic token log-probabilities for ``text``: word tokens (with their leading space), each with a
-    logprob made from a hash of the token and ``top`` made-up alternatives ranked below it."""
+    probability made from a hash of the token, and ``top`` alternatives sharing the rest (half, a quarter...), so
+    every token's alternatives form part of one distribution."""
     out: TokenScript = []
     for i, token in enumerate(re.findall(r"\s*\S+|\s+", text)):
         h = int(hashlib.md5(f"{i}:{token}".encode()).hexdigest(), 16)
-        chosen = -((h % 200) / 100.0)  # between -2 and 0
-        alts = {token: chosen}
+        p = 0.2 + (h % 80) / 100.0  # between 0.2 and 0.99
+        alts = {token: math.log(p)}
         for j in range(1, top):
-            alts[f"{token.strip() or '_'}~{j}"] = chosen - j * 0.5 - ((h >> (8 * j)) % 50) / 100.0
-        out.append((token, chosen, alts))
+            alts[f"{token.strip() or '_'}~{j}"] = math.log((1 - p) * 0.5 ** j)
+        out.append((token, math.log(p), alts))
     return out
 
 
