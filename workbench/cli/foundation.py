@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=doctor)
 
-    c = sub.add_parser("chat", help="one chat completion: the reply on stdout, usage after it (on stderr)")
+    c = sub.add_parser("chat", help="one chat completion, streamed: the reply on stdout, usage after it (on stderr)")
     c.add_argument("prompt", help="the user message ('-' reads stdin)")
     c.add_argument("--profile", "-p", default=None, help="connection profile (default: local)")
     c.add_argument("--model", "-m", default=None, help="deployment or model (default: the profile's)")
@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--temperature", "-t", type=float, default=None)
     c.add_argument("--max-tokens", type=int, default=None)
     c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--json", action="store_true", help="print the whole Completion record as JSON")
+    c.add_argument("--json", action="store_true", help="print the whole Completion record as JSON (not streamed)")
+    c.add_argument("--no-stream", action="store_true", help="print the reply when it is complete, not as it comes")
     c.set_defaults(func=chat)
 
 
@@ -79,7 +80,9 @@ def chat(args: argparse.Namespace) -> int:
         if v is not None
     }
     provider = get_provider(args.profile)
-    result = provider.complete(messages, model=args.model, **params)
+    stream = not (args.json or args.no_stream)
+    out = _StreamWriter(sys.stdout) if stream else None
+    result = provider.complete(messages, model=args.model, on_delta=out.write if out else None, **params)
     if args.json:
         print(result.model_dump_json(indent=2))
         return 0
@@ -88,15 +91,42 @@ def chat(args: argparse.Namespace) -> int:
     if result.outcome == "prompt_filtered":
         print(f"prompt rejected by the content filter: {', '.join(result.content_filter.flagged)}", file=sys.stderr)
         return 1
-    print(result.text)
-    u = result.usage
-    extra = f", cached {u.cached_tokens}" if u.cached_tokens else ""
-    extra += f", reasoning {u.reasoning_tokens}" if u.reasoning_tokens else ""
-    print(
-        f"[{provider.profile.name} {result.model or result.deployment} | finish {result.finish_reason} | "
-        f"tokens: prompt {u.prompt_tokens}, completion {u.completion_tokens}{extra} | {result.latency_s:.2f} s]",
-        file=sys.stderr,
-    )
+    if out is not None:
+        out.end()
+    else:
+        print(result.text)
+    print(_usage_line(provider.profile.name, result), file=sys.stderr)
     if result.outcome == "completion_filtered":
         print(f"completion stopped by the content filter: {', '.join(result.content_filter.flagged)}", file=sys.stderr)
     return 0
+
+
+class _StreamWriter:
+    """Text pieces to a terminal or pipe as they arrive: one write and one flush per piece."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.last = "\n"
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+        self.last = text[-1:] or self.last
+
+    def end(self) -> None:
+        if self.last != "\n":
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _usage_line(profile: str, result) -> str:
+    """``[profile model | finish | tokens | first token, total time, tokens/s]`` for stderr."""
+    u = result.usage
+    extra = f", cached {u.cached_tokens}" if u.cached_tokens else ""
+    extra += f", reasoning {u.reasoning_tokens}" if u.reasoning_tokens else ""
+    timing = [f"first token {result.first_token_s:.2f} s"] if result.first_token_s is not None else []
+    timing.append(f"{result.latency_s:.2f} s")
+    if result.tokens_per_s is not None:
+        timing.append(f"{result.tokens_per_s:.1f} tokens/s")
+    return (f"[{profile} {result.model or result.deployment} | finish {result.finish_reason} | "
+            f"tokens: prompt {u.prompt_tokens}, completion {u.completion_tokens}{extra} | {', '.join(timing)}]")

@@ -94,10 +94,12 @@ def parse_json_output(text: str) -> tuple[Any, str | None]:
 class Executor:
     def __init__(self, exp: Experiment, planned: list[PlannedCell], store: RunStore, cache: ResponseCache | None,
                  scorers: list, progress: RunProgress, budget: Any,
-                 on_result: Callable[[CellResult], None] | None, cancel: threading.Event | None, bar):
+                 on_result: Callable[[CellResult], None] | None, cancel: threading.Event | None, bar, *,
+                 on_stream: Callable[[PlannedCell, str], None] | None = None):
         self.exp, self.planned, self.store, self.cache = exp, planned, store, cache
         self.scorers, self.progress, self.budget = scorers, progress, budget  # a workbench.costs.Budget
         self.on_result, self.cancel, self.bar = on_result, cancel, bar
+        self.on_stream = on_stream  # opt-in: calls are streamed, and on_stream(cell, text so far) sees them
         self.limiters: dict[str, TargetLimiter] = {}
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
@@ -236,7 +238,8 @@ class Executor:
                 raise CellStopped()
             try:
                 async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0):
-                    completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s)
+                    completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s,
+                                                        on_delta=self._stream_to(p))
                 limiter.on_success()
                 self._reached.add(limiter.name)
                 completion.retries = attempt
@@ -262,6 +265,21 @@ class Executor:
                 self.progress.retries += 1
                 await asyncio.sleep(backoff(attempt - 1, rng=self.rng))
 
+    def _stream_to(self, p: PlannedCell) -> Callable[[str], None] | None:
+        """For a streamed run: a fresh accumulator per attempt, handing the text so far to ``on_stream``."""
+        if self.on_stream is None:
+            return None
+        parts: list[str] = []
+
+        def on_delta(delta: str) -> None:
+            parts.append(delta)
+            try:
+                self.on_stream(p, "".join(parts))
+            except Exception:  # a display callback must not stop the call
+                log.exception("on_stream callback failed")
+
+        return on_delta
+
     async def _record(self, p: PlannedCell, c: Completion | None, error: BaseException | None, cache_hit: bool,
                       started: str) -> CellResult:
         cell, req = p.cell, p.request
@@ -278,6 +296,7 @@ class Executor:
             u, cf = c.usage, c.content_filter
             fields.update(
                 output=c.text, outcome=c.outcome, finish_reason=c.finish_reason, latency_s=c.latency_s,
+                first_token_s=c.first_token_s, tokens_per_s=c.tokens_per_s, streamed=c.streamed,
                 request_id=c.request_id, system_fingerprint=c.system_fingerprint, retries=c.retries,
                 prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
                 reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices),

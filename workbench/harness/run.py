@@ -21,7 +21,7 @@ from ..records import CellResult, utcnow
 from ..results import Results
 from ..store import ResponseCache, RunStore, workbench_home
 from .execute import Executor, RunProgress
-from .plan import estimate_planned, plan
+from .plan import PlannedCell, estimate_planned, plan
 
 log = logging.getLogger("workbench.harness")
 
@@ -51,6 +51,7 @@ async def arun(
     on_result: Callable[[CellResult], None] | None = None,
     cancel: threading.Event | None = None,
     state: RunProgress | None = None,
+    on_stream: Callable[[PlannedCell, str], None] | None = None,
 ) -> Results:
     """Run ``experiment`` and return its :class:`Results` (see :func:`run`)."""
     exp = experiment
@@ -90,7 +91,8 @@ async def arun(
     pr = state or RunProgress()
     pr.total, pr.skipped, pr.done = len(planned), len(planned) - len(pending), len(planned) - len(pending)
     bar = _make_bar(len(planned), pr.done, exp.name, progress)
-    ex = Executor(exp, pending, store, response_cache, scorers, pr, budget, on_result, cancel, bar)
+    ex = Executor(exp, pending, store, response_cache, scorers, pr, budget, on_result, cancel, bar,
+                  on_stream=on_stream)
     status = "complete"
     try:
         await ex.run()
@@ -156,6 +158,7 @@ def run(
     budget_usd: float | None = None,
     on_result: Callable[[CellResult], None] | None = None,
     cancel: threading.Event | None = None,
+    on_stream: Callable[[PlannedCell, str], None] | None = None,
 ) -> Results:
     """Run an experiment to the end and return its :class:`Results`.
 
@@ -171,9 +174,11 @@ def run(
             experiment's ``budget_usd``).
         on_result: called with each finished :class:`CellResult` (from the run's thread).
         cancel: a ``threading.Event``; setting it stops the run after the calls in flight.
+        on_stream: stream every call and report its text as it arrives: ``on_stream(planned_cell, text_so_far)``
+            (from the run's thread). Off by default: a batch run does not pay for streaming.
     """
     return run_sync(arun(experiment, out=out, cache=cache, providers=providers, progress=progress,
-                         budget_usd=budget_usd, on_result=on_result, cancel=cancel),
+                         budget_usd=budget_usd, on_result=on_result, cancel=cancel, on_stream=on_stream),
                     thread_name=f"workbench-run-{experiment.name}")
 
 
@@ -194,13 +199,14 @@ class RunHandle:
         progress: bool = False,
         budget_usd: float | None = None,
         on_result: Callable[[CellResult], None] | None = None,
+        on_stream: Callable[[PlannedCell, str], None] | None = None,
     ):
         self.cancel_event = threading.Event()
         self.state = RunProgress()
         self.results: Results | None = None
         self.error: BaseException | None = None
         coro_kwargs = dict(out=out, cache=cache, providers=providers, progress=progress, budget_usd=budget_usd,
-                           on_result=on_result, cancel=self.cancel_event, state=self.state)
+                           on_result=on_result, cancel=self.cancel_event, state=self.state, on_stream=on_stream)
         self._thread = threading.Thread(target=self._target, args=(experiment, coro_kwargs), daemon=True,
                                         name=f"workbench-run-{experiment.name}")
         self._thread.start()
@@ -233,10 +239,11 @@ def start(
     providers: Mapping[str, Provider] | None = None,
     budget_usd: float | None = None,
     on_result: Callable[[CellResult], None] | None = None,
+    on_stream: Callable[[PlannedCell, str], None] | None = None,
 ) -> RunHandle:
     """Start a run in the background and return a :class:`RunHandle` (``.cancel()``, ``.wait()``, ``.state``).
 
     The keywords are :func:`run`'s; there is no progress bar (a widget shows ``handle.state`` instead).
     """
     return RunHandle(experiment, out=out, cache=cache, providers=providers, budget_usd=budget_usd,
-                     on_result=on_result)
+                     on_result=on_result, on_stream=on_stream)

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx2
 
-from .backend import FakeBackend, ServerError
+from .backend import FakeBackend, FakeEventStream, ServerError
 
 
 class FakeServer:
@@ -65,6 +65,9 @@ class FakeServer:
                     return  # a connection fault: drop the connection
                 if delay:
                     await asyncio.sleep(delay)
+                if isinstance(response.stream, FakeEventStream):
+                    await self._write_stream(writer, response)
+                    continue
                 content = response.content
                 out = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
                 for k, v in response.headers.items():
@@ -77,6 +80,21 @@ class FakeServer:
             pass
         finally:
             writer.close()
+
+
+    @staticmethod
+    async def _write_stream(writer: asyncio.StreamWriter, response: httpx2.Response) -> None:
+        """A streamed answer over HTTP/1.1: chunked transfer encoding, each event written as it comes."""
+        out = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
+        out += [f"{k}: {v}" for k, v in response.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+        out.append("transfer-encoding: chunked")
+        writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1"))
+        async for data in response.stream:
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
 
 
 def main(argv: list[str] | None = None) -> None:
