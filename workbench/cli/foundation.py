@@ -11,60 +11,77 @@ from ..errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="show profiles, which backends answer, and the local model's status")
-    p.add_argument("--profile", action="append", help="check only this profile (repeatable)")
+    p = sub.add_parser("doctor", help="show profiles, which backends answer, and the local model's status",
+                       description="Check every profile: ok (answers), not configured (a setting is missing: "
+                                   "the line says which), failing (configured but does not answer). Exits 1 "
+                                   "only if a profile is failing.")
+    p.add_argument("--profile", "-P", action="append", help="check only this profile (repeatable)")
     p.add_argument("--offline", action="store_true", help="do not contact remote backends")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=doctor)
 
     c = sub.add_parser("chat", help="one chat completion, streamed: the reply on stdout, usage after it (on stderr)")
     c.add_argument("prompt", help="the user message ('-' reads stdin)")
-    c.add_argument("--profile", "-p", default=None, help="connection profile (default: local)")
+    c.add_argument("--profile", "-P", default=None, help="connection profile (default: local)")
     c.add_argument("--model", "-m", default=None, help="deployment or model (default: the profile's)")
     c.add_argument("--system", "-s", default=None, help="system message")
-    c.add_argument("--temperature", "-t", type=float, default=None)
-    c.add_argument("--max-tokens", type=int, default=None)
-    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--temperature", "-t", type=float, default=None,
+                   help="sampling temperature, 0 to 2 (default: the profile's)")
+    c.add_argument("--max-tokens", type=int, default=None, help="longest answer, in tokens (default: the profile's)")
+    c.add_argument("--seed", type=int, default=None, help="sampling seed, for repeatable answers where supported")
     c.add_argument("--json", action="store_true", help="print the whole Completion record as JSON (not streamed)")
     c.add_argument("--no-stream", action="store_true", help="print the reply when it is complete, not as it comes")
     c.set_defaults(func=chat)
 
 
-def doctor(args: argparse.Namespace) -> int:
+DOCTOR_MARKS = {"ok": "ok  ", "not configured": "--  ", "failing": "FAIL", "not checked": "..  "}
+
+
+def _check_profile(prof, offline: bool) -> tuple[str, str, dict]:
+    """(status, detail, extra) for one profile: ``ok``, ``not configured``, ``failing`` or ``not checked``."""
     from ..providers import get_provider
     from ..providers.local import local_status
 
+    if prof.backend == "local":
+        st = local_status()
+        if st.get("ok"):
+            return "ok", f"{st['model']} loaded in {st.get('load_s')} s", {"local_model": st}
+        return "failing", st.get("error") or "the local model does not load", {"local_model": st}
+    try:
+        provider = get_provider(prof)
+        provider.client  # noqa: B018 - builds the client: a missing endpoint, key or version shows here
+    except ConfigError as e:  # a setting is missing: a finding to act on, not a failure of a backend
+        return "not configured", str(e), {}
+    if offline:
+        return "not checked", "configured; not contacted (--offline)", {}
+    ok, detail = provider.ping(timeout=8)
+    return ("ok" if ok else "failing"), detail, {}
+
+
+def doctor(args: argparse.Namespace) -> int:
     cfg = load_config()
     report: dict = {"config_files": [str(f) for f in cfg.files], "default_profile": cfg.default_profile, "profiles": {}}
     names = args.profile or sorted(cfg.profiles)
     for name in names:
         prof = cfg.profile(name)
-        entry: dict = {"backend": prof.backend, "source": prof.source, "description": prof.description}
-        if prof.backend == "local":
-            entry["local_model"] = local_status()
-            entry["ok"] = entry["local_model"].get("ok", False)
-            entry["detail"] = (f"{entry['local_model']['model']} loaded in {entry['local_model'].get('load_s')} s"
-                               if entry["ok"] else entry["local_model"].get("error"))
-        elif args.offline:
-            entry["ok"], entry["detail"] = None, "not checked (--offline)"
-        else:
-            try:
-                ok, detail = get_provider(prof).ping(timeout=8)
-            except ConfigError as e:  # a missing setting is a finding, not a crash
-                ok, detail = None, f"not configured: {e}"
-            except Exception as e:
-                ok, detail = False, str(e)
-            entry["ok"], entry["detail"] = ok, detail
-        report["profiles"][name] = entry
+        status, detail, extra = _check_profile(prof, args.offline)
+        report["profiles"][name] = {
+            "backend": prof.backend, "source": prof.source, "description": prof.description, "status": status,
+            "ok": {"ok": True, "failing": False}.get(status), "detail": detail, **extra,
+        }
+    failing = [n for n, e in report["profiles"].items() if e["status"] == "failing"]
     if args.json:
         print(json.dumps(report, indent=2))
-        return 0
+        return 1 if failing else 0
     print(f"config files: {', '.join(report['config_files']) or '(none; built-in profiles only)'}")
     print(f"default profile: {cfg.default_profile}")
     for name, e in report["profiles"].items():
-        mark = {True: "ok  ", False: "FAIL", None: "--  "}[e["ok"]]
-        print(f"  [{mark}] {name:<12} {e['backend']:<7} {e['detail']}")
-    return 0
+        print(f"  [{DOCTOR_MARKS[e['status']]}] {name:<12} {e['backend']:<7} {e['status']}: {e['detail']}")
+    counts = {s: sum(1 for e in report["profiles"].values() if e["status"] == s) for s in DOCTOR_MARKS}
+    print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    if failing:
+        print(f"failing: {', '.join(failing)} (configured, but not answering: see the lines above)", file=sys.stderr)
+    return 1 if failing else 0
 
 
 def chat(args: argparse.Namespace) -> int:
