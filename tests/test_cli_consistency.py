@@ -22,7 +22,7 @@ def _commands(parser: argparse.ArgumentParser):
 
 def test_each_short_flag_means_one_thing_in_every_command():
     meanings: dict[str, set[str]] = {}
-    for name, cmd in _commands(build_parser()):
+    for _name, cmd in _commands(build_parser()):
         for action in cmd._actions:
             shorts = [o for o in action.option_strings if len(o) == 2]
             longs = [o for o in action.option_strings if o.startswith("--")]
@@ -49,9 +49,11 @@ def test_money_keeps_small_costs_visible():
 
 
 def test_counts_agree_with_their_nouns():
-    assert plural(1, "token") == "1 token" and plural(0, "token") == "0 tokens" and plural(1024, "call") == "1,024 calls"
+    assert plural(1, "token") == "1 token" and plural(0, "token") == "0 tokens"
+    assert plural(1024, "call") == "1,024 calls"
     assert plural(2, "repeat") == "2 repeats" and plural(2, "child", "children") == "2 children"
-    assert format_seconds(0.314) == "0.31 s" and format_seconds(12.44) == "12.4 s" and format_seconds(125) == "2 min 05 s"
+    assert format_seconds(0.314) == "0.31 s" and format_seconds(12.44) == "12.4 s"
+    assert format_seconds(125) == "2 min 05 s"
     assert format_rate(3.46) == "3.5 tok/s" and format_rate(84.6) == "85 tok/s" and format_rate(None) == "-"
 
 

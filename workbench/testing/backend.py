@@ -337,8 +337,9 @@ class FakeBackend:
             )
         else:
             raise DataError(f"unknown fake profile style {style!r}: openai, azure, azure-entra, azure-v1")
+        name = overrides.pop("name", f"fake-{style}")
         base.update(overrides)
-        return Profile(name=overrides.pop("name", f"fake-{style}"), source="workbench.testing", **base)
+        return Profile(name=name, source="workbench.testing", **base)
 
     def provider(self, style: str | Profile = "openai", *, token_provider=None, max_retries: int = 0, **overrides: Any):
         """A :class:`~workbench.providers.Provider` wired to this fake (SDK retries off unless asked)."""
@@ -527,7 +528,7 @@ class FakeBackend:
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
             choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-            if choice_filters is not None and delta.get("content"):
+            if choice_filters is not None and (delta.get("content") or finish):  # Azure annotates the last one too
                 choice["content_filter_results"] = choice_filters
             return {**head, "choices": [choice], **extra}
 

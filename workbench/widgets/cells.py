@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..costs import format_usd
 from ..errors import DataError
+from ..formatting import format_rate
 from ..messages import content_text
 from ..records import CellResult
 from ..results import Results
@@ -153,12 +155,11 @@ def badges(st: CellStatus) -> str:
         out.append(f'<span class="wb-score" title="score">{esc(shown)}</span>')
     elif r.scores and r.scores[0].error:
         out.append(f'<span class="wb-score" title="{esc(r.scores[0].error)}">score error</span>')
-    if r.latency_s is not None:
-        out.append(f"{r.latency_s:.2f}s")
+    out.extend(timing_badges(r))
     if r.prompt_tokens or r.completion_tokens:
         out.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
     if r.cost_usd is not None:
-        out.append(f"${r.cost_usd:.6f}")
+        out.append(format_usd(r.cost_usd))
     if r.cache_hit:
         out.append("cached")
     if r.outcome in FILTERED_OUTCOMES:
@@ -170,6 +171,25 @@ def badges(st: CellStatus) -> str:
     if st.flaky:
         out.append("<b>flaky</b>")
     return '<div style="color:#555;font-size:11px;margin-top:3px">' + " · ".join(out) + "</div>"
+
+
+def timing_badges(r: CellResult) -> list[str]:
+    """``first 0.31s``, ``2.10s``, ``42 tok/s``: what is measured of a call (time to first token only if streamed)."""
+    out = []
+    if r.first_token_s is not None:
+        out.append(f'<span title="time to first token">first {r.first_token_s:.2f}s</span>')
+    if r.latency_s is not None:
+        out.append(f'<span title="total latency">{r.latency_s:.2f}s</span>')
+    if r.tokens_per_s is not None:
+        out.append(f'<span title="output tokens per second, end to end">{esc(format_rate(r.tokens_per_s))}</span>')
+    return out
+
+
+def timing_facts(r: CellResult) -> list[str]:
+    """The same measurements in words, for a cell's details."""
+    return [f"first token after {r.first_token_s:.2f}s" if r.first_token_s is not None else "",
+            f"latency {r.latency_s:.2f}s" if r.latency_s is not None else "",
+            f"{format_rate(r.tokens_per_s)}" if r.tokens_per_s is not None else ""]
 
 
 def output_text(r: CellResult) -> str:
@@ -211,14 +231,30 @@ def grid_html(records: Sequence[CellResult], cases: Sequence[Any] | None = None,
                 if st is None:
                     cells.append(f'<td style="{CELL_CSS};color:#999">{esc(pending)}</td>')
                     continue
-                text = esc(clip(output_text(st.first), limit))
                 bg = KIND_COLOURS[st.kind]
                 cells.append(f'<td class="wb-cell wb-{st.kind}" style="{CELL_CSS};background:{bg};max-width:420px;'
-                             f'white-space:pre-wrap">{text}{badges(st)}</td>')
+                             f'white-space:pre-wrap">{cell_body_html(st, limit)}</td>')
             tlabel = f'<div style="color:#888">{esc(target)}</div>' if len(targets) > 1 else ""
             rows.append(f'<tr><td style="{CELL_CSS};max-width:260px">{label}{tlabel}</td>{"".join(cells)}</tr>')
     return (f'<table class="wb-grid" style="{TABLE_CSS}"><thead><tr><th style="{CELL_CSS};background:#f4f4f4">case'
             f'</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def cell_body_html(st: CellStatus, limit: int = 400) -> str:
+    """A finished cell: its output (clipped) and its badges."""
+    return esc(clip(output_text(st.first), limit)) + badges(st)
+
+
+LIVE_STATES = {"waiting": "waiting…", "streaming": "", "not run": "not run"}
+
+
+def live_cell_html(state: str, text: str = "", limit: int = 400) -> str:
+    """A cell without a result yet: ``waiting`` (not started), ``streaming`` (its text so far, with a cursor),
+    or ``not run`` (the run ended without it: cancelled or stopped)."""
+    if state == "streaming":
+        shown = esc(clip(text, limit)) if text else ""
+        return f'<span class="wb-live">{shown}</span><span class="wb-cursor" aria-label="streaming">▍</span>'
+    return f'<span class="wb-{state.replace(" ", "-")}" style="color:#999">{esc(LIVE_STATES[state])}</span>'
 
 
 def _content_text(content: Any) -> str:
@@ -285,9 +321,9 @@ def cell_detail_html(st: CellStatus) -> str:
             err = f' <span style="color:#a50e0e">{esc(s.error)}</span>' if s.error else ""
             val = "" if s.value is None else f" {s.value:.3g}"
             parts.append(f'<div style="font-size:12px">{esc(s.scorer)}: <b>{verdict}</b>{val}{expl}{err}</div>')
-        facts = [f"latency {rec.latency_s:.2f}s" if rec.latency_s is not None else "",
+        facts = [*timing_facts(rec),
                  f"{rec.prompt_tokens} prompt + {rec.completion_tokens} completion tokens",
-                 f"${rec.cost_usd:.6f}" if rec.cost_usd is not None else "cost unknown",
+                 format_usd(rec.cost_usd, unknown="cost unknown"),
                  "cache hit" if rec.cache_hit else "", f"retries {rec.retries}" if rec.retries else "",
                  f"filter: {', '.join(rec.filter_flags)}" if rec.filter_flags else ""]
         parts.append('<div style="color:#555;font-size:11px">' + " · ".join(esc(f) for f in facts if f) + "</div>")
@@ -305,7 +341,7 @@ def _number(value: Any, column: str) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     if column == "cost_usd":
-        return f"${value:.6f}"
+        return format_usd(value)
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
@@ -323,3 +359,75 @@ def summary_html(results: Results, scorer: str | None) -> str:
     rows = [[_number(row[c], c) for c in cols] for _, row in table.iterrows()]
     return (f'<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>{esc(scorer)}</b>: mean score with its 95% '
             f'confidence interval (ci_low, ci_high)</div>' + html_table(cols, rows))
+
+
+# ------------------------------------------------------------------------------------------ cards and chats
+
+
+def answer_html(label: str, body_html: str, meta: str = "") -> str:
+    """A card's answer box: which cell it is, the text (or live text), and its measurements."""
+    head = f'<div class="wb-meta">{esc(label)}</div>' if label else ""
+    tail = f'<div class="wb-meta">{meta}</div>' if meta else ""
+    return f'{head}<div class="wb-answer">{body_html}</div>{tail}'
+
+
+def record_meta(r: CellResult) -> str:
+    """Badges of one finished call, for a card (time to first token, latency, tokens/s, tokens, cost)."""
+    parts = timing_badges(r)
+    if r.prompt_tokens or r.completion_tokens:
+        parts.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
+    if r.cost_usd is not None:
+        parts.append(format_usd(r.cost_usd))
+    if r.cache_hit:
+        parts.append("cached")
+    return " · ".join(parts)
+
+
+def thread_html(conversation: Any, variant: str) -> str:
+    """One variant's side of a :class:`~workbench.conversation.Conversation`: the user messages and its replies,
+    the last one streaming while it comes, each with its time to first token, latency and rate."""
+    out = []
+    for user, answer in [conversation.opening[variant]] if variant in conversation.opening else []:
+        out.append(f'<div class="wb-chat-user">{esc(user)}</div><div class="wb-chat-reply wb-done">{esc(answer)}'
+                   f'</div>')
+    for ex in conversation.exchanges:
+        out.append(f'<div class="wb-chat-user">{esc(ex.user)}</div>')
+        reply = ex.replies.get(variant)
+        if reply is None:
+            continue
+        body = esc(reply.text)
+        if reply.state == "waiting":
+            body = '<span style="color:#999">waiting…</span>'
+        elif reply.state == "streaming":
+            body += '<span class="wb-cursor">▍</span>'
+        elif reply.state == "error":
+            body += f'<span style="color:#a50e0e">[error] {esc(reply.error)}</span>'
+        meta = ""
+        c = reply.completion
+        if c is not None:
+            bits = [f"first {c.first_token_s:.2f}s" if c.first_token_s is not None else "", f"{c.latency_s:.2f}s",
+                    format_rate(c.tokens_per_s) if c.tokens_per_s else "",
+                    f"{c.usage.completion_tokens} tok", "stopped" if reply.state == "stopped" else ""]
+            meta = f'<div class="wb-meta">{esc(" · ".join(b for b in bits if b))}</div>'
+        out.append(f'<div class="wb-chat-reply wb-{reply.state}">{body}</div>{meta}')
+    if not out:
+        return '<div class="wb-meta">Chat: type a message below; every variant answers it.</div>'
+    return "".join(out)
+
+
+def latency_html(results: Results) -> str:
+    """:meth:`Results.latency` as a table: latency and time to first token (p50/p95), tokens per second."""
+    try:
+        table = results.latency()
+    except Exception as e:  # display must not raise
+        return f'<div style="color:#b00;font-size:12px">latency unavailable: {esc(e)}</div>'
+    if not len(table):
+        return ""
+    secs = lambda v: "-" if v is None or v != v else f"{v:.2f}s"  # noqa: E731
+    rows = [[r["variant"], r["target"], str(r["n"]), str(r["cached"]), secs(r["latency_p50"]), secs(r["latency_p95"]),
+             secs(r["first_token_p50"]), secs(r["first_token_p95"]),
+             format_rate(None if r["tokens_per_s"] != r["tokens_per_s"] else r["tokens_per_s"])]
+            for _, r in table.iterrows()]
+    head = ["variant", "target", "calls", "cached", "latency p50", "p95", "first token p50", "p95", "tokens/s"]
+    return ('<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>Latency</b> (answered calls; first token '
+            'only for streamed calls; tokens/s: output tokens over the whole call)</div>' + html_table(head, rows))
