@@ -134,6 +134,9 @@ class OutputGrid(widgets.VBox):
         self._layout()
 
     def _layout(self) -> None:
+        if not self._rows:  # no run yet: no empty header either
+            self.table.children = []
+            return
         children: list[widgets.Widget] = list(self._head)
         for label, row in self._rows:
             children += [label, *row]

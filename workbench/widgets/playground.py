@@ -73,7 +73,7 @@ from .editing import (
 from .fallback import StaticFallback, clip, esc, hide_snapshots_widget, html_table
 from .history import PromptHistory
 from .output_grid import GRID_CSS, OutputGrid
-from .variant_card import CARD_CSS, VariantEditor
+from .variant_card import CARD_CSS, CARDS_COLUMNS, VariantEditor
 
 RENDER_EVERY_S = 0.12  # streamed text reaches the browser at most this often per cell (a comm message per token
 # would flood the kernel's socket; people read no faster)
@@ -161,6 +161,7 @@ class Playground(StaticFallback, widgets.VBox):
         self._default_target = target
         self._targets: list[str] = []
         self._history: PromptHistory | None = None
+        self._ran: tuple | None = None  # what the outputs on screen were made from (see _shown)
         self.conversation: Conversation | None = None
         self._chat_stop = threading.Event()
         self._chat_threads: list[threading.Thread] = []
@@ -177,7 +178,8 @@ class Playground(StaticFallback, widgets.VBox):
         self.history_button = widgets.ToggleButton(description="History", icon="history",
                                                    tooltip="earlier versions of the variants, from past runs")
         self.history_button.add_class("wb-history-toggle")
-        self.cards = widgets.Box(layout=widgets.Layout(width="100%", padding="4px 0"))
+        self.cards = widgets.GridBox(layout=widgets.Layout(width="100%", padding="4px 0", grid_gap="8px",
+                                                           grid_template_columns=CARDS_COLUMNS))
         self.cards.add_class("wb-cards")
         self.mode_toggle = widgets.ToggleButtons(options=[("one input", "input"), ("first k cases", "dataset")],
                                                  value="input", style={"button_width": "110px"})
@@ -277,6 +279,7 @@ class Playground(StaticFallback, widgets.VBox):
             for v in experiment.variants:
                 self.editors.append(self._make_editor(VariantFields.from_variant(v, self._default_target), temp))
         self.conversation = None
+        self._ran = None
         self._records_reset()
         self._layout()
         self._refresh_inputs(reset=True)
@@ -386,10 +389,16 @@ class Playground(StaticFallback, widgets.VBox):
         self._mark_stale()
         self.refresh_static(debounce=1.0)
 
+    def _shown(self) -> tuple:
+        """What the outputs on screen depend on: the cards' fields, the inputs, the cases chosen."""
+        fields = tuple(repr({k: v for k, v in e.fields().__dict__.items() if k != "base"}) for e in self.editors)
+        return fields, tuple(sorted(self.input_values().items())), self.expected.value, self.mode, self.k
+
     def _mark_stale(self) -> None:
-        """After an edit, outputs on screen no longer answer the prompts on screen: say so."""
-        if (self.records or self.running) and not self.stale:
-            self.stale = True
+        """After an edit, outputs on screen no longer answer the prompts on screen: say so (and stop saying so
+        when the edit is undone)."""
+        if self._ran is not None:
+            self.stale = self._shown() != self._ran
 
     @observe("stale")
     def _stale_changed(self, change: dict) -> None:
@@ -600,6 +609,7 @@ class Playground(StaticFallback, widgets.VBox):
         self._run_scorer = scorer_name(exp.scorers[0]) if exp.scorers else None
         self.error = None
         self.results = None
+        self._ran = self._shown()
         self.stale = False
         self.running = True
         self._set_status(f"running {plural(exp.n_cells(), 'call')}…")
@@ -693,6 +703,7 @@ class Playground(StaticFallback, widgets.VBox):
 
     def _on_result(self, record: CellResult) -> None:  # the run's thread
         key = (record.case_id, record.variant, record.target)
+        self._render.flush()  # text that came before this answer is shown before it: the screen keeps the order
         with self._lock:
             self.records.append(record)
             self._live.pop(key, None)

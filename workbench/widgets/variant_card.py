@@ -13,12 +13,15 @@ import ipywidgets as widgets
 from .editing import RESPONSE_FORMATS, TURN_ROLES, VariantEstimate, VariantFields
 from .fallback import esc
 
-CARD_BASIS = "270px"  # cards grow from this width and wrap: four fit side by side on a laptop's notebook
-CARD_MIN = "230px"
+# Cards share the width in equal columns of at least this much, wrapping to a new row when there is no room: four
+# fit side by side in a notebook on a 1280 px laptop screen (with the file browser open), more wrap.
+CARD_MIN = "200px"
+CARDS_COLUMNS = f"repeat(auto-fit, minmax({CARD_MIN}, 1fr))"
+FULL = dict(width="auto", margin="2px 0")  # a card's full-width parts: ipywidgets' side margins would overflow it
 
 CARD_CSS = """
-.wb-cards{display:flex;flex-flow:row wrap;width:100%;box-sizing:border-box}
-.wb-variant{box-sizing:border-box;overflow:hidden}
+.wb-cards{width:100%;box-sizing:border-box}
+.wb-variant{box-sizing:border-box;overflow:hidden;min-width:0}
 .wb-variant .widget-text,.wb-variant .widget-textarea,.wb-variant .widget-dropdown,
 .wb-variant .widget-bounded-float-text,.wb-variant .widget-bounded-int-text{min-width:0}
 .wb-variant textarea{font:12px/1.35 ui-monospace,monospace;resize:vertical}
@@ -37,7 +40,7 @@ CARD_CSS = """
 
 def _area(value: str, placeholder: str, rows: int, cls: str) -> widgets.Textarea:
     w = widgets.Textarea(value=value, placeholder=placeholder, rows=rows, continuous_update=True,
-                         layout=widgets.Layout(width="100%"))
+                         layout=widgets.Layout(**FULL))
     w.add_class(cls)
     return w
 
@@ -48,11 +51,11 @@ class TurnsEditor(widgets.VBox):
     def __init__(self, turns: Sequence[tuple[str, str]], on_change: Callable[[], None]):
         self._on_change = on_change
         self.add_button = widgets.Button(description="turn", icon="plus", tooltip="add a few-shot turn",
-                                         layout=widgets.Layout(width="auto"))
+                                         layout=widgets.Layout(**FULL))
         self.add_button.add_class("wb-add-turn")
         self.add_button.on_click(lambda _: self.add_turn())
         self.rows: list[tuple[widgets.Dropdown, widgets.Textarea, widgets.Box]] = []
-        super().__init__(layout=widgets.Layout(width="100%"))
+        super().__init__(layout=widgets.Layout(width="auto"))
         self.add_class("wb-turns")
         self.set_value(turns, notify=False)
 
@@ -85,12 +88,12 @@ class TurnsEditor(widgets.VBox):
 
     def _row(self, role: str, content: str) -> None:
         pick = widgets.Dropdown(options=list(TURN_ROLES), value=role if role in TURN_ROLES else "user",
-                                layout=widgets.Layout(width="auto", flex="1 1 auto"))
+                                layout=widgets.Layout(width="auto", flex="1 1 auto", min_width="0"))
         pick.add_class("wb-turn-role")
         text = _area(content, "few-shot text (jinja2 template)", 2, "wb-turn-text")
         remove = widgets.Button(icon="times", tooltip="remove this turn", layout=widgets.Layout(width="32px"))
-        box = widgets.VBox([widgets.HBox([pick, remove], layout=widgets.Layout(width="100%")), text],
-                           layout=widgets.Layout(width="100%", margin="0 0 4px 0"))
+        box = widgets.VBox([widgets.HBox([pick, remove], layout=widgets.Layout(width="auto")), text],
+                           layout=widgets.Layout(width="auto", margin="0 0 4px 0"))
         box.add_class("wb-turn")
         remove.on_click(lambda _, b=box: self.remove_turn([r[2] for r in self.rows].index(b)))
         pick.observe(lambda _: self._on_change(), names="value")
@@ -125,24 +128,25 @@ class VariantEditor(widgets.VBox):
         self.remove_button = widgets.Button(icon="trash", tooltip="remove this variant",
                                             layout=widgets.Layout(width="32px", flex="0 0 auto"))
         self.target = widgets.Dropdown(options=options or [fields.target], value=fields.target or (options or [""])[0],
-                                       description="target", style=narrow, layout=widgets.Layout(width="100%"))
+                                       description="target", style=narrow, layout=widgets.Layout(**FULL))
         self.temperature = widgets.BoundedFloatText(
             value=fields.temperature if fields.temperature is not None else default_temperature, min=0.0, max=2.0,
-            step=0.1, description="temp", style=narrow, layout=widgets.Layout(width="50%", min_width="0"))
+            step=0.1, description="temp", style=narrow,
+            layout=widgets.Layout(width="auto", flex="1 1 0", min_width="0"))
         self.temperature.add_class("wb-temperature")
         self.max_tokens = widgets.BoundedIntText(value=fields.max_tokens or 0, min=0, max=1_000_000,
-                                                 description="max tok", tooltip="0: the model's own limit",
-                                                 style=narrow, layout=widgets.Layout(width="50%", min_width="0"))
+                                                 description="max", tooltip="max tokens (0: the model's own limit)",
+                                                 style=narrow,
+                                                 layout=widgets.Layout(width="auto", flex="1 1 0", min_width="0"))
         self.response_format = widgets.Dropdown(options=list(RESPONSE_FORMATS), value=fields.response_format,
-                                                description="format", style=narrow,
-                                                layout=widgets.Layout(width="100%"))
+                                                description="format", style=narrow, layout=widgets.Layout(**FULL))
         self.schema = _area(fields.schema, '{"type": "object", "properties": {...}}', 5, "wb-schema")
         self.system = _area(fields.system, "system prompt (jinja2 template, optional)", 3, "wb-system")
         turns = fields.turns if fields.turns is not None else [(t.role, t.content) for t in
                                                                (fields.base.turns if fields.base else [])]
         self.turns = TurnsEditor(turns, lambda: self._changed({}))
         self.turns_toggle = widgets.ToggleButton(value=bool(turns), icon="comments", tooltip="few-shot turns",
-                                                 layout=widgets.Layout(width="auto"))
+                                                 layout=widgets.Layout(**FULL))
         self.turns_toggle.add_class("wb-turns-toggle")
         self.user = _area(fields.user, "user message template, e.g. Review: {{ text }}", 3, "wb-user")
         self.info = widgets.HTML(layout=widgets.Layout(min_height="20px"))
@@ -157,8 +161,7 @@ class VariantEditor(widgets.VBox):
         self._warning_list: list[str] = []
         self._name_clash = False
         self._chat = False
-        super().__init__(layout=widgets.Layout(flex=f"1 1 {CARD_BASIS}", min_width=CARD_MIN, max_width="100%",
-                                               border="1px solid #ccc", padding="6px", margin="0 8px 8px 0"))
+        super().__init__(layout=widgets.Layout(min_width="0", border="1px solid #ccc", padding="6px", margin="0"))
         self.add_class("wb-variant")
         self.duplicate_button.on_click(lambda _: on_duplicate and on_duplicate(self))
         self.remove_button.on_click(lambda _: on_remove and on_remove(self))
@@ -173,8 +176,8 @@ class VariantEditor(widgets.VBox):
     def _layout_children(self) -> None:
         if not hasattr(self, "_parts"):  # built once; format, turns and chat only show or hide parts
             self._parts = (widgets.HBox([self.name, self.duplicate_button, self.remove_button],
-                                        layout=widgets.Layout(width="100%")),
-                           widgets.HBox([self.temperature, self.max_tokens], layout=widgets.Layout(width="100%")),
+                                        layout=widgets.Layout(width="auto")),
+                           widgets.HBox([self.temperature, self.max_tokens], layout=widgets.Layout(width="auto")),
                            widgets.HTML("<small>system</small>"),
                            widgets.HTML("<small>user</small>"))
         head, numbers, system_label, user_label = self._parts
