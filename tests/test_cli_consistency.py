@@ -10,8 +10,7 @@ import socket
 import pytest
 
 from workbench.cli import build_parser
-from workbench.costs import format_usd
-from workbench.formatting import format_rate, format_seconds, plural
+from workbench.formatting import plural, seconds, tokens_per_s, usd
 
 
 def _commands(parser: argparse.ArgumentParser):
@@ -40,21 +39,17 @@ def test_every_flag_and_argument_has_help_text():
 
 
 def test_money_keeps_small_costs_visible():
-    assert format_usd(0.0000342) == "$0.000034"
-    assert format_usd(0.0012) == "$0.0012" and format_usd(0.5) == "$0.50" and format_usd(0.0999) == "$0.100"
-    assert format_usd(1234.5) == "$1,234.50" and format_usd(2) == "$2.00"
-    assert format_usd(0) == "$0.00" and format_usd(None) == "unknown" and format_usd(float("nan"), unknown="-") == "-"
-    assert format_usd(3e-9) == "$0.0000000030" and format_usd(-0.25) == "-$0.25"
-    assert format_usd(0.000123456, digits=3) == "$0.000123"
+    assert usd(0.0000342) == "$0.0000342" and usd(3e-9) == "$0.00000000300"  # the CLI's one money format
+    assert usd(0) == "$0" and usd(None) == "–"
 
 
 def test_counts_agree_with_their_nouns():
     assert plural(1, "token") == "1 token" and plural(0, "token") == "0 tokens"
     assert plural(1024, "call") == "1,024 calls"
     assert plural(2, "repeat") == "2 repeats" and plural(2, "child", "children") == "2 children"
-    assert format_seconds(0.314) == "0.31 s" and format_seconds(12.44) == "12.4 s"
-    assert format_seconds(125) == "2 min 05 s"
-    assert format_rate(3.46) == "3.5 tok/s" and format_rate(84.6) == "85 tok/s" and format_rate(None) == "-"
+    assert seconds(0.314) == "0.31 s" and seconds(125) == "2 min 05 s"
+    assert tokens_per_s(3.46) == "3.5 tok/s" and tokens_per_s(84.6) == "85 tok/s" and tokens_per_s(None) == "–"
+    assert tokens_per_s(0.0123) == "0.012 tok/s"  # a slow rate is not 0.0
 
 
 def test_tokens_counts_for_the_default_profiles_model_without_a_model_flag(run_cli):
@@ -69,7 +64,7 @@ def test_cost_shows_every_part_in_dollars_people_can_read(run_cli):
     r = run_cli("cost", "-m", "gpt-4o-mini", "--input-tokens", "1", "--output-tokens", "1")
     assert r.returncode == 0, r.stderr
     first = r.stdout.splitlines()[0]
-    assert "$0.0000 " not in first and "(1 token)" in first and "$0.00000075" in first  # $0.15 + $0.60 per 1M
+    assert "$0.0000 " not in first and "(1 token)" in first and "$0.000000750" in first  # $0.15 + $0.60 per 1M
 
 
 def test_eval_dry_run_names_every_number(run_cli):

@@ -238,23 +238,6 @@ class Cost:
         }
 
 
-def format_usd(usd: float | None, *, digits: int = 2, unknown: str = "unknown") -> str:
-    """Dollars as people read them, and never a hidden cost.
-
-    From $1 up: cents and thousands (``$1,234.50``); below: ``digits`` significant digits (``$0.12``, ``$0.0012``,
-    ``$0.000034``), so a small cost never rounds to ``$0.0000``; exactly zero is ``$0.00``; None (or NaN) is
-    ``unknown``. The one money format of the CLI, widgets and reports."""
-    if usd is None or (isinstance(usd, float) and math.isnan(usd)):
-        return unknown
-    if usd == 0:
-        return "$0.00"
-    sign, x = ("-" if usd < 0 else ""), abs(float(usd))
-    if x >= 1:
-        return f"{sign}${x:,.2f}"
-    decimals = max(2, digits - 1 - math.floor(math.log10(x)))
-    return f"{sign}${x:.{decimals}f}"
-
-
 def _round_usd(usd: float) -> float:
     """Drop float noise (0.004743750000000001) from figures meant for people and JSON; 1e-10 USD is far below a cent."""
     return round(usd, 10)

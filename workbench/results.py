@@ -21,15 +21,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Experiment
 
 def _formatters(table: pd.DataFrame) -> dict[str, Any]:
-    """Counts as whole numbers, dollars with their sign, scores with three decimals."""
+    """Counts as whole numbers, dollars with significant digits (never ``$0.0000`` for a small cost), scores
+    with three decimals (:mod:`workbench.formatting`)."""
     import pandas as pd
+
+    from .formatting import count, usd
 
     out: dict[str, Any] = {}
     for col in table.columns:
         if col.endswith("tokens") or col.startswith("n"):
-            out[col] = lambda x: "" if pd.isna(x) else f"{x:,.0f}"
+            out[col] = count
         elif "usd" in col or col == "cost":
-            out[col] = lambda x: "" if pd.isna(x) else f"${x:.4f}"
+            out[col] = usd
         elif pd.api.types.is_float_dtype(table[col]):
             out[col] = lambda x: "" if pd.isna(x) else f"{x:.3f}"
     return out
@@ -251,6 +254,8 @@ class Results:
 
     # -- display --------------------------------------------------------------------------------------------
     def _repr_html_(self) -> str:
+        from .formatting import usd
+
         parts = [
             f"<div class='wb-results'><h4>{html.escape(self.name)}: {len(self)} calls ({html.escape(self.status)})</h4>"
         ]
@@ -259,7 +264,7 @@ class Results:
             f"targets: {len(self.targets)}",
             f"errors: {self.n_errors}",
             f"cache hits: {sum(r.cache_hit for r in self.records)}",
-            f"cost: ${self.total_cost:.4f}",
+            f"cost: {usd(self.total_cost)}",
         ]
         parts.append("<p>" + " &middot; ".join(facts) + "</p>")
         if self.scorers:

@@ -41,10 +41,9 @@ def _apply_overrides(exp, args):
 def evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..costs import format_usd
     from ..examples import example_path
     from ..experiment import load_experiment
-    from ..formatting import plural
+    from ..formatting import plural, usd
     from ..harness import estimate_cost, plan, run
 
     exp = _apply_overrides(load_experiment(args.spec or example_path()), args)
@@ -55,7 +54,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"{exp.name}: {plural(len(planned), 'call')} ({plural(len(exp.load_cases()), 'case')} x "
               f"{plural(len(exp.variants), 'variant')} x {plural(n_targets, 'target')} x "
               f"{plural(exp.repeats, 'repeat')})")
-        print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to {format_usd(est)}"))
+        print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to {usd(est)}"))
         return 0
     results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet)
     run_dir = results.run_dir or Path(".")
@@ -64,7 +63,7 @@ def evaluate(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(f"\n{exp.name}: {plural(len(results), 'call')}, status {results.status}; "
               f"{results.info.get('cache_hits', 0)} from cache, {plural(results.n_errors, 'error')}, "
-              f"{format_usd(results.total_cost)}")
+              f"{usd(results.total_cost)}")
         for name in results.scorers:
             table = results.summary(name)
             cols = [c for c in ("variant", "target", "n", "mean", "ci_low", "ci_high") if c in table.columns]

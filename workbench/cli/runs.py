@@ -146,7 +146,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from ..costs import format_usd
+    from ..formatting import usd
     from ..runs import list_runs, reports_root, update_index
 
     root = Path(args.reports).resolve() if args.reports else reports_root()
@@ -155,7 +155,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         head = m.headline()
         best = max((x for x in head if x.mean is not None), key=lambda x: x.mean, default=None)
         metric = f"best {best.variant} {best.mean:.2f}" if best else ""
-        cost = format_usd(m.totals.cost_usd, unknown="-")
+        cost = usd(m.totals.cost_usd)
         print(f"{(m.started_at or '')[:19]:<19}  {m.experiment:<20} {m.run_id:<24} {m.status:<22} "
               f"{m.totals.calls:>5} calls  {cost:>10}  {metric}")
     print(update_index(root))

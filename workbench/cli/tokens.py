@@ -108,7 +108,8 @@ def image_tokens(args: argparse.Namespace) -> int:
 
 
 def cost(args: argparse.Namespace) -> int:
-    from ..costs import format_usd, load_prices, token_cost
+    from ..costs import load_prices, token_cost
+    from ..formatting import usd
 
     prices = load_prices(args.prices)
     c = token_cost(
@@ -116,9 +117,9 @@ def cost(args: argparse.Namespace) -> int:
         reasoning_tokens=args.reasoning_tokens, batch=args.batch, deployments=_deployments(args), prices=prices,
     )
     human = (
-        f"{format_usd(c.usd)} {c.model}{' (batch)' if c.batch else ''}: input {format_usd(c.input_usd)} "
-        f"({plural(c.input_tokens, 'token')}) + cached {format_usd(c.cached_input_usd)} "
-        f"({plural(c.cached_tokens, 'token')}) + output {format_usd(c.output_usd)} ({plural(c.output_tokens, 'token')})"
+        f"{usd(c.usd)} {c.model}{' (batch)' if c.batch else ''}: input {usd(c.input_usd)} "
+        f"({plural(c.input_tokens, 'token')}) + cached {usd(c.cached_input_usd)} "
+        f"({plural(c.cached_tokens, 'token')}) + output {usd(c.output_usd)} ({plural(c.output_tokens, 'token')})"
         f"\nprices as of {c.as_of} ({prices.source})"
     )
     return _emit(args, c.as_dict(), human)

@@ -55,9 +55,9 @@ class RunProgress:
     started: float = field(default_factory=time.monotonic)
 
     def postfix(self) -> dict[str, str]:
-        from ..costs import format_usd
+        from ..formatting import usd
 
-        return {"spent": format_usd(self.spent_usd), "errors": str(self.errors), "cached": str(self.cache_hits),
+        return {"spent": usd(self.spent_usd), "errors": str(self.errors), "cached": str(self.cache_hits),
                 "429s": str(self.rate_limited)}
 
 
@@ -202,10 +202,10 @@ class Executor:
             except Exception:  # a display callback must not stop the run
                 log.exception("on_result callback failed")
         if self.budget is not None and self.budget.exceeded:
-            from ..costs import format_usd
+            from ..formatting import usd
 
-            self.stop_reason = (f"budget exceeded: spent {format_usd(self.budget.spent)} of "
-                                f"{format_usd(self.budget.limit_usd)}; "
+            self.stop_reason = (f"budget exceeded: spent {usd(self.budget.spent)} of "
+                                f"{usd(self.budget.limit_usd)}; "
                                 f"{pr.done} cells finished and saved")
 
     def _spend(self, usd: float) -> None:

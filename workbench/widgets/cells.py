@@ -13,16 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..costs import format_usd
 from ..errors import DataError
-from ..formatting import format_rate
+from ..formatting import SUMMARY_HEADERS, count, is_rate, seconds, summary_row, tokens_per_s, usd
 from ..messages import content_text
 from ..records import CellResult
 from ..results import Results
 from .fallback import CELL_CSS, TABLE_CSS, clip, esc, html_table
 
 FILTERED_OUTCOMES = ("prompt_filtered", "completion_filtered")
-FILTERS = ("all", "failed", "filtered", "flaky")
+FILTERS = ("all", "failed", "ambiguous", "refused", "filtered", "flaky")
 CellKey = tuple[str, str, str]  # case_id, variant, target
 
 
@@ -39,6 +38,8 @@ class CellStatus:
     errored: bool
     filtered: bool  # a content filter blocked or flagged a call
     flaky: bool
+    n_ambiguous: int = 0  # scored calls whose answer named more than one allowed answer
+    n_refused: int = 0  # scored calls where the model declined
 
     @property
     def failed(self) -> bool:
@@ -51,7 +52,9 @@ class CellStatus:
 
     @property
     def kind(self) -> str:
-        """``pass``, ``fail``, ``flaky``, ``filtered``, ``error`` or ``done`` (no scorer) - for colours."""
+        """``pass``, ``fail``, ``refused``, ``ambiguous``, ``flaky``, ``filtered``, ``error`` or ``done`` (no
+        scorer) - for colours and marks. A cell whose failing calls all declined is ``refused``; all hedged,
+        ``ambiguous``."""
         if self.errored and not self.n_scored:
             return "error"
         if self.filtered and self.n_passed == 0:
@@ -60,13 +63,23 @@ class CellStatus:
             return "flaky"
         if self.n_scored == 0:
             return "done"
-        return "pass" if self.n_passed == self.n_scored else "fail"
+        if self.n_passed == self.n_scored:
+            return "pass"
+        failing = self.n_scored - self.n_passed
+        if self.n_refused == failing:
+            return "refused"
+        if self.n_ambiguous == failing:
+            return "ambiguous"
+        return "fail"
 
 
-KIND_COLOURS = {"pass": "#e6f4ea", "fail": "#fce8e6", "flaky": "#fef7e0", "filtered": "#f3e8fd", "error": "#fce8e6",
-                "done": "#ffffff"}
-KIND_BUTTON = {"pass": "success", "fail": "danger", "flaky": "warning", "filtered": "info", "error": "danger",
-               "done": ""}
+KIND_COLOURS = {"pass": "#e6f4ea", "fail": "#fce8e6", "refused": "#ffe7d1", "ambiguous": "#e8eefc",
+                "flaky": "#fef7e0", "filtered": "#f3e8fd", "error": "#fce8e6", "done": "#ffffff"}
+KIND_BUTTON = {"pass": "success", "fail": "danger", "refused": "danger", "ambiguous": "warning", "flaky": "warning",
+               "filtered": "info", "error": "danger", "done": ""}
+VERDICT_TEXT = {"refused": "#b34700", "ambiguous": "#1a56c4"}
+KIND_MARK = {"pass": "✓ ", "fail": "✗ ", "refused": "⊗ ", "ambiguous": "? ", "flaky": "± ", "filtered": "⊘ ",
+             "error": "! "}
 
 
 def group_records(records: Iterable[CellResult]) -> dict[CellKey, list[CellResult]]:
@@ -78,11 +91,16 @@ def group_records(records: Iterable[CellResult]) -> dict[CellKey, list[CellResul
     return out
 
 
-def _passed(r: CellResult, scorer: str | None) -> bool | None:
+def _score_of(r: CellResult, scorer: str | None):
     for s in r.scores:
         if scorer is None or s.scorer == scorer:
-            return s.passed
+            return s
     return None
+
+
+def _passed(r: CellResult, scorer: str | None) -> bool | None:
+    s = _score_of(r, scorer)
+    return None if s is None else s.passed
 
 
 def flaky_keys(results: Results | None, scorer: str | None) -> set[CellKey]:
@@ -101,13 +119,14 @@ def cell_statuses(records: Iterable[CellResult], scorer: str | None = None,
                   flaky: set[CellKey] | None = None) -> dict[CellKey, CellStatus]:
     out = {}
     for key, recs in group_records(records).items():
-        verdicts = [_passed(r, scorer) for r in recs]
-        scored = [v for v in verdicts if v is not None]
+        scores = [s for s in (_score_of(r, scorer) for r in recs) if s is not None and s.passed is not None]
         out[key] = CellStatus(
-            key=key, records=tuple(recs), scorer=scorer, n=len(recs), n_passed=sum(1 for v in scored if v),
-            n_scored=len(scored), errored=any(r.outcome == "error" for r in recs),
+            key=key, records=tuple(recs), scorer=scorer, n=len(recs), n_passed=sum(1 for s in scores if s.passed),
+            n_scored=len(scores), errored=any(r.outcome == "error" for r in recs),
             filtered=any(r.outcome in FILTERED_OUTCOMES or r.filter_flags for r in recs),
             flaky=key in (flaky or set()),
+            n_ambiguous=sum(1 for s in scores if s.outcome == "ambiguous"),
+            n_refused=sum(1 for s in scores if s.outcome == "refused"),
         )
     return out
 
@@ -117,6 +136,10 @@ def matches(status: CellStatus, show: str) -> bool:
         return True
     if show == "failed":
         return status.failed
+    if show == "ambiguous":
+        return status.n_ambiguous > 0
+    if show == "refused":
+        return status.n_refused > 0
     if show == "filtered":
         return status.filtered
     if show == "flaky":
@@ -148,18 +171,24 @@ def badges(st: CellStatus) -> str:
     out = []
     if st.n_scored:
         mark = "✓" if st.n_passed == st.n_scored else ("✗" if st.n_passed == 0 else "±")
-        score = r.scores[0].value if r.scores else None
+        first = _score_of(r, st.scorer)
+        score = first.value if first is not None else None
         shown = f"{mark} {st.scorer or ''}" + (f" {st.n_passed}/{st.n_scored}" if st.n_scored > 1 else "")
         if st.n_scored == 1 and score is not None and score not in (0, 1):
             shown += f" {score:.2f}"
-        out.append(f'<span class="wb-score" title="score">{esc(shown)}</span>')
+        title = esc(first.explanation) if first is not None and first.explanation else "score"
+        out.append(f'<span class="wb-score" title="{title}">{esc(shown)}</span>')
+        for what, n in (("refused", st.n_refused), ("ambiguous", st.n_ambiguous)):
+            if n:
+                label = what if st.n_scored == 1 else f"{what} {n}/{st.n_scored}"
+                out.append(f'<b class="wb-verdict wb-{what}" style="color:{VERDICT_TEXT[what]}">{esc(label)}</b>')
     elif r.scores and r.scores[0].error:
         out.append(f'<span class="wb-score" title="{esc(r.scores[0].error)}">score error</span>')
     out.extend(timing_badges(r))
     if r.prompt_tokens or r.completion_tokens:
         out.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
     if r.cost_usd is not None:
-        out.append(format_usd(r.cost_usd))
+        out.append(usd(r.cost_usd))
     if r.cache_hit:
         out.append("cached")
     if r.outcome in FILTERED_OUTCOMES:
@@ -181,7 +210,7 @@ def timing_badges(r: CellResult) -> list[str]:
     if r.latency_s is not None:
         out.append(f'<span title="total latency">{r.latency_s:.2f}s</span>')
     if r.tokens_per_s is not None:
-        out.append(f'<span title="output tokens per second, end to end">{esc(format_rate(r.tokens_per_s))}</span>')
+        out.append(f'<span title="output tokens per second, end to end">{esc(tokens_per_s(r.tokens_per_s))}</span>')
     return out
 
 
@@ -189,7 +218,7 @@ def timing_facts(r: CellResult) -> list[str]:
     """The same measurements in words, for a cell's details."""
     return [f"first token after {r.first_token_s:.2f}s" if r.first_token_s is not None else "",
             f"latency {r.latency_s:.2f}s" if r.latency_s is not None else "",
-            f"{format_rate(r.tokens_per_s)}" if r.tokens_per_s is not None else ""]
+            f"{tokens_per_s(r.tokens_per_s)}" if r.tokens_per_s is not None else ""]
 
 
 def output_text(r: CellResult) -> str:
@@ -297,6 +326,14 @@ def unified_diff(a: str, b: str, a_name: str = "a", b_name: str = "b") -> str:
     return "".join(difflib.unified_diff((a or "").splitlines(True), (b or "").splitlines(True), a_name, b_name))
 
 
+def highlight(text: str, span: Sequence[int] | None) -> str:
+    """``text`` escaped, with ``span`` (the evidence a scorer quoted) marked."""
+    if not span or not (0 <= span[0] < span[1] <= len(text)):
+        return esc(text)
+    a, b = span[0], span[1]
+    return f"{esc(text[:a])}<mark>{esc(text[a:b])}</mark>{esc(text[b:])}"
+
+
 def cell_detail_html(st: CellStatus) -> str:
     """Everything about one cell: messages as sent, each repeat's full output, scores and call facts."""
     r = st.first
@@ -309,21 +346,26 @@ def cell_detail_html(st: CellStatus) -> str:
         parts.append(f'<div style="color:#555;font-size:11px">params: {esc(json.dumps(params, sort_keys=True))}</div>')
     for rec in st.records:
         label = f"output (repeat {rec.repeat})" if st.n > 1 else "output"
+        shown = _score_of(rec, st.scorer)
+        span = shown.span if shown is not None and rec.outcome != "error" else None
         parts.append(f'<div style="margin-top:6px;color:#555">{label} · {esc(rec.outcome)}'
                      f'{" · finish " + esc(rec.finish_reason) if rec.finish_reason else ""}</div>'
                      f'<pre class="wb-full-output" style="white-space:pre-wrap;font-size:12px;margin:0;'
-                     f'background:#f8f8f8;padding:4px">{esc(output_text(rec))}</pre>')
+                     f'background:#f8f8f8;padding:4px">{highlight(output_text(rec), span)}</pre>')
         if rec.parse_error:
             parts.append(f'<div style="color:#a50e0e;font-size:11px">JSON: {esc(rec.parse_error)}</div>')
         for s in rec.scores:
-            verdict = "pass" if s.passed else ("fail" if s.passed is False else "n/a")
+            verdict = s.outcome if s.passed is not None or s.error else "n/a"
             expl = f" - {esc(s.explanation)}" if s.explanation else ""
             err = f' <span style="color:#a50e0e">{esc(s.error)}</span>' if s.error else ""
             val = "" if s.value is None else f" {s.value:.3g}"
-            parts.append(f'<div style="font-size:12px">{esc(s.scorer)}: <b>{verdict}</b>{val}{expl}{err}</div>')
+            seen = (f'<div style="color:#555;font-size:11px;margin-left:8px">evidence: '
+                    f'<mark>{esc(clip(s.evidence, 300))}</mark></div>') if s.evidence else ""
+            parts.append(f'<div style="font-size:12px">{esc(s.scorer)}: <b>{esc(verdict)}</b>{val}{expl}{err}'
+                         f'{seen}</div>')
         facts = [*timing_facts(rec),
                  f"{rec.prompt_tokens} prompt + {rec.completion_tokens} completion tokens",
-                 format_usd(rec.cost_usd, unknown="cost unknown"),
+                 usd(rec.cost_usd) if rec.cost_usd is not None else "cost unknown",
                  "cache hit" if rec.cache_hit else "", f"retries {rec.retries}" if rec.retries else "",
                  f"filter: {', '.join(rec.filter_flags)}" if rec.filter_flags else ""]
         parts.append('<div style="color:#555;font-size:11px">' + " · ".join(esc(f) for f in facts if f) + "</div>")
@@ -334,31 +376,22 @@ def cell_detail_html(st: CellStatus) -> str:
     return "".join(parts)
 
 
-SUMMARY_COLUMNS = ("variant", "target", "n", "n_errors", "mean", "ci_low", "ci_high", "method", "cost_usd")
-
-
-def _number(value: Any, column: str) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if column == "cost_usd":
-        return format_usd(value)
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
 def summary_html(results: Results, scorer: str | None) -> str:
-    """:meth:`Results.summary` as a table: mean score per variant and target with its 95% interval."""
+    """:meth:`Results.summary` as a table: score per variant and target with its 95% interval, and how many
+    answers were ambiguous, refused or errors (formatted as the report formats them)."""
     if not scorer:
         return '<div style="color:#888;font-size:12px">No scores: add scorers to the experiment.</div>'
     try:
         table = results.summary(scorer)
     except Exception as e:  # display must not raise
         return f'<div style="color:#b00;font-size:12px">summary unavailable: {esc(e)}</div>'
-    cols = [c for c in SUMMARY_COLUMNS if c in table.columns]
-    rows = [[_number(row[c], c) for c in cols] for _, row in table.iterrows()]
-    return (f'<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>{esc(scorer)}</b>: mean score with its 95% '
-            f'confidence interval (ci_low, ci_high)</div>' + html_table(cols, rows))
+    rows = [summary_row(r) for r in table.to_dict("records")]
+    cols = [c for c in SUMMARY_HEADERS if c != "target" or len({r["target"] for r in rows}) > 1]
+    rate = any(is_rate(m) for m in table.get("method", []))
+    what = "pass rate" if rate else "mean score"
+    return (f'<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>{esc(scorer)}</b>: {what} with its 95% '
+            f'confidence interval; ambiguous and refused answers count as fails</div>'
+            + html_table(cols, [[r[c] for c in cols] for r in rows]))
 
 
 # ------------------------------------------------------------------------------------------ cards and chats
@@ -377,7 +410,7 @@ def record_meta(r: CellResult) -> str:
     if r.prompt_tokens or r.completion_tokens:
         parts.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
     if r.cost_usd is not None:
-        parts.append(format_usd(r.cost_usd))
+        parts.append(usd(r.cost_usd))
     if r.cache_hit:
         parts.append("cached")
     return " · ".join(parts)
@@ -406,7 +439,7 @@ def thread_html(conversation: Any, variant: str) -> str:
         c = reply.completion
         if c is not None:
             bits = [f"first {c.first_token_s:.2f}s" if c.first_token_s is not None else "", f"{c.latency_s:.2f}s",
-                    format_rate(c.tokens_per_s) if c.tokens_per_s else "",
+                    tokens_per_s(c.tokens_per_s) if c.tokens_per_s else "",
                     f"{c.usage.completion_tokens} tok", "stopped" if reply.state == "stopped" else ""]
             meta = f'<div class="wb-meta">{esc(" · ".join(b for b in bits if b))}</div>'
         out.append(f'<div class="wb-chat-reply wb-{reply.state}">{body}</div>{meta}')
@@ -423,10 +456,9 @@ def latency_html(results: Results) -> str:
         return f'<div style="color:#b00;font-size:12px">latency unavailable: {esc(e)}</div>'
     if not len(table):
         return ""
-    secs = lambda v: "-" if v is None or v != v else f"{v:.2f}s"  # noqa: E731
-    rows = [[r["variant"], r["target"], str(r["n"]), str(r["cached"]), secs(r["latency_p50"]), secs(r["latency_p95"]),
-             secs(r["first_token_p50"]), secs(r["first_token_p95"]),
-             format_rate(None if r["tokens_per_s"] != r["tokens_per_s"] else r["tokens_per_s"])]
+    rows = [[r["variant"], r["target"], count(r["n"]), count(r["cached"]), seconds(r["latency_p50"]),
+             seconds(r["latency_p95"]), seconds(r["first_token_p50"]), seconds(r["first_token_p95"]),
+             tokens_per_s(r["tokens_per_s"])]
             for _, r in table.iterrows()]
     head = ["variant", "target", "calls", "cached", "latency p50", "p95", "first token p50", "p95", "tokens/s"]
     return ('<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>Latency</b> (answered calls; first token '

@@ -30,11 +30,10 @@ import ipywidgets as widgets
 from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
 from ..conversation import Conversation
-from ..costs import format_usd
 from ..datasets import Dataset, load_dataset
 from ..errors import DataError, NotFoundError, WorkbenchError
 from ..experiment import Experiment, load_experiment
-from ..formatting import plural
+from ..formatting import plural, usd
 from ..records import CellResult
 from ..results import Results
 from ..scorers.registry import scorer_name
@@ -717,7 +716,7 @@ class Playground(StaticFallback, widgets.VBox):
         if h is not None:
             st_ = h.state
             self._set_status(f"running: {st_.done}/{st_.total} calls · {plural(st_.errors, 'error')} · "
-                             f"{format_usd(st_.spent_usd)}")
+                             f"{usd(st_.spent_usd)}")
 
     def _detail_html(self, key: CellKey) -> str:
         with self._lock:
@@ -764,7 +763,7 @@ class Playground(StaticFallback, widgets.VBox):
             stopped = results.status.startswith("stopped")
             head = ("cancelled" if "cancel" in results.status else results.status) if stopped else "done"
             self._set_status(f"{head}: {len(results)}/{st.total} calls · {plural(results.n_errors, 'error')} · "
-                             f"{st.filtered} filtered · {st.cache_hits} cached · {format_usd(st.spent_usd)} spent"
+                             f"{st.filtered} filtered · {st.cache_hits} cached · {usd(st.spent_usd)} spent"
                              + self._run_note)
             self.summary.value = summary_html(results, results.scorers[0]) if results.scorers else ""
             for e in self.editors:
@@ -961,7 +960,7 @@ class Playground(StaticFallback, widgets.VBox):
                     spent += self._reply_cost(r.completion) or 0.0
             states = [r.state for r in replies]
             self._set_status(f"chat: {states.count('done')} answered, {states.count('stopped')} stopped, "
-                             f"{plural(states.count('error'), 'error')} · {format_usd(spent)}")
+                             f"{plural(states.count('error'), 'error')} · {usd(spent)}")
         self.chatting = False
         self.refresh_static()
 
