@@ -206,9 +206,9 @@ def timing_badges(r: CellResult) -> list[str]:
     """``first 0.31s``, ``2.10s``, ``42 tok/s``: what is measured of a call (time to first token only if streamed)."""
     out = []
     if r.first_token_s is not None:
-        out.append(f'<span title="time to first token">first {r.first_token_s:.2f}s</span>')
+        out.append(f'<span title="time to first token">first {esc(seconds(r.first_token_s))}</span>')
     if r.latency_s is not None:
-        out.append(f'<span title="total latency">{r.latency_s:.2f}s</span>')
+        out.append(f'<span title="total latency">{esc(seconds(r.latency_s))}</span>')
     if r.tokens_per_s is not None:
         out.append(f'<span title="output tokens per second, end to end">{esc(tokens_per_s(r.tokens_per_s))}</span>')
     return out
@@ -216,8 +216,8 @@ def timing_badges(r: CellResult) -> list[str]:
 
 def timing_facts(r: CellResult) -> list[str]:
     """The same measurements in words, for a cell's details."""
-    return [f"first token after {r.first_token_s:.2f}s" if r.first_token_s is not None else "",
-            f"latency {r.latency_s:.2f}s" if r.latency_s is not None else "",
+    return [f"first token after {seconds(r.first_token_s)}" if r.first_token_s is not None else "",
+            f"latency {seconds(r.latency_s)}" if r.latency_s is not None else "",
             f"{tokens_per_s(r.tokens_per_s)}" if r.tokens_per_s is not None else ""]
 
 
@@ -438,7 +438,7 @@ def thread_html(conversation: Any, variant: str) -> str:
         meta = ""
         c = reply.completion
         if c is not None:
-            bits = [f"first {c.first_token_s:.2f}s" if c.first_token_s is not None else "", f"{c.latency_s:.2f}s",
+            bits = [f"first {seconds(c.first_token_s)}" if c.first_token_s is not None else "", seconds(c.latency_s),
                     tokens_per_s(c.tokens_per_s) if c.tokens_per_s else "",
                     f"{c.usage.completion_tokens} tok", "stopped" if reply.state == "stopped" else ""]
             meta = f'<div class="wb-meta">{esc(" · ".join(b for b in bits if b))}</div>'

@@ -33,8 +33,8 @@ GRID_CSS = """
 @keyframes wb-blink{50%{opacity:0}}
 .wb-grid-head .widget-html-content{font:600 12px system-ui,sans-serif}
 .wb-case-label .widget-html-content{font:12px/1.3 system-ui,sans-serif;white-space:normal;word-break:break-word}
-.wb-detail{border:1px solid #1976d2;border-radius:3px;padding:6px;background:#fafcff;box-sizing:border-box;
-  min-width:0}
+.wb-detail{grid-column:1 / -1;border:1px solid #1976d2;border-radius:3px;padding:6px;background:#fafcff;
+  box-sizing:border-box;min-width:0}
 .wb-detail .widget-html-content{white-space:normal}
 .wb-stale-banner .widget-html-content{font:12px system-ui,sans-serif;color:#8a5300}
 .wb-grid.wb-stale .wb-cell{opacity:.55}

@@ -909,7 +909,9 @@ class Playground(StaticFallback, widgets.VBox):
         assert conv is not None
         self._chat_stop.clear()
         self.chatting = True
-        self.case_from.options = conv.variants
+        if list(self.case_from.options) != conv.variants:
+            self.case_from.options = conv.variants
+            self.case_from.value = conv.variants[0]
         by_name = {e.name.value: e for e in self.editors}
         variants = {v.name: v for v in self.variants()}
         self._set_status(f"chat: {plural(len(conv.variants), 'variant')} answering…")
