@@ -180,13 +180,20 @@ class Worker:
                 self._current = None
 
     def _first_step(self, llm: Any, job: Job) -> None:
+        """Prompt processing and the first piece of text (the role chunk alone would show nothing)."""
         job.chunks = iter(job.start(llm))
-        chunk = next(job.chunks, None)  # prompt processing and the first token
-        job.prompt_tokens = llm.n_tokens  # the prompt is evaluated, the first sampled token not yet
-        if chunk is None:
-            self._finish(llm, job)
-        else:
+        counted = False
+        while True:
+            chunk = next(job.chunks, None)
+            if not counted:
+                job.prompt_tokens = llm.n_tokens  # the prompt is evaluated, the first sampled token not yet
+                counted = True
+            if chunk is None:
+                self._finish(llm, job)
+                return
             job.emit(chunk)
+            if _has_text_or_end(chunk):
+                return
 
     def _slice(self, llm: Any, job: Job) -> None:
         began = time.perf_counter()
@@ -228,6 +235,13 @@ class Worker:
             _restore(llm, job.saved)
             job.saved = None
         self._current = job
+
+
+def _has_text_or_end(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or []:
+        if (choice.get("delta") or {}).get("content") or choice.get("finish_reason"):
+            return True
+    return False
 
 
 def _save(llm: Any) -> _Saved:
