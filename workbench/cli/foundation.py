@@ -41,21 +41,22 @@ def _check_profile(prof, offline: bool) -> tuple[str, str, dict]:
     """(status, detail, extra) for one profile: ``ok``, ``not configured``, ``failing`` or ``not checked``."""
     from ..providers import get_provider
     from ..providers.local import local_status
+    from ..providers.preflight import check_target
 
     if prof.backend == "local":
         st = local_status()
         if st.get("ok"):
             return "ok", f"{st['model']} loaded in {st.get('load_s')} s", {"local_model": st}
         return "failing", st.get("error") or "the local model does not load", {"local_model": st}
-    try:
-        provider = get_provider(prof)
-        provider.client  # noqa: B018 - builds the client: a missing endpoint, key or version shows here
+    try:  # the harness's preflight, so doctor and a run never disagree about a profile
+        check = check_target(get_provider(prof), timeout=8, network=not offline)
     except ConfigError as e:  # a setting is missing: a finding to act on, not a failure of a backend
         return "not configured", str(e), {}
-    if offline:
-        return "not checked", "configured; not contacted (--offline)", {}
-    ok, detail = provider.ping(timeout=8)
-    return ("ok" if ok else "failing"), detail, {}
+    if check.ok is False and prof.source == "built-in" and check.stage in ("settings", "credentials"):
+        return "not configured", check.detail, {}  # a built-in profile nobody set up
+    if check.ok and offline:
+        return "not checked", f"{check.detail}; endpoint not checked (--offline)", {}
+    return ("ok" if check.ok else "failing"), check.detail, {}
 
 
 def doctor(args: argparse.Namespace) -> int:
