@@ -81,7 +81,7 @@ def doctor(args: argparse.Namespace) -> int:
     counts = {s: sum(1 for e in report["profiles"].values() if e["status"] == s) for s in DOCTOR_MARKS}
     print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
     if failing:
-        print(f"failing: {', '.join(failing)} (configured, but not answering: see the lines above)", file=sys.stderr)
+        print(f"failing: {', '.join(failing)} (configured, but cannot be used: see the lines above)", file=sys.stderr)
     return 1 if failing else 0
 
 
