@@ -8,6 +8,7 @@ import sys
 
 from ..config import load_config
 from ..errors import ConfigError
+from ..safe_text import terminal_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,6 +86,22 @@ def doctor(args: argparse.Namespace) -> int:
     return 1 if failing else 0
 
 
+def _chat_params(args: argparse.Namespace) -> dict:
+    """The flags as request parameters, checked by the rules every variant's ``params`` are checked by; a bad
+    value is refused naming the flag, before a client is even built."""
+    from ..experiment import flag_error
+    from ..params import param_problems
+
+    flags = {"--temperature": ("temperature", args.temperature), "--max-tokens": ("max_tokens", args.max_tokens),
+             "--seed": ("seed", args.seed)}
+    params = {name: value for name, value in flags.values() if value is not None}
+    problems = dict(param_problems(params))
+    bad = [(f"{flag} {value:g}", problems[name]) for flag, (name, value) in flags.items() if name in problems]
+    if bad:
+        raise flag_error(bad, kind="flag")
+    return params
+
+
 def chat(args: argparse.Namespace) -> int:
     from ..providers import get_provider
 
@@ -92,11 +109,7 @@ def chat(args: argparse.Namespace) -> int:
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
         {"role": "user", "content": prompt}
     ]
-    params = {
-        k: v
-        for k, v in {"temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed}.items()
-        if v is not None
-    }
+    params = _chat_params(args)
     provider = get_provider(args.profile)
     stream = not (args.json or args.no_stream)
     out = _StreamWriter(sys.stdout) if stream else None
@@ -112,7 +125,7 @@ def chat(args: argparse.Namespace) -> int:
     if out is not None:
         out.end()
     else:
-        print(result.text)
+        print(terminal_text(result.text))
     print(_usage_line(provider.profile.name, result), file=sys.stderr)
     if result.outcome == "completion_filtered":
         print(f"completion stopped by the content filter: {', '.join(result.content_filter.flagged)}", file=sys.stderr)
@@ -127,6 +140,7 @@ class _StreamWriter:
         self.last = "\n"
 
     def write(self, text: str) -> None:
+        text = terminal_text(text)  # per character, so piece by piece is the same as all at once
         self.stream.write(text)
         self.stream.flush()
         self.last = text[-1:] or self.last

@@ -13,11 +13,12 @@ from .provider import (
     CompletionStream,
     PreparedRequest,
     Provider,
+    error_text,
     get_provider,
     register_backend,
 )
 
 __all__ = [
-    "BACKENDS", "AsyncCompletionStream", "CompletionStream", "PreparedRequest", "Provider", "get_provider",
-    "register_backend",
+    "BACKENDS", "AsyncCompletionStream", "CompletionStream", "PreparedRequest", "Provider", "error_text",
+    "get_provider", "register_backend",
 ]

@@ -37,7 +37,7 @@ from .backend import (
     fake_profile,
     filter_results,
 )
-from .server import FakeServer
+from .server import FakeServer, serve_in_background
 
 __all__ = [
     "FakeBackend", "FakeEventStream",
@@ -54,6 +54,7 @@ __all__ = [
     "HTTPError",
     "fake_profile",
     "FakeServer",
+    "serve_in_background",
     "FakeTransport",
     "filter_results",
     "FAKE_API_KEY",
