@@ -24,6 +24,7 @@ from .backend import (
     CompletionFiltered,
     ConnectionFailure,
     FakeBackend,
+    FakeEventStream,
     FakeRequest,
     FakeTransport,
     Fault,
@@ -41,7 +42,7 @@ from .backend import (
 from .server import FakeServer, serve_in_background
 
 __all__ = [
-    "FakeBackend",
+    "FakeBackend", "FakeEventStream",
     "FakeRequest",
     "Reply",
     "Fault",
