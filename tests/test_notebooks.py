@@ -109,3 +109,21 @@ def test_04_compare_runs_makes_its_own_runs_on_a_fresh_clone(reports):
     made = [load_manifest(p) for p in reports.rglob("manifest.json") if p.parent != out.run_dir]
     assert len(made) == 2 and {m.experiment for m in made} == {"sentiment-demo"}
     assert sorted(m.parameters.get("temperature") or 0 for m in made) == [0, 0.8]
+
+
+@pytest.mark.notebook
+@pytest.mark.local_model
+def test_03_evaluate_shows_calibration_and_token_probabilities_on_the_local_model(reports):
+    """The shipped `probabilities` example: a raw completion prompt and a chat prompt with logprobs, on the local
+    model; notebook 03 and its report show the reliability diagram, the ECE per variant and the token views."""
+    out = execute(ROOT / "notebooks" / "03_evaluate.ipynb", reports, spec="probabilities", sample_size=3)
+    m = load_manifest(out.run_dir)
+    assert m.experiment == "sentiment-probabilities" and m.totals.calls == 6
+    executed = nbformat.read(out.run_dir / "notebook.ipynb", as_version=4)
+    cell = next(c for c in executed.cells if c.cell_type == "code" and "plot_reliability(" in c.source)
+    assert not [o for o in cell.outputs if o.output_type == "error"]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
+    assert "ece" in html and "workbench-probability-view" in html
+    assert any("image/png" in o.get("data", {}) for o in cell.outputs)  # the reliability diagram
+    report = out.report.read_text()
+    assert 'id="calibration"' in report and 'id="probabilities"' in report
