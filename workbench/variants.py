@@ -384,6 +384,15 @@ def missing_hint(var: str, columns: Sequence[str]) -> str:
     return (f"{nearest}The columns are: {', '.join(columns) or '(none)'}. Rename the variable or add the column.")
 
 
+def with_logprobs(variant: Variant, top: int = 5) -> Variant:
+    """``variant`` asking for token log-probabilities with ``top`` alternatives per token, the way its endpoint
+    takes them: chat ``logprobs: true, top_logprobs: N`` (N up to 20), completions ``logprobs: N`` (up to 5).
+    (A reasoning model drops them, with a note on each cell: it returns none.)"""
+    if variant.prompt is not None:
+        return variant.with_(params={"logprobs": min(top, 5)})
+    return variant.with_(params={"logprobs": True, "top_logprobs": min(top, 20)})
+
+
 def grid(variants: Variant | Sequence[Variant], **param_values: Sequence[Any]) -> list[Variant]:
     """Expand variants x parameter values: ``grid(v, temperature=[0, 0.7])`` -> ``v[temperature=0]``, ...
 

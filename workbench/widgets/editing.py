@@ -22,7 +22,7 @@ from ..datasets import Case, Dataset, load_dataset
 from ..errors import DataError, SpecError, WorkbenchError
 from ..experiment import DatasetSpec, Experiment
 from ..secrets import shorten
-from ..variants import Target, Turn, Variant, template_variables
+from ..variants import Target, Turn, Variant, template_variables, with_logprobs
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 ALL_TARGETS = "*"  # editor value: the variant runs on every target of the experiment
@@ -311,11 +311,14 @@ def adhoc_dataset(values: Mapping[str, Any], expected: str = "") -> Dataset:
 
 
 def experiment_for_run(template: Experiment, variants: Sequence[Variant], dataset: Dataset, *,
-                       repeats: int | None = None) -> Experiment:
-    """What the Run button executes: the template's scorers, targets and limits on ``dataset``."""
+                       repeats: int | None = None, logprobs: bool = False) -> Experiment:
+    """What the Run button executes: the template's scorers, targets and limits on ``dataset``; ``logprobs``:
+    every variant asks for token probabilities (:func:`workbench.variants.with_logprobs`)."""
     names = [v.name for v in variants]
     if duplicate_names(names):
         raise DataError(f"Variant names must be unique; rename: {', '.join(duplicate_names(names))}.")
+    if logprobs:
+        variants = [with_logprobs(v) for v in variants]
     changes: dict[str, Any] = dict(variants=list(variants), dataset=dataset, sample=None)
     if repeats is not None:
         changes["repeats"] = repeats
