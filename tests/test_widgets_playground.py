@@ -406,3 +406,17 @@ def test_the_probabilities_toggle_shows_each_cards_answer_token_by_token(pg, fak
     pg.run(wait=True)
     assert "logprobs" not in fake.chat_requests[-1].body
     assert "workbench-probability-view" not in pg.editor("instructed").output.value
+
+
+def test_a_prompt_variant_in_the_playground_edits_its_prompt_and_runs_on_the_completions_endpoint(fake, tmp_path):
+    exp = load_example("probabilities").replace(targets=[Target(profile="fake", model="gpt-35-turbo-instruct")])
+    exp = exp.replace(variants=[exp.variants[0]])  # the raw completion prompt alone: the model serves no chat
+    pg = Playground(exp, providers={"fake": fake.provider("openai")}, out=tmp_path / "runs")
+    card = pg.editor("completion")
+    assert card.user.value.startswith("Review: {{ text }}")  # the user box holds the prompt
+    card.user.value = "Q: {{ text }}\nA:"
+    assert "tokens in" in card.info.value  # counted exactly, as a raw prompt
+    pg.set_input(text="I love it")
+    pg.run(wait=True)
+    assert [r.body["prompt"] for r in fake.completion_requests] == ["Q: I love it\nA:"]
+    assert pg.records[0].endpoint == "completions" and pg.records[0].output

@@ -22,7 +22,7 @@ from ..datasets import Case, Dataset, load_dataset
 from ..errors import DataError, SpecError, WorkbenchError
 from ..experiment import DatasetSpec, Experiment
 from ..secrets import shorten
-from ..variants import Target, Turn, Variant, template_variables, with_logprobs
+from ..variants import DEFAULT_USER, Target, Turn, Variant, template_variables, with_logprobs
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 ALL_TARGETS = "*"  # editor value: the variant runs on every target of the experiment
@@ -112,7 +112,7 @@ class VariantFields:
     def from_variant(cls, v: Variant, default_target: str = "") -> VariantFields:
         kind, schema = response_format_fields(v.response_format)
         max_tokens = v.params.get("max_tokens", v.params.get("max_completion_tokens"))
-        return cls(name=v.name, system=v.system or "", user=v.user,
+        return cls(name=v.name, system=v.system or "", user=v.prompt if v.prompt is not None else v.user,
                    target=v.target.label if v.target else default_target,
                    temperature=v.params.get("temperature"), max_tokens=max_tokens,
                    response_format=kind, schema=schema, base=v, turns=[(t.role, t.content) for t in v.turns])
@@ -145,6 +145,8 @@ class VariantFields:
                                        response_format=rf, target=target)
         if self.turns is not None:
             changes["turns"] = [Turn(role=role, content=content) for role, content in self.turns]
+        if base is not None and base.prompt is not None:  # a completions variant: the user box holds its prompt
+            changes.update(prompt=self.user, user=DEFAULT_USER)
         try:
             return base.replace(**changes) if base else Variant(**changes)
         except SpecError as e:  # say which variant and which field, in one line
@@ -271,18 +273,24 @@ def estimate_variant(variant: Variant, target: Target, cases: Sequence[Mapping[s
     try:
         for case in counted:
             values = {**{m: "" for m in needed}, **dict(case)}
-            messages = variant.render(values, base_dir=base_dir)
-            req = provider.prepare(messages, target.model, warn=False, **request_params(variant, seed))
+            if variant.prompt is not None:  # a completions variant: its raw prompt, counted exactly
+                req = provider.prepare_prompt(variant.render_prompt(values), target.model, warn=False,
+                                              **request_params(variant, seed))
+            else:
+                messages = variant.render(values, base_dir=base_dir)
+                req = provider.prepare(messages, target.model, warn=False, **request_params(variant, seed))
             for w in req.warnings:
                 if w not in notes:
                     notes.append(w)
             model, max_out = req.model.name, req.max_output_tokens
             try:
-                est = estimate_request_cost(req.messages, req.model, max_output_tokens=max_out or None)
+                est = estimate_request_cost(req.messages, req.model, max_output_tokens=max_out or None,
+                                            prompt=req.prompt)
             except PriceUnknown:
-                from ..tokens import count_messages
+                from ..tokens import count_messages, count_prompt
 
-                n = count_messages(req.messages, req.model).total
+                n = (count_prompt(req.prompt, req.model) if req.prompt is not None
+                     else count_messages(req.messages, req.model)).total
                 priced = False
             else:
                 n = est.input_tokens
