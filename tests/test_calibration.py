@@ -158,3 +158,15 @@ def test_the_report_shows_calibration_and_token_probabilities_without_scripts(tm
     assert re.search(r'<span title="&#x27; positive&#x27;: p = 70.0% \(logprob -0.357\)\nalternatives:', html)
     assert "<script" not in html.lower()
     assert "review c1 &lt;b&gt;" in html  # a prompt variant's input is its raw prompt, escaped
+
+
+def test_a_label_probability_scorer_on_variants_without_logprobs_is_refused_before_the_run():
+    from workbench.errors import SpecError
+
+    with pytest.raises(SpecError) as e:
+        Experiment(name="e", dataset=[{"input": "a", "expected": "positive"}],
+                   variants=[Variant(name="chat"), Variant(name="raw", prompt="{{ input }}"),
+                             Variant(name="ok", params={"logprobs": True, "top_logprobs": 5})],
+                   scorers=[{"label_probability": ["positive", "negative"]}])
+    assert [p for p, _ in e.value.problems] == ["variants[0].params", "variants[1].params"]
+    assert "logprobs: true, top_logprobs: 5" in str(e.value) and "add logprobs: 5" in str(e.value)
