@@ -72,6 +72,25 @@ def test_label_probability_sums_a_labels_spellings_and_normalises_over_the_label
     assert wrong.metadata["confidence"] == pytest.approx(0.6 / 0.85)  # the model's confidence in its own answer
 
 
+def test_label_probability_reads_the_token_where_the_label_is_chosen_and_refuses_a_thin_one():
+    scorer = LabelProbabilityScorer(labels=["positive", "negative"])
+    # "A positive": the first token is no label; the label is chosen at " positive" (0.7 vs 0.2 there)
+    lp = TokenLogprobs(tokens=["\n", "A", " positive"], logprobs=[-0.01, math.log(0.5), math.log(0.7)],
+                       top=[[], [("A", math.log(0.5)), (" Positive", math.log(0.03))],
+                            [(" positive", math.log(0.7)), (" negative", math.log(0.2))]])
+    s = scorer.score(ScoreInput.of("\nA positive", "positive", logprobs=lp))
+    assert s.metadata["token_index"] == 2 and s.value == pytest.approx(0.7 / 0.9) and s.evidence == "positive"
+    # a first token where the labels hold 3%: normalising would claim certainty; it is a fail with no confidence
+    thin = TokenLogprobs(tokens=["A"], logprobs=[math.log(0.5)], top=[[("A", math.log(0.5)),
+                                                                        (" Positive", math.log(0.03))]])
+    t = scorer.score(ScoreInput.of("A", "positive", logprobs=thin))
+    assert t.verdict == "fail" and "hold only 3%" in t.explanation and "confidence" not in t.metadata
+    loose = LabelProbabilityScorer(labels=["positive", "negative"], min_coverage=0)
+    assert loose.score(ScoreInput.of("A", "positive", logprobs=thin)).value == pytest.approx(1.0)
+    with pytest.raises(DataError, match="min_coverage"):
+        LabelProbabilityScorer(labels=["positive", "negative"], min_coverage=2)
+
+
 def test_label_probability_fails_or_errors_with_a_reason():
     scorer = LabelProbabilityScorer(labels=["positive", "negative"])
     none = scorer.score(ScoreInput.of("Maybe", "positive", logprobs=_lp({"Maybe": 0.7, "I": 0.2})))

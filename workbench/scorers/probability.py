@@ -21,13 +21,20 @@ from .base import ScoreInput, Scorer, register_scorer
 _STRIP = " \t\r\n\"'`*([{<:"  # what may come before a label inside its first token
 
 
-def first_content_token(logprobs: TokenLogprobs) -> int | None:
-    """The index of the first token with a letter or digit in it (an answer may open with a newline or a
-    quote), or None when there is none."""
+def answer_token(logprobs: TokenLogprobs, labels: Sequence[str]) -> int | None:
+    """The index of the token where the model chose its label: the first output token that begins one of the
+    ``labels`` ("Answer: positive" is read at "positive"), else the first token with a letter or digit in it
+    (an answer may open with a newline or a quote); None when there is none."""
+    folded = [label.strip().casefold() for label in labels]
+    first = None
     for i, token in enumerate(logprobs.tokens):
-        if any(ch.isalnum() for ch in token):
+        if not any(ch.isalnum() for ch in token):
+            continue
+        first = i if first is None else first
+        norm = token.strip(_STRIP).casefold()
+        if norm and any(f.startswith(norm) for f in folded):
             return i
-    return None
+    return first
 
 
 def label_masses(alternatives: dict[str, float], labels: Sequence[str]) -> tuple[dict[str, float], float]:
@@ -55,9 +62,10 @@ def label_masses(alternatives: dict[str, float], labels: Sequence[str]) -> tuple
 @register_scorer("label_probability")
 @dataclass(kw_only=True, eq=False)
 class LabelProbabilityScorer(Scorer):
-    """For label tasks: the probability the model gave the expected label, from the first answer token's
-    alternatives (the cell must carry log-probabilities: ``logprobs: true, top_logprobs: 5`` on a chat
-    variant, ``logprobs: 5`` on a ``prompt`` variant).
+    """For label tasks: the probability the model gave the expected label, from the alternatives of the answer
+    token - the first output token that begins a label (:func:`answer_token`; usually the first token) - (the
+    cell must carry log-probabilities: ``logprobs: true, top_logprobs: 5`` on a chat variant, ``logprobs: 5`` on
+    a ``prompt`` variant).
 
     - ``value``: the expected label's probability, normalised over the labels (so 0.5 on two labels is a coin
       toss), ``1 - value`` the rest;
@@ -68,13 +76,16 @@ class LabelProbabilityScorer(Scorer):
       coverage says the figure rests on little), ``shared`` (mass of tokens that begin several labels),
       ``confidence`` (the most probable label's probability: what calibration compares with being right).
 
-    No label among the alternatives is a fail with no confidence (calibration leaves it out and counts it); a
-    cell with no log-probabilities is an error that says how to ask for them.
+    No label among the alternatives, or labels holding less than ``min_coverage`` of the token's probability (the
+    model was not choosing between the labels there, and normalising would invent a certainty), is a fail with
+    no confidence: calibration leaves it out and counts it. A cell with no log-probabilities is an error that
+    says how to ask for them.
     """
 
     primary: ClassVar[str | None] = "labels"
     evidence_in_output: ClassVar[bool] = True
     labels: Sequence[str] = ()
+    min_coverage: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,6 +97,10 @@ class LabelProbabilityScorer(Scorer):
         if len(set(folded)) != len(folded):
             raise DataError(f"scorer {self.name!r}: labels {list(self.labels)} repeat one label (case-insensitively)")
         self.labels = [x.strip() for x in self.labels]
+        if isinstance(self.min_coverage, bool) or not isinstance(self.min_coverage, (int, float)) \
+                or not 0 <= self.min_coverage <= 1:
+            raise DataError(f"scorer {self.name!r}: min_coverage must be a probability between 0 and 1 "
+                            f"(got {self.min_coverage!r})")
 
     def _score(self, inp: ScoreInput) -> Score:
         lp = inp.logprobs
@@ -93,7 +108,7 @@ class LabelProbabilityScorer(Scorer):
             raise ScoringError(
                 f"case {inp.case_id!r}: the cell has no token log-probabilities, which {self.name!r} reads; ask for "
                 "them in the variant's params (chat: logprobs: true, top_logprobs: 5; a prompt variant: logprobs: 5)")
-        index = first_content_token(lp)
+        index = answer_token(lp, self.labels)
         if index is None:
             raise ScoreFailed(f"the output has no word to read a label from: {inp.output[:80]!r}")
         alternatives = lp.alternatives(index)
@@ -104,13 +119,17 @@ class LabelProbabilityScorer(Scorer):
                                 "alternatives": len(alternatives)}
         if coverage <= 0:
             raise ScoreFailed(f"none of the labels {list(self.labels)} is among the {len(alternatives)} alternatives "
-                              f"of the first answer token {token!r}", evidence=token.strip() or None, **meta)
+                              f"of the answer token {token!r}", evidence=token.strip() or None, **meta)
+        if coverage < self.min_coverage:
+            raise ScoreFailed(f"the labels hold only {coverage:.0%} of the answer token {token!r}'s probability "
+                              f"(min_coverage {self.min_coverage:.0%}): the model was not choosing between them there",
+                              evidence=token.strip() or None, **meta)
         probs = {label: m / coverage for label, m in masses.items()}
         predicted = max(self.labels, key=lambda label: probs[label])  # a tie goes to the first label listed
         expected = self._expected_labels(inp)
         value = sum(probs[label] for label in expected)
         shown = ", ".join(f"P({label})={probs[label]:.2f}" for label in self.labels)
-        explanation = (f"{shown} from the {len(alternatives)} alternatives of the first answer token {token!r} "
+        explanation = (f"{shown} from the {len(alternatives)} alternatives of the answer token {token!r} "
                        f"(the labels hold {coverage:.0%} of its probability); expected "
                        f"{' or '.join(repr(x) for x in expected)}")
         ok = predicted in expected
