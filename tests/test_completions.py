@@ -104,6 +104,18 @@ def test_the_same_refusal_from_yaml_names_the_variant_field(tmp_path):
         load_experiment(spec)
 
 
+def test_a_prompt_variant_round_trips_through_yaml(tmp_path):
+    from workbench.examples import load_example
+
+    exp = load_example("probabilities")
+    text = exp.to_yaml()
+    assert "prompt: 'Review: {{ text }}" in text and "user: '{{ input }}'" not in text
+    (tmp_path / "e.yaml").write_text(text)
+    (tmp_path / "sentiment.csv").write_text((exp.base_dir / "sentiment.csv").read_text())
+    again = load_experiment(tmp_path / "e.yaml")
+    assert again.variants == exp.variants and again.variants[0].endpoint == "completions"
+
+
 def _exp(variants, **kw):
     rows = [{"id": "c1", "input": "count to 5 in a for loop"}, {"id": "c2", "input": "count to 3"}]
     return Experiment(name="mixed", dataset=rows, variants=variants, targets=["fake"], **kw)

@@ -212,6 +212,8 @@ class Experiment(Model):
                 v.pop(key)
             if v.get("image_detail") == "auto":
                 v.pop("image_detail")
+            if "prompt" in v and v.get("user") == "{{ input }}":  # a completions variant has no user template
+                v.pop("user")
         return d
 
     def to_yaml(self) -> str:
