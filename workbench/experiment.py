@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 from .datasets import Case, Dataset, load_dataset
 from .errors import DataError, SpecError
 from .gates.spec import Gate, bounded_scorers, gate_problems
+from .review.spec import ReviewSpec
 from .schema import Model, format_problems
 from .variants import Target, Variant
 
@@ -79,6 +80,7 @@ class Experiment(Model):
     scorers: list[Any] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list,
                               description="quality gates checked after a run (workbench eval exits 3 when one fails)")
+    review: ReviewSpec | None = Field(None, description="how people review the cells: a scale and instructions")
     repeats: int = Field(1, ge=1)
     sample: int | None = Field(None, ge=1, description="run on a reproducible sample of this many cases")
     seed: int | None = Field(None, description="sampling seed; also sent as the request seed (best effort)")
@@ -185,12 +187,13 @@ class Experiment(Model):
         spec.pop("description", None)
         spec.pop("metadata", None)
         spec.pop("gates", None)  # gates judge results, they do not change them: same folder, same cache
+        spec.pop("review", None)  # neither does how people review them
         spec["dataset"] = self.load_cases().sha256
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # -- serialisation ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json", exclude={"dataset", "scorers", "gates"}, exclude_defaults=False)
+        d = self.model_dump(mode="json", exclude={"dataset", "scorers", "gates", "review"}, exclude_defaults=False)
         if isinstance(self.dataset, Dataset):
             d["dataset"] = {"rows": [dict(c.vars) for c in self.dataset.cases], "name": self.dataset.name}
         else:
@@ -198,6 +201,8 @@ class Experiment(Model):
         d["scorers"] = [_scorer_spec(s) for s in self.scorers]
         if self.gates:
             d["gates"] = [g.spec() for g in self.gates]
+        if self.review is not None:
+            d["review"] = self.review.model_dump(mode="json", exclude_defaults=True)
         for v in d["variants"]:  # keep YAML short: drop empty fields
             for key in [k for k, val in v.items() if val in (None, [], {}, "")]:
                 v.pop(key)

@@ -49,18 +49,30 @@ class Results:
 
     def __init__(self, records: Iterable[CellResult], experiment: Experiment | None = None,
                  run_dir: Path | None = None, status: str = "complete", info: dict[str, Any] | None = None):
-        self.records = list(records)
         self.experiment = experiment
         self.run_dir = Path(run_dir) if run_dir else None
         self.status = status
         self.info = info or {}
         self._df: pd.DataFrame | None = None
+        self.records = list(records)
+        if self.run_dir is not None:
+            self.reload_reviews()
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __repr__(self) -> str:
         return f"<Results {self.name!r}: {len(self)} calls, status {self.status}, {self.n_errors} errors>"
+
+    def reload_reviews(self) -> Results:
+        """Read the run folder's human reviews again and set each reviewed cell's ``human`` score
+        (:mod:`workbench.review`); the Review widget calls this after every save."""
+        from .review.human import attach_reviews
+        from .review.store import read_reviews
+
+        self.records = attach_reviews(self.records, read_reviews(self.run_dir))
+        self._df = None
+        return self
 
     @property
     def name(self) -> str:

@@ -282,6 +282,7 @@ class Executor:
                 prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
                 reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices),
                 content_filter=cf.model_dump() if not cf.empty else {}, filter_flags=cf.flagged,
+                tool_calls=list(c.tool_calls or []),
             )
             if c.outcome == "prompt_filtered":
                 fields.update(error_type="content_filter", error_message=c.error_message)

@@ -414,4 +414,11 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         warnings=req.warnings,
         error_code=None,
         error_message=None,
+        tool_calls=_tool_calls(choice.message),
     )
+
+
+def _tool_calls(message: Any) -> list[dict[str, Any]]:
+    """The message's tool calls as plain dicts in the API's shape (``[]`` without any)."""
+    calls = getattr(message, "tool_calls", None) if message is not None else None
+    return [c.model_dump(exclude_none=True) if hasattr(c, "model_dump") else dict(c) for c in calls or []]

@@ -93,6 +93,7 @@ class Reply:
     latency: float | None = None
     system_fingerprint: str | None = "fp_fake0001"
     model: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # the assistant's tool calls ({id, type, function})
 
 
 class Fault:
@@ -485,6 +486,8 @@ class FakeBackend:
             "logprobs": None,
             "message": {"role": "assistant", "content": reply.text},
         }
+        if reply.tool_calls:
+            choice["message"]["tool_calls"] = reply.tool_calls
         body: dict[str, Any] = {
             "id": f"chatcmpl-{_rid()[:12]}",
             "object": "chat.completion",
