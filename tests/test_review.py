@@ -286,3 +286,45 @@ def test_widget_shows_tool_calls(tmp_path):
     assert res.records[0].tool_calls == [call]
     w = Review(res, reviewer="ann", show="all")
     assert "lookup" in w.cell_html.value and "call_1" in w.cell_html.value
+
+
+# ------------------------------------------------------------------------------------------- calibration
+
+
+def _grading_judge(req):
+    """A fake judge: under a rubric saying EXACTLY it compares the answer with the reference; else it passes all."""
+    text = req.user_text
+    if "EXACTLY" not in text:
+        return '{"reasoning": "fine", "score": 10}'
+    answer = text.split("[Assistant's answer]\n", 1)[1].split("\n", 1)[0].strip()
+    reference = text.split("[Reference answer]\n", 1)[1].split("\n", 1)[0].strip()
+    return '{"reasoning": "compared", "score": %d}' % (10 if answer == reference else 0)
+
+
+def test_calibrate_reruns_a_judge_rubric_on_reviewed_cells_and_compares_agreement(results):
+    from workbench.review import calibrate
+    from workbench.scorers.model_graded import JudgeScorer
+
+    store = ReviewStore(results.run_dir)
+    for rec in results.records:
+        if rec.repeat == 0:  # the reviewer passes exactly the outputs that equal the expected label
+            store.add_review(rec, verdict="pass" if rec.output == {"c1": "positive", "c2": "negative",
+                             "c3": "positive", "c4": "positive"}[rec.case_id] else "fail", reviewer="ann")
+    fake = FakeBackend(_grading_judge)
+
+    def judge(rubric):
+        return JudgeScorer(name="judge", rubric=rubric, provider=fake.provider("openai"), model="gpt-4o-mini")
+
+    lenient = calibrate(results, judge("The answer is a sentiment."))
+    strict = calibrate(results, judge("The answer must equal the reference EXACTLY."))
+    assert len(lenient.scores) == len(strict.scores) == 8  # only the reviewed cells were scored again
+    assert len(fake.requests) == 16
+    assert lenient.agreement.accuracy < strict.agreement.accuracy == 1.0
+    assert strict.agreement.kappa.value == pytest.approx(1.0)
+    assert lenient.agreement.disagreements and not strict.agreement.disagreements
+    assert "re-run on 8 reviewed cells" in strict.summary()
+    # the run's own scorer of the same name is the "before"
+    relabel = calibrate(results, {"label": {"labels": ["positive", "negative"], "on_ambiguous": "fail"}})
+    assert relabel.before is not None and relabel.before.n == relabel.agreement.n
+    with pytest.raises(DataError, match="no reviewed cells"):
+        calibrate(Results.load(run_once(results.run_dir.parent / "other").run_dir), judge("x"))
