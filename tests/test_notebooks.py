@@ -19,7 +19,7 @@ from workbench.runs.manifest import load_manifest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 TESTS = Path(__file__).resolve().parent
-EXPECTED = ["01_playground", "02_tokens_and_costs", "03_evaluate", "04_compare_runs"]
+EXPECTED = ["01_playground", "02_tokens_and_costs", "03_evaluate", "04_compare_runs", "05_review"]
 
 # Parameters that make any notebook smaller; each notebook gets the ones it declares.
 SMALL = {"sample_size": 3, "n_cases": 3, "max_cases": 3, "repeats": 1}
@@ -39,7 +39,7 @@ def execute(notebook: Path, reports: Path, **params) -> runs.RunOutcome:
     return outcome
 
 
-def test_the_four_notebooks_are_there():
+def test_the_five_notebooks_are_there():
     assert [p.stem for p in NOTEBOOKS if p.stem in EXPECTED] == EXPECTED
 
 

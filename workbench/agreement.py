@@ -147,6 +147,9 @@ class Agreement:
         left = [f"{k} labelled only by {who}" for who, k in ((self.a, self.only_a), (self.b, self.only_b)) if k]
         return acc + "; " + self.kappa.describe() + (f"; not compared: {', '.join(left)}" if left else "") + "."
 
+    def __repr__(self) -> str:
+        return f"<Agreement {self.b} vs {self.a}: {self.summary()}>"
+
     def as_dict(self) -> dict[str, Any]:
         k = self.kappa
         return {"a": self.a, "b": self.b, "n": self.n, "labels": list(self.confusion.labels),

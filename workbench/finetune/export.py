@@ -69,6 +69,10 @@ class FinetuneData:
     validation_share: float = 0.2
     run_dir: str | None = None
 
+    def __repr__(self) -> str:
+        return (f"<FinetuneData {len(self.train)} train + {len(self.validation)} validation examples for "
+                f"{self.base_model}: {self.estimate.describe()}>")
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "schema_version": FINETUNE_SCHEMA_VERSION, "run_dir": self.run_dir, "base_model": self.base_model,

@@ -303,6 +303,11 @@ class Review(StaticFallback, widgets.VBox):
         self.results.reload_reviews()
         self._by_id = {cell_id(r): r for r in self.results.records}
 
+    def refresh(self) -> None:
+        """Read the reviews again (someone else, or a script, added some) and rebuild the queue."""
+        self._reload()
+        self._rebuild_queue()
+
     def next(self) -> None:
         self.position = min(self.position + 1, max(len(self.queue) - 1, 0))
 
