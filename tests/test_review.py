@@ -328,3 +328,36 @@ def test_calibrate_reruns_a_judge_rubric_on_reviewed_cells_and_compares_agreemen
     assert relabel.before is not None and relabel.before.n == relabel.agreement.n
     with pytest.raises(DataError, match="no reviewed cells"):
         calibrate(Results.load(run_once(results.run_dir.parent / "other").run_dir), judge("x"))
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def test_the_report_shows_review_coverage_and_agreement_and_escapes_comments(tmp_path):
+    import nb_fakes
+
+    from workbench import runs
+    from workbench.runs.manifest import NotebookInfo
+
+    exp = runs.resolve_experiment(None, targets=nb_fakes.PROFILE, sample_size=4)
+    run_dir = tmp_path / "reports" / exp.name / "r1"
+    res = runs.run_experiment(exp, run_dir, providers="nb_fakes:sentiment", progress=False)
+
+    def finalize():
+        return runs.finalize_run(run_dir, run_id="r1", experiment=exp.name,
+                                 notebook=NotebookInfo(path="", name="(none)"), parameters={}).report.read_text()
+
+    assert 'id="review"' not in finalize()  # no reviews, no section
+    store = ReviewStore(run_dir)
+    recs = [r for r in res.records if r.variant == "bare"]
+    for i, rec in enumerate(recs):
+        store.add_review(rec, verdict="pass" if i % 2 else "fail", reviewer="ann")
+    store.add_review(recs[0], verdict="pass", reviewer="bob", comment="<script>window.__pwned=1</script>")
+    html = finalize()
+    assert 'id="review"' in html and 'href="#review"' in html
+    assert f"{len(recs)} of {len(res)} calls reviewed" in html and "by ann, bob" in html
+    assert "Cohen&#39;s kappa; SE of Fleiss, Cohen &amp; Everitt (1969)" in html
+    assert "wb-confusion" in html and "label vs human" in html and "bob vs ann" in html
+    assert "<script>window.__pwned" not in html  # a comment is text, never markup
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html  # shown next to the disagreement
+    assert 'id="scores"' in html and ">human<" in html  # the human score has its own summary

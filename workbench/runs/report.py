@@ -416,7 +416,7 @@ def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[
         "failure": m.failure.describe() if m.failure else None,
         "experiment": experiment_section(results, m) if m.spec or results is not None else None,
         "has_results": results is not None and len(results) > 0,
-        "scores": [], "comparisons": [], "cost": None, "flaky": None, "sample": None, "errors": None,
+        "scores": [], "comparisons": [], "cost": None, "flaky": None, "sample": None, "errors": None, "review": None,
         "provenance": provenance(m),
         "notebook": NotebookRenderer(notebook).render() if notebook else None,
         "results_status": m.results_status,
@@ -435,8 +435,16 @@ def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[
         ctx["sample"] = {**sample, "table": table(sample["rows"], sample["columns"], css="data outputs")
                          if sample["rows"] else None}
         ctx["errors"] = errors_section(results)
+        ctx["review"] = _review(results)
     # every part is redacted where it is built; this last pass catches anything a future section forgets
     return redact(_env().get_template("report.html.j2").render(**ctx))
+
+
+def _review(results: Results) -> dict[str, Any] | None:
+    """The human-review section (:mod:`workbench.runs.review_section`), None without reviews."""
+    from .review_section import review_section
+
+    return review_section(results)
 
 
 def build_index(runs: Iterable[tuple[str, Manifest]]) -> str:
