@@ -361,3 +361,13 @@ def test_the_report_shows_review_coverage_and_agreement_and_escapes_comments(tmp
     assert "<script>window.__pwned" not in html  # a comment is text, never markup
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html  # shown next to the disagreement
     assert 'id="scores"' in html and ">human<" in html  # the human score has its own summary
+
+
+def test_widget_on_a_folder_reads_the_stored_spec_for_the_scale_and_expected_answers(results):
+    w = Review(results.run_dir, reviewer="ann", show="all")
+    assert w.spec.scale == (1, 5) and "Is the sentiment label right?" in w.children[1].value
+    assert "expected: <b>" in w.cell_html.value
+    w.keys_box.value = "4"
+    assert w.last_saved.value == 4
+    with pytest.raises(DataError, match="not a run folder"):
+        Review(results.run_dir / "missing")

@@ -142,35 +142,15 @@ def _load(results: Results | str | Path) -> Results:
 
     if isinstance(results, Results):
         return results.reload_reviews() if results.run_dir is not None else results  # the latest reviews
-    from ..runs.layout import load_results
+    from ..runs.layout import load_run
 
     run_dir = Path(results)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir} is not a run folder (it should hold results.sqlite)")
-    loaded = load_results(run_dir)
+    loaded = load_run(run_dir)
     if loaded is None:
         raise DataError(f"{run_dir} holds no results (results.sqlite or results.jsonl): nothing to export")
-    if loaded.experiment is None:
-        loaded.experiment = _stored_experiment(run_dir)
     return loaded
-
-
-def _stored_experiment(run_dir: Path) -> Any:
-    """The spec a harness run stored in its run folder (for the cases' expected answers), if it still loads."""
-    from ..experiment import experiment_from_dict
-    from ..store import RunStore
-
-    store = RunStore(run_dir)
-    try:
-        spec = store.get_meta("experiment")
-    finally:
-        store.close()
-    if not spec:
-        return None
-    try:
-        return experiment_from_dict(spec, where=str(run_dir / "results.sqlite"))
-    except Exception:  # the dataset moved: expected answers are unknown, the outputs still export
-        return None
 
 
 def _expected(results: Results, needed: bool) -> dict[str, Any]:

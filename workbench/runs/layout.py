@@ -86,3 +86,26 @@ def load_results(run_dir: str | Path, info: Mapping[str, Any] | None = None) -> 
         except WorkbenchError as e:
             log.warning("%s: the experiment spec no longer loads (%s); reporting from the records alone", run_dir, e)
     return results
+
+
+def load_run(run_dir: str | Path) -> Results | None:
+    """:func:`load_results` for any run folder: a notebook run's experiment comes from ``experiment.json``; a
+    harness run's (``workbench.run(out=...)``, ``workbench eval``) from the spec its run store keeps - its
+    relative dataset paths resolve from the working directory, so that one may not load (then it stays None)."""
+    results = load_results(run_dir)
+    if results is None or results.experiment is not None or not (Path(run_dir) / RUN_STORE_FILE).is_file():
+        return results
+    from ..experiment import experiment_from_dict
+    from ..store import RunStore
+
+    store = RunStore(Path(run_dir))
+    try:
+        spec = store.get_meta("experiment")
+    finally:
+        store.close()
+    if spec:
+        try:
+            results.experiment = experiment_from_dict(spec, where=str(Path(run_dir) / RUN_STORE_FILE))
+        except WorkbenchError as e:
+            log.warning("%s: the stored experiment spec does not load (%s); using the records alone", run_dir, e)
+    return results

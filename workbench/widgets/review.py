@@ -35,6 +35,18 @@ from .cells import highlight, messages_html, output_text, tool_calls_html
 from .fallback import StaticFallback, clip, esc, hide_snapshots_widget, html_table
 
 
+def _load(run_dir: str | Path) -> Results:
+    """A run folder's results with their experiment (its review scale, the cases' expected answers)."""
+    from ..runs.layout import load_run
+
+    if not Path(run_dir).is_dir():
+        raise DataError(f"{run_dir} is not a run folder (it should hold results.sqlite)")
+    results = load_run(run_dir)
+    if results is None:
+        raise DataError(f"{run_dir} holds no results (results.sqlite or results.jsonl): nothing to review")
+    return results
+
+
 def _expected_of(results: Results) -> dict[str, Any]:
     if results.experiment is None:
         return {}
@@ -86,7 +98,7 @@ class Review(StaticFallback, widgets.VBox):
                  scorer: str | None = None, blind: bool = False, sample_size: int = 20, seed: int = 0,
                  spec: ReviewSpec | None = None):
         if not isinstance(results, Results):
-            results = Results.load(results)
+            results = _load(results)
         if results.run_dir is None:
             raise DataError("these results have no run folder to store reviews in: run with out=..., or load "
                             "them with Results.load(run_dir)")
@@ -113,7 +125,7 @@ class Review(StaticFallback, widgets.VBox):
     # ------------------------------------------------------------------------------------------ controls
     def _build_controls(self) -> None:
         self.filter_toggle = widgets.ToggleButtons(options=list(REVIEW_FILTERS), value="unreviewed",
-                                                   style={"button_width": "110px"})
+                                                   style={"button_width": "132px"})
         self.filter_toggle.add_class("wb-review-filter")
         names = [s for s in self.results.scorers if s != HUMAN_SCORER]
         self.scorer_pick = widgets.Dropdown(options=[("any scorer", "")] + [(n, n) for n in names], value="",
