@@ -14,7 +14,7 @@ Formulas (``n`` items, ``p_ij`` the share of items rater A put in class ``i`` an
   used one and the same class for every item, so agreement beyond chance cannot be measured;
 - its large-sample variance, **Fleiss, Cohen & Everitt (1969)**, "Large sample standard errors of kappa and
   weighted kappa", Psychological Bulletin 72(5), 323-327 (also Fleiss, Levin & Paik, *Statistical Methods for
-  Rates and Proportions*, 3rd ed., section 18.1)::
+  Rates and Proportions*, 3rd ed., ch. 18)::
 
       var(k) = [ sum_i p_ii (1 - (p_i. + p_.i)(1 - k))^2
                  + (1 - k)^2 sum_{i != j} p_ij (p_.i + p_j.)^2
