@@ -16,8 +16,16 @@ from pathlib import Path
 
 import pytest
 from review_fakes import run_once
-from test_browser_playground import CHROMIUM, CHROMIUM_ARGS, KERNEL_S, _free_port, _lab_env, _start_lab, _stop, \
-    _wait_for_server
+from test_browser_playground import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    KERNEL_S,
+    _free_port,
+    _lab_env,
+    _start_lab,
+    _stop,
+    _wait_for_server,
+)
 
 from workbench.review import ReviewStore
 

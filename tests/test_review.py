@@ -298,7 +298,8 @@ def _grading_judge(req):
         return '{"reasoning": "fine", "score": 10}'
     answer = text.split("[Assistant's answer]\n", 1)[1].split("\n", 1)[0].strip()
     reference = text.split("[Reference answer]\n", 1)[1].split("\n", 1)[0].strip()
-    return '{"reasoning": "compared", "score": %d}' % (10 if answer == reference else 0)
+    score = 10 if answer == reference else 0
+    return f'{{"reasoning": "compared", "score": {score}}}'
 
 
 def test_calibrate_reruns_a_judge_rubric_on_reviewed_cells_and_compares_agreement(results):

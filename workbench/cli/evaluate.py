@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int)
     p.add_argument("--budget", type=float, help="refuse to start above, and stop when spend crosses, this many USD")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    p.add_argument("--resend-changed", action="store_true",
+                   help="the run folder holds finished cells sent with another request (endpoint, api-version, "
+                        "deployment, body): send those cells again into it instead of refusing")
     p.add_argument("--dry-run", action="store_true", help="plan and estimate cost only; send nothing")
     p.add_argument("--export", choices=["jsonl", "csv", "parquet"], action="append",
                    help="also write results.<fmt> into the run folder (repeatable)")
@@ -144,7 +147,8 @@ def _run(exp, args):
 
     started, t0 = utcnow(), time.monotonic()
     try:
-        results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet)
+        results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet,
+                      resend_changed=args.resend_changed)
     except WorkbenchError as e:
         _write_failure_files(args, exp.name, str(e), bad_input=exit_code_for(e) == EXIT_BAD_INPUT)
         raise
@@ -164,9 +168,10 @@ def _print_summary(exp, results) -> None:
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 20):
+        # totals from the run ledger: the whole folder, whichever process (or earlier run) made each call
         print(f"\n{exp.name}: {len(results)} calls, status {results.status}; "
               f"{results.info.get('cache_hits', 0)} from cache, {results.n_errors} errors, "
-              f"${results.total_cost:.4f}")
+              f"${results.total_cost:.4f} (paid for in this folder: ${results.info.get('spent_usd', 0.0):.4f})")
         for name in results.scorers:
             table = results.summary(name)
             cols = [c for c in ("variant", "target", "n", "mean", "ci_low", "ci_high") if c in table.columns]

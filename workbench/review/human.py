@@ -12,7 +12,7 @@ works on a scorer works on the people's verdicts too.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..records import HUMAN_SCORER, CellResult, HumanReview, Score
 from .store import output_sha256
@@ -72,15 +72,18 @@ def reviews_by_cell(reviews: Iterable[HumanReview]) -> dict[tuple[str, str, str,
 def attach_reviews(records: Iterable[CellResult], reviews: Iterable[HumanReview]) -> list[CellResult]:
     """``records`` with their ``human`` score set from ``reviews`` (replacing any earlier one; records without a
     review lose a stale ``human`` score). Idempotent; records without reviews are returned as they are."""
-    by_cell = reviews_by_cell(reviews)
-    out = []
+    return list(iter_with_reviews(records, reviews_by_cell(reviews)))
+
+
+def iter_with_reviews(records: Iterable[CellResult],
+                      by_cell: dict[tuple[str, str, str, str, int], list[HumanReview]]) -> Iterator[CellResult]:
+    """:func:`attach_reviews` one record at a time (a run folder's records are read a page at a time)."""
     for rec in records:
         found = by_cell.get((rec.experiment, rec.case_id, rec.variant, rec.target, rec.repeat))
         had = any(s.scorer == HUMAN_SCORER for s in rec.scores)
         if not found and not had:
-            out.append(rec)
+            yield rec
             continue
         scores = [s for s in rec.scores if s.scorer != HUMAN_SCORER]
         score = human_score(found or [], rec.output)
-        out.append(rec.replace(scores=scores + ([score] if score else [])))
-    return out
+        yield rec.replace(scores=scores + ([score] if score else []))

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, LedgerError
 from ..records import CellResult, HumanReview
 from ..store import _SQLite
 
@@ -76,6 +76,11 @@ class ReviewStore(_SQLite):
             self.close()
             raise DataError(f"{self.path}: its reviews were written by a newer workbench (reviews schema {version}; "
                             f"this one reads up to {TABLE_SCHEMA_VERSION}). Upgrade the workbench to read them.")
+
+    def _damaged(self, error: sqlite3.DatabaseError, opening: bool = False) -> None:
+        raise LedgerError(f"The run ledger {self.path} is damaged ({error}): its reviews cannot be read or written. "
+                          f"`workbench.review.read_reviews` reads what is left; move the file aside to start over.",
+                          self.path) from error
 
     # -- writing ---------------------------------------------------------------------------------------
     def add(self, review: HumanReview) -> HumanReview:

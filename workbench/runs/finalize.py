@@ -222,7 +222,7 @@ def rebuild_report(run_dir: str | Path) -> RunOutcome:
                             rerun_of=Path(old.rerun.of_dir) if old.rerun and old.rerun.of_dir else None)
     if not (run_dir / RUN_STORE_FILE).is_file() and not (run_dir / RESULTS_JSONL).is_file():
         raise RunError(f"{run_dir} holds no results (results.sqlite) and no manifest.json: nothing to report.")
-    from ..store import RunStore
+    from ..ledger import RunStore
 
     store = RunStore(run_dir)
     try:

@@ -96,9 +96,9 @@ def load_run(run_dir: str | Path) -> Results | None:
     if results is None or results.experiment is not None or not (Path(run_dir) / RUN_STORE_FILE).is_file():
         return results
     from ..experiment import experiment_from_dict
-    from ..store import RunStore
+    from ..ledger import RunLedger
 
-    store = RunStore(Path(run_dir))
+    store = RunLedger(Path(run_dir))
     try:
         spec = store.get_meta("experiment")
     finally:

@@ -444,7 +444,11 @@ def _review(results: Results) -> dict[str, Any] | None:
     """The human-review section (:mod:`workbench.runs.review_section`), None without reviews."""
     from .review_section import review_section
 
-    return review_section(results)
+    section = review_section(results)
+    if section is not None:
+        section["agreement"] = table(section["agreement"]) if section["agreement"] else None
+        section["disagreements"] = table(section["disagreements"]) if section["disagreements"] else None
+    return section
 
 
 def build_index(runs: Iterable[tuple[str, Manifest]]) -> str:

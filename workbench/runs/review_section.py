@@ -1,6 +1,7 @@
 """The report's "Human review" section: how much of the run people reviewed, and how far each scorer (and each
 pair of reviewers) agrees with them. A pure function of the results and the run folder's reviews; None when
-nobody reviewed anything, so runs without reviews show no section."""
+nobody reviewed anything, so runs without reviews show no section. Tables come back as rows: the report renders
+them (this module does not import the report)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,9 @@ def _agreement_row(a: Agreement) -> dict[str, Any]:
 
 
 def review_section(results: Results) -> dict[str, Any] | None:
-    """Coverage, the agreement table, each scorer's confusion matrix and the first disagreements."""
+    """Coverage, the agreement rows, each scorer's confusion matrix and the first disagreements (rows)."""
     from ..review.calibration import agreements
     from ..review.store import read_reviews
-    from .report import table
 
     reviews = read_reviews(results.run_dir)
     if not reviews:
@@ -57,9 +57,9 @@ def review_section(results: Results) -> dict[str, Any] | None:
         "reviewers": people, "n_reviews": len(reviews), "n_pass": labels.count("pass"),
         "n_fail": labels.count("fail"), "n_corrected": sum(1 for r in reviews if r.corrected_output),
         "n_stale": stale,
-        "agreement": table([_agreement_row(a) for a in found]) if found else None,
+        "agreement": [_agreement_row(a) for a in found],
         "matrices": [(f"{a.b} vs {a.a}", Markup(a.confusion.html())) for a in found if a.n],
-        "disagreements": table(rows) if rows else None,
+        "disagreements": rows,
         "n_disagreements": sum(len(a.disagreements) for a in found),
         "method": found[0].kappa.method if found else "",
     }
