@@ -204,6 +204,11 @@ def test_widget_walks_unreviewed_cells_saves_verdicts_and_shows_progress(results
     assert sorted(saved.values()) == ["fail", "pass"]
     # the notebook's Results object sees the reviews at once
     assert results.df["verdict.human"].notna().sum() == 2
+    # the filter buttons count what is left, while the walk stays on its queue
+    assert ("unreviewed (14)", "unreviewed") in w.filter_toggle.options and len(w.queue) == 16
+    w.back()
+    w.undo_button.click()
+    assert ("unreviewed (15)", "unreviewed") in w.filter_toggle.options
 
 
 def test_widget_saves_a_comment_and_a_correction_and_a_scale_value(results):

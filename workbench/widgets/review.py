@@ -231,6 +231,17 @@ class Review(StaticFallback, widgets.VBox):
         order = list(dict.fromkeys(self.expected)) or None
         self.queue = review_queue(self.results.records, self.show, reviewed=done, scorer=self.scorer or None,
                                   sample_size=self.sample_size, seed=self.seed, order=order)
+        self._update_counts(done)
+        start = next((i for i, k in enumerate(self.queue) if k not in done), 0)
+        if self.position != start:
+            self.position = start  # loads the cell
+        else:
+            self._load_cell()
+
+    def _update_counts(self, done: set[CellId] | None = None) -> None:
+        """The filter buttons' counts (``unreviewed (13)``) for this reviewer's reviews now; the queue being
+        walked stays as it is, so a saved verdict does not make the walk jump."""
+        done = set(self.mine) if done is None else done
         counts = filter_counts(self.results.records, reviewed=done, scorer=self.scorer or None,
                                sample_size=self.sample_size, seed=self.seed)
         self._syncing = True  # new labels (counts) reset the toggle's value: that is not a click
@@ -239,11 +250,6 @@ class Review(StaticFallback, widgets.VBox):
             self.filter_toggle.value = self.show
         finally:
             self._syncing = False
-        start = next((i for i, k in enumerate(self.queue) if k not in done), 0)
-        if self.position != start:
-            self.position = start  # loads the cell
-        else:
-            self._load_cell()
 
     @property
     def current(self) -> CellResult | None:
@@ -276,6 +282,7 @@ class Review(StaticFallback, widgets.VBox):
             return None
         self.last_saved = review
         self._reload()
+        self._update_counts()
         what = review.verdict or f"{review.value:g}"
         self._say(f"saved: {rec.case_id} / {rec.variant} → {what}"
                   + (" with a corrected output" if review.corrected_output else ""))
@@ -307,6 +314,7 @@ class Review(StaticFallback, widgets.VBox):
             return
         self.store.clear(rec, reviewer=self.reviewer)
         self._reload()
+        self._update_counts()
         self._say(f"review of {rec.case_id} / {rec.variant} withdrawn")
         self._load_cell()
 
