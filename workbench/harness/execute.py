@@ -326,19 +326,21 @@ class Executor:
         while True:
             if self._should_stop():
                 raise CellStopped()
+            ticket = None
             try:
-                async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0):
+                async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0) as ticket:
                     self.progress.sent += 1
                     completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s)
-                limiter.on_success(completion.rate_limit)
+                    # inside the slot: the pace is learned before the next waiting worker goes
+                    limiter.on_success(completion.rate_limit, ticket)
                 self._reached.add(limiter.name)
                 completion.retries = failures + n429
                 return completion, n429
             except openai.RateLimitError as e:
                 n429 += 1
                 self.progress.rate_limited += 1
-                wait = limiter.on_rate_limited(retry_after_seconds(e.response.headers if e.response else None),
-                                               e.response.headers if e.response else None)
+                headers = e.response.headers if e.response is not None else None
+                wait = limiter.on_rate_limited(retry_after_seconds(headers), headers, ticket)
                 if waited_429 + wait > self.patience_s:
                     raise self._gave_up(p, e, failures + n429, n429, waited_429) from e
                 waited_429 += wait
