@@ -371,7 +371,8 @@ def test_a_ledger_from_a_newer_workbench_is_refused(tmp_path):
 
 
 def test_results_of_a_folder_are_read_lazily_and_agree_with_the_full_table(tmp_path):
-    fake = FakeBackend(lambda r: "positive" if "love" in r.user_text and "3" not in r.user_text else "negative")
+    # the answer depends on the request's index, so repeats of a case disagree and per-case means are fractions
+    fake = FakeBackend(lambda r: "positive" if ("love" in r.user_text) != (r.index % 3 == 0) else "negative")
     rows = [{"id": f"c{i:03d}", "text": ("I love it " if i % 2 else "I hate it ") + str(i),
              "expected": "positive" if i % 2 else "negative"} for i in range(12)]
     exp = Experiment(name="t", dataset=rows, targets=["fake"], repeats=2, scorers=["exact"],
@@ -386,6 +387,15 @@ def test_results_of_a_folder_are_read_lazily_and_agree_with_the_full_table(tmp_p
     import pandas as pd
 
     pd.testing.assert_frame_equal(summary, eager.summary())
+    assert set(summary["method"]) == {"bootstrap (case means)"}  # the graded path, not only Wilson
+    # the command line's summary: no pandas, same numbers
+    for rows in (lazy.summary_rows(), eager.summary_rows()):
+        assert len(rows) == len(summary)
+        for row, (_, want) in zip(rows, summary.iterrows()):
+            for col in ("variant", "target", "n", "n_errors", "n_cases", "method"):
+                assert row[col] == want[col], col
+            for col in ("mean", "ci_low", "ci_high", "cost_usd", "prompt_tokens", "completion_tokens"):
+                assert row[col] == pytest.approx(want[col], rel=1e-12), col
     assert lazy.total_cost == pytest.approx(eager.total_cost) and lazy.n_errors == eager.n_errors == 0
     pd.testing.assert_frame_equal(lazy.df, eager.df)
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd  # imported where a table is read or built: `workbench eval` of JSONL needs no pandas
 
 ID_COLUMNS = ("id", "case_id")
 
@@ -68,6 +70,8 @@ class Dataset:
         return Dataset(self.name, cases, f"{self.source} | {how}", _hash_cases(cases), self.columns)
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame([{"case_id": c.id, **c.vars} for c in self.cases])
 
     def _repr_html_(self) -> str:
@@ -92,7 +96,7 @@ def load_dataset(
     of the row). ``expected_column``: the expected answer (optional). Relative paths resolve against
     ``base_dir`` (an experiment file's folder).
     """
-    if isinstance(source, pd.DataFrame):
+    if _is_frame(source):
         rows = _frame_rows(source)
         return _build(rows, id_column, expected_column, name or "dataframe", "DataFrame", first_row=1)
     if isinstance(source, (list, tuple)):
@@ -117,6 +121,11 @@ def load_dataset(
     return _build(rows, id_column, expected_column, name or path.stem, str(source), first_row=None)
 
 
+def _is_frame(source: Any) -> bool:
+    pd = sys.modules.get("pandas")  # a DataFrame cannot exist before pandas is imported
+    return pd is not None and isinstance(source, pd.DataFrame)
+
+
 def _frame_rows(df: pd.DataFrame) -> list[tuple[int, dict[str, Any]]]:
     records = df.to_dict(orient="records")
     return [(i, {str(k): _clean(v) for k, v in r.items()}) for i, r in enumerate(records, 1)]
@@ -137,6 +146,8 @@ def _clean(v: Any) -> Any:
 
 
 def _read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    import pandas as pd
+
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         # strings stay strings ("007" is not 7); empty cells stay empty strings
@@ -187,6 +198,8 @@ def _read_json(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _read_parquet(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    import pandas as pd
+
     try:
         df = pd.read_parquet(path)
     except Exception as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,13 +113,9 @@ class Experiment(Model):
             return {"path": v}
         if isinstance(v, list):
             return {"rows": v}
-        try:
-            import pandas as pd
-
-            if isinstance(v, pd.DataFrame):
-                return load_dataset(v)
-        except ImportError:  # pragma: no cover
-            pass
+        pd = sys.modules.get("pandas")  # a DataFrame cannot exist before pandas is imported: do not import it
+        if pd is not None and isinstance(v, pd.DataFrame):
+            return load_dataset(v)
         return v
 
     @model_validator(mode="after")

@@ -41,7 +41,7 @@ from typing import Any
 
 from .errors import LedgerError, RequestChanged
 from .records import CellResult
-from .store import _SQLite, canonical_json, content_hash, damaged_name
+from .store import _SQLite, canonical_json, content_hash, damaged_name, is_damage
 
 LEDGER_SCHEMA_VERSION = 2
 FILENAME = "results.sqlite"
@@ -495,6 +495,39 @@ class RunLedger(_SQLite):
             for row in rows:
                 yield row[2:]
             last = rows[-1][0], rows[-1][1]
+
+    def stream(self, sql: str, args: Sequence[Any] = (), page: int = 2000) -> Iterator[tuple]:
+        """Rows of a read-only query, a page at a time, on a connection of their own (a sorted scan is not
+        restarted for every page, and the writers of this process are not held up)."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60, check_same_thread=False)
+        try:
+            cur = conn.execute(sql, tuple(args))
+            while True:
+                rows = cur.fetchmany(page)
+                if not rows:
+                    return
+                yield from rows
+        except sqlite3.DatabaseError as e:
+            if is_damage(e):
+                self._damaged(e)
+            raise
+        finally:
+            conn.close()
+
+    def iter_scores(self, scorer: str) -> Iterator[tuple[str, str, str, Any, Any, Any, Any]]:
+        """``(variant, target, case_id, score, cost_usd, prompt_tokens, completion_tokens)`` per stored cell, in
+        the order of ``Results.df`` (case, variant, target, repeat): what a summary needs, no record parsed."""
+        sql = ("SELECT variant, target, case_id, scores, cost_usd, prompt_tokens, completion_tokens FROM cells "
+               "WHERE record IS NOT NULL ORDER BY case_id, variant, target, repeat")
+        for variant, target, case_id, scores, cost, pt, ct in self.stream(sql):
+            value = json.loads(scores).get(scorer, [None])[0] if scores else None
+            yield variant, target, case_id, value, cost, pt, ct
+
+    def first_errors(self, limit: int = 5) -> list[CellResult]:
+        """The first failed cells in the order of ``Results.df``."""
+        return [CellResult.model_validate_json(r[0]) for r in self.execute(
+            "SELECT record FROM cells WHERE outcome = 'error' ORDER BY case_id, variant, target, repeat LIMIT ?",
+            (limit,))]
 
     def counts(self) -> dict[str, int]:
         """Stored cells by outcome (``ok``, ``length``, ..., ``error``)."""

@@ -249,6 +249,41 @@ class Results:
         name = self._scorer(scorer)
         return summarize(self._scores_frame(), value=f"score.{name}", by=("variant", "target"))
 
+    def summary_rows(self, scorer: str | None = None) -> list[dict[str, Any]]:
+        """:meth:`summary` as plain rows, computed without pandas straight from the run's ledger (what
+        ``workbench eval`` prints): the same numbers, through the same interval functions."""
+        from .intervals import summarize_values
+
+        name = self._scorer(scorer)
+        sums = ("cost_usd", "prompt_tokens", "completion_tokens")
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return summarize_values((((v, t), case, value, dict(zip(sums, rest)))
+                                         for v, t, case, value, *rest in ledger.iter_scores(name)),
+                                        ("variant", "target"))
+            finally:
+                ledger.close()
+        recs = sorted(self.records, key=lambda r: (r.case_id, r.variant, r.target, r.repeat))
+        rows = []
+        for r in recs:
+            value = next((s.value for s in r.scores if s.scorer == name), None)
+            rows.append(((r.variant, r.target), r.case_id, value,
+                         {"cost_usd": r.cost_usd, "prompt_tokens": r.prompt_tokens,
+                          "completion_tokens": r.completion_tokens}))
+        return summarize_values(rows, ("variant", "target"))
+
+    def first_errors(self, limit: int = 5) -> list[CellResult]:
+        """The first failed calls (in the table's order), without building the table."""
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return ledger.first_errors(limit)
+            finally:
+                ledger.close()
+        errs = [r for r in self.records if r.outcome == "error"]
+        return sorted(errs, key=lambda r: (r.case_id, r.variant, r.target, r.repeat))[:limit]
+
     def compare(self, a: str, b: str, scorer: str | None = None, target: str | None = None):
         """Paired comparison of variants ``a`` and ``b`` on the same cases."""
         from .stats import paired_comparison

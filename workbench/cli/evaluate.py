@@ -60,21 +60,40 @@ def evaluate(args: argparse.Namespace) -> int:
     run_dir = results.run_dir or Path(".")
     for fmt in args.export or []:
         getattr(results, f"to_{fmt}")(run_dir / f"results.{fmt}")
-    import pandas as pd  # for the summary tables: after the run, never before the first request
-
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        # totals from the run ledger: the whole folder, whichever process (or earlier run) made each call
-        print(f"\n{exp.name}: {len(results)} calls, status {results.status}; "
-              f"{results.info.get('cache_hits', 0)} from cache, {results.n_errors} errors, "
-              f"${results.total_cost:.4f} (paid for in this folder: ${results.info.get('spent_usd', 0.0):.4f})")
-        for name in results.scorers:
-            table = results.summary(name)
-            cols = [c for c in ("variant", "target", "n", "mean", "ci_low", "ci_high") if c in table.columns]
-            print(f"\n{name} (mean with 95% CI)")
-            print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-        if results.n_errors:
-            print(f"\n{results.n_errors} calls failed (first 5 below). Run the same command again to retry them; "
-                  "finished calls are kept and not paid again.")
-            print(results.errors().head(5).to_string(index=False))
+    _print_summary(exp.name, results)
     print(f"\nresults: {run_dir}")
     return 0 if results.status == "complete" else 1
+
+
+def _print_summary(name: str, results) -> None:
+    """The run's totals, each scorer's means with their intervals, and the first errors - read from the run's
+    ledger without loading its records or a table library (memory and time stay flat in the run's size)."""
+    # totals from the run ledger: the whole folder, whichever process (or earlier run) made each call
+    print(f"\n{name}: {len(results)} calls, status {results.status}; "
+          f"{results.info.get('cache_hits', 0)} from cache, {results.n_errors} errors, "
+          f"${results.total_cost:.4f} (paid for in this folder: ${results.info.get('spent_usd', 0.0):.4f})")
+    for scorer in results.scorers:
+        rows = results.summary_rows(scorer)
+        print(f"\n{scorer} (mean with 95% CI)")
+        print(text_table(rows, ["variant", "target", "n", "mean", "ci_low", "ci_high"]))
+    if results.n_errors:
+        print(f"\n{results.n_errors} calls failed (first 5 below). Run the same command again to retry them; "
+              "finished calls are kept and not paid again.")
+        for r in results.first_errors(5):
+            print(f"  case {r.case_id}, variant {r.variant}, target {r.target}, repeat {r.repeat}: "
+                  f"{r.error_type}: {r.error_message}")
+
+
+def text_table(rows: list[dict], columns: list[str], max_width: int = 40) -> str:
+    """Rows as a plain right-aligned text table (floats with three decimals, counts whole)."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.3f}"
+        text = "" if v is None else str(v)
+        return text if len(text) <= max_width else text[:max_width - 3] + "..."
+
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in body]) for i, c in enumerate(columns)]
+    lines = [" ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += [" ".join(v.rjust(w) for v, w in zip(row, widths)) for row in body]
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""Issue #11 without timing: what is imported before the first request, what the command line loads to print a
+summary, and results read page by page. (Speed and memory are measured in benchmarks/bench_scale.py.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+HEAVY = ("pandas", "scipy", "matplotlib", "numpy", "pyarrow")
+
+
+def _spec(tmp_path, n=20, scorers=("exact",), profile="fake"):
+    rows = [{"id": f"c{i}", "text": f"question {i}", "expected": "yes" if i % 2 else "no"} for i in range(n)]
+    (tmp_path / "cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {"name": "scale", "dataset": {"path": "cases.jsonl"}, "targets": [profile], "scorers": list(scorers),
+            "variants": [{"name": "a", "user": "{{ text }}", "params": {"max_tokens": 4}}]}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _python(code: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=300, cwd=str(cwd))
+
+
+def test_nothing_heavy_is_imported_before_the_first_request(tmp_path):
+    spec = _spec(tmp_path)
+    out = _python(f"""
+        import json, sys
+        from workbench.experiment import load_experiment
+        from workbench.harness import run
+        from workbench.testing import FakeBackend
+
+        seen = []
+        def answer(req):
+            if not seen:
+                tokens = sys.modules.get("workbench.tokens")
+                vocabularies = sorted(tokens._encodings) if tokens else []  # the module is light; its data is not
+                seen.append(sorted(m for m in {HEAVY!r} if m in sys.modules) + vocabularies)
+            return "yes"
+
+        exp = load_experiment({str(spec)!r})
+        run(exp, providers={{"fake": FakeBackend(answer).provider("openai")}}, out="run", cache=False,
+            progress=False)
+        print(json.dumps(seen[0]))
+    """, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.fixture
+def fake_server(tmp_path):
+    """``python -m workbench.testing`` on a free loopback port, half its answers HTTP 500 (seeded)."""
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.testing", "--latency", "0", "--error-rate", "0.5",
+                             "--seed", "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("READY "), line
+        yield line.split()[1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_eval_prints_its_summary_and_errors_without_a_table_library(tmp_path, fake_server):
+    (tmp_path / "workbench.toml").write_text(
+        f'[profiles.fake]\nbackend = "openai"\nbase_url = "{fake_server}"\nauth = "none"\nmodel = "gpt-4o-mini"\n')
+    spec = _spec(tmp_path)
+    data = yaml.safe_load(spec.read_text())
+    spec.write_text(yaml.safe_dump({**data, "max_retries": 0}))
+    out = _python(f"""
+        import sys
+        from workbench.cli import main
+
+        code = main(["eval", {str(spec)!r}, "--out", "run", "-q"])
+        print("EXIT", code)
+        print("HEAVY", sorted(m for m in {HEAVY!r} if m in sys.modules))
+    """, tmp_path)
+    assert "EXIT 1" in out.stdout, out.stdout + out.stderr  # failed cells: exit 1 and the advice to rerun
+    lines = out.stdout.splitlines()
+    assert "HEAVY []" in lines
+    assert "exact (mean with 95% CI)" in lines
+    header = lines.index("exact (mean with 95% CI)") + 1
+    assert lines[header].split() == ["variant", "target", "n", "mean", "ci_low", "ci_high"]
+    variant, target, n, *_ = lines[header + 1].split()
+    assert (variant, target) == ("a", "fake") and 0 < int(n) < 20  # the failed calls are not scored
+    assert "calls failed (first 5 below). Run the same command again" in out.stdout
+    assert any("InternalServerError" in line and "max_retries = 0" in line for line in lines)
