@@ -146,11 +146,60 @@ def label(output, expected, **options):
     return build_scorer({"type": "label", "labels": LABELS, **options}).score(inp(output, expected))
 
 
-def test_label_first_mention_whole_word_case_insensitive():
-    s = label("Sentiment: POSITIVE. (Not negative.)", "positive")
-    assert s.passed and s.answer == "positive"
-    assert s.metadata["ambiguous"] is True and s.metadata["labels_found"] == ["positive", "negative"]
+def test_label_whole_word_case_insensitive_with_its_evidence():
+    s = label("Sentiment: POSITIVE.", "positive")
+    assert s.passed and s.answer == "positive" and s.verdict == "pass"
+    assert s.evidence == "POSITIVE" and s.span == (11, 19)  # quoted from the output, where it was read
     assert label("It is positively great", "positive").answer is None  # whole words only
+
+
+def test_a_two_label_answer_is_ambiguous_and_fails_by_default():
+    for output in ("Positive or Negative: positive", "Sentiment: POSITIVE. (Not negative.)"):
+        s = label(output, "positive")
+        assert (s.value, s.passed, s.verdict, s.answer) == (0.0, False, "ambiguous", None), output
+        assert s.metadata["ambiguous"] is True and s.metadata["labels_found"] == ["positive", "negative"]
+        assert "ambiguous" in s.explanation and s.evidence and output[s.span[0]:s.span[1]] == s.evidence
+    # configurable: take the first label named (still marked ambiguous)
+    s = label("Positive or Negative: positive", "positive", on_ambiguous="first")
+    assert s.passed and s.verdict == "pass" and s.answer == "positive" and s.metadata["ambiguous"] is True
+    with pytest.raises(DataError, match="on_ambiguous"):
+        build_scorer({"label": {"labels": LABELS, "on_ambiguous": "maybe"}})
+
+
+def test_a_refusal_fails_as_refused_with_the_phrase_as_evidence():
+    refusal = ("I'm sorry, but I don't have the ability to provide a positive or negative review of this "
+               "product.")
+    s = label(refusal, "positive")
+    assert (s.value, s.passed, s.verdict) == (0.0, False, "refused")
+    assert s.evidence == "I don't have the ability to provide" and refusal[s.span[0]:s.span[1]] == s.evidence
+    assert label("As an AI language model, I cannot determine the sentiment.", "negative").verdict == "refused"
+    # the same detection protects the other answer scorers: "contains positive" does not pass a refusal
+    assert score({"contains": {}}, refusal, "positive").verdict == "refused"
+    assert score({"regex": r"positive"}, refusal).verdict == "refused"
+    # ...and can be switched off
+    assert label(refusal, "positive", on_refusal="score").verdict == "ambiguous"
+
+
+def test_not_every_apology_is_a_refusal():
+    assert label("I'm sorry to hear that, but the review is negative.", "negative").verdict == "pass"
+    assert label("As an AI, I'd say this is positive.", "positive").verdict == "pass"
+    # a refusal phrase the input itself contains is an echo of the review, not a refusal
+    review = "I can't recommend this phone to anyone."
+    s = build_scorer({"label": {"labels": LABELS}}).score(
+        inp("The reviewer writes that I can't recommend this phone: negative", "negative", vars={"text": review}))
+    assert s.verdict == "pass"
+
+
+def test_every_built_in_scorer_says_what_it_saw():
+    assert score("exact", "  Paris ", "Paris").evidence == "Paris"
+    s = score({"regex": {"pattern": r"ANSWER:\s*(\w+)", "group": 1}}, "so... ANSWER: yes", "yes")
+    assert s.evidence == "ANSWER: yes" and s.span == (6, 17)
+    s = score("numeric", "It costs $1,250 in total", 1250)
+    assert (s.verdict, s.evidence, s.span) == ("pass", "1,250", (10, 15))
+    s = score({"json_schema": {"type": "object", "required": ["a"]}}, '{"b": 1}')
+    assert s.verdict == "fail" and s.evidence == '{"b": 1}'
+    s = score("json_valid", "nope")
+    assert s.verdict == "fail" and s.passed is False
 
 
 def test_label_longest_label_wins_at_the_same_position():
@@ -159,8 +208,8 @@ def test_label_longest_label_wins_at_the_same_position():
 
 
 def test_label_no_label_found_is_a_fail_with_no_answer():
-    s = label("I cannot tell.", "neutral")
-    assert (s.value, s.passed, s.answer, s.error) == (0.0, False, None, None)
+    s = label("It is hard to say.", "neutral")
+    assert (s.value, s.passed, s.answer, s.error, s.verdict) == (0.0, False, None, None, "fail")
     assert "no label" in s.explanation
 
 
@@ -561,6 +610,7 @@ def test_judge_json_grade_with_usage_in_metadata():
     fake = FakeBackend(Reply('{"reasoning": "Names Paris.", "score": 8}', prompt_tokens=123, completion_tokens=9))
     s = judge(fake).score(inp("Paris", "Paris", messages=QUESTION))
     assert (s.value, s.passed, s.answer, s.explanation) == (0.8, True, "8/10", "Names Paris.")
+    assert (s.verdict, s.evidence, s.span) == ("pass", "Names Paris.", None)  # the judge's reason is its evidence
     assert s.metadata["prompt_tokens"] == 123 and s.metadata["completion_tokens"] == 9
     from workbench.costs import token_cost
 

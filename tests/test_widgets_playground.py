@@ -178,7 +178,7 @@ def test_run_on_one_input_shows_outputs_scores_latency_tokens_and_cost(pg, fake)
     assert "positive" in grid and "✓ label" in grid
     assert "→" in grid and "tok" in grid and "$" in grid and re.search(r"\d\.\d\ds", grid)  # tokens, cost, latency
     assert "I love this phone" in grid and "expected: <b>positive</b>" in grid
-    assert "ci_low" in pg.summary.value  # the summary with confidence intervals
+    assert "score [95% CI]" in pg.summary.value  # the summary with confidence intervals
     assert not pg.run_button.disabled and pg.cancel_button.disabled
 
 

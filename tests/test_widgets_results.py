@@ -125,8 +125,9 @@ def test_switching_the_scorer_recomputes_verdicts(viewer):
 
 
 def test_summary_with_intervals_and_the_paired_comparison(viewer):
-    assert "ci_low" in viewer.summary.value and "ci_high" in viewer.summary.value
-    assert "95% confidence" in viewer.summary.value
+    for column in ("score [95% CI]", "ambiguous", "refused", "errors", "cost"):
+        assert f">{column}</th>" in viewer.summary.value, column
+    assert "95% confidence" in viewer.summary.value and "%]" in viewer.summary.value  # pass rates in percent
     assert viewer.compare_a.value == "terse" and viewer.compare_b.value == "careful"
     assert "paired cases" in viewer.comparison.value and "p = " in viewer.comparison.value
     viewer.compare_b.value = "terse"
@@ -153,7 +154,7 @@ def test_a_run_folder_can_be_opened_directly(results):
 def test_static_snapshot_has_the_grid_and_the_statistics(viewer):
     bundle = viewer.static_bundle()
     html = bundle["text/html"]
-    assert FALLBACK_CLASS in html and "wb-grid" in html and "ci_low" in html and "paired cases" in html
+    assert FALLBACK_CLASS in html and "wb-grid" in html and "score [95% CI]" in html and "paired cases" in html
     assert "I would say negative overall" in html and "flaky" in html
 
 
@@ -189,3 +190,31 @@ def test_several_targets_show_one_at_a_time(tmp_path):
     assert v.target == "fb" and {k[2] for k in v.cell_buttons} == {"fb"}
     assert v.cell_buttons[("c1", "v", "fb")].button_style == "danger"
     assert v.selected[2] == "fb" and "negative" in v.detail.value
+
+
+def test_ambiguous_and_refused_answers_are_counted_and_shown_as_such(tmp_path):
+    replies = {"hedge": "Positive or negative: positive", "refuse": "I'm sorry, but I can't help with that.",
+               "plain": "positive"}
+    fake = FakeBackend(lambda req: replies[req.user_text])
+    exp = Experiment(name="honest", dataset=[{"id": k, "text": k, "expected": "positive"} for k in replies],
+                     variants=[Variant(name="v", user="{{ text }}")], targets=["fake"],
+                     scorers=[{"label": {"labels": ["positive", "negative"]}}])
+    res = run(exp, providers={"fake": fake.provider("azure")}, out=tmp_path / "run", cache=False, progress=False)
+    summary = res.summary("label").iloc[0]
+    assert (summary["n"], summary["mean"], summary["n_ambiguous"], summary["n_refused"]) == (3, 1 / 3, 1, 1)
+    assert res.df.set_index("case_id")["verdict.label"].to_dict() == {
+        "hedge": "ambiguous", "plain": "pass", "refuse": "refused"}
+    v = ResultsViewer(res)
+    assert v.statuses[("hedge", "v", "fake")].kind == "ambiguous"
+    assert v.statuses[("refuse", "v", "fake")].kind == "refused"
+    assert v.cell_buttons[("refuse", "v", "fake")].description.startswith("⊗")
+    assert v.cell_buttons[("hedge", "v", "fake")].description.startswith("?")
+    counts = dict(v.filter_toggle.options)
+    assert counts["ambiguous (1)"] == "ambiguous" and counts["refused (1)"] == "refused"
+    v.show = "refused"
+    assert v.visible_cases == ["refuse"]
+    v.select("refuse", "v")
+    assert "refused" in v.detail.value
+    assert "<mark>I&#x27;m sorry, but I can&#x27;t</mark>" in v.detail.value  # the evidence, marked in the output
+    snapshot = v.static_html()
+    assert "refused" in snapshot and "wb-refused" in snapshot

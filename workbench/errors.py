@@ -184,9 +184,11 @@ class CellFailed(HarnessError):
 class ScoreFailed(WorkbenchError):
     """Control flow inside a scorer: return a failing score (value 0) with this explanation (never shown)."""
 
-    def __init__(self, explanation: str, answer: str | None = None, **metadata: Any):
+    def __init__(self, explanation: str, answer: str | None = None, *, verdict: str = "fail",
+                 evidence: str | None = None, span: tuple[int, int] | None = None, **metadata: Any):
         super().__init__(explanation)
         self.explanation, self.answer, self.metadata = explanation, answer, metadata
+        self.verdict, self.evidence, self.span = verdict, evidence, span
 
 
 # -------------------------------------------------------------------------------------------- notebook runs

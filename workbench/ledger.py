@@ -414,7 +414,7 @@ class RunLedger(_SQLite):
 
     @staticmethod
     def _finish_args(r: CellResult, spent: float | None) -> tuple:
-        scores = {s.scorer: [s.value, s.passed] for s in r.scores} if r.scores else None
+        scores = {s.scorer: [s.value, s.passed, s.outcome] for s in r.scores} if r.scores else None
         return ("error" if r.outcome == "error" else "done", r.outcome, r.model_dump_json(), r.cost_usd,
                 spent or 0.0, int(r.cache_hit), r.retries, getattr(r, "rate_limited", 0) or 0, r.prompt_tokens,
                 r.completion_tokens, r.latency_s, canonical_json(scores) if scores else None, r.finished_at,

@@ -144,7 +144,30 @@ class Score(Model):
     error: str | None = None
     """The scorer failed on this cell: ``"ExceptionType: message"``."""
     metadata: dict[str, Any] = Field(default_factory=dict)
-    """Scorer-specific evidence (labels found, matched span, judge output, cost of the judge call...)."""
+    """Scorer-specific details (every label found, the judge's raw reply and the cost of its call...)."""
+    verdict: str | None = None
+    """Why the cell counts as it does, one of :data:`VERDICTS`: ``pass``, ``fail``, ``ambiguous`` (the answer
+    names more than one allowed answer), ``refused`` (the model declined), ``filtered`` (a content filter
+    stopped it) or ``error`` (the scorer failed). Only ``pass`` passes; summaries count each verdict. Set by
+    every built-in scorer (None on records written before verdicts existed: read :attr:`outcome`)."""
+    evidence: str | None = None
+    """The text the verdict rests on: quoted from the output (the label as written, the matched span, the
+    refusal phrase, the JSON field) or, for a judge, its reason."""
+    span: tuple[int, int] | None = None
+    """``(start, end)`` character offsets of :attr:`evidence` in the output, when it is a span of the output."""
+
+    @property
+    def outcome(self) -> str:
+        """The verdict, derived for records without one (``passed`` and ``error`` decide)."""
+        if self.verdict:
+            return self.verdict
+        if self.error:
+            return "error"
+        return "pass" if self.passed else ("fail" if self.passed is False else "error")
+
+
+VERDICTS = ("pass", "fail", "ambiguous", "refused", "filtered", "error")
+"""Every verdict a :class:`Score` can carry, in the order reports list them."""
 
 
 class CellResult(Model):
@@ -210,8 +233,11 @@ class CellResult(Model):
         for s in self.scores:
             d[f"score.{s.scorer}"] = s.value
             d[f"passed.{s.scorer}"] = s.passed
+            d[f"verdict.{s.scorer}"] = s.outcome
             if s.answer is not None:
                 d[f"answer.{s.scorer}"] = s.answer
+            if s.evidence is not None:
+                d[f"evidence.{s.scorer}"] = s.evidence
             if s.error:
                 d[f"score_error.{s.scorer}"] = s.error
         return d

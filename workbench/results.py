@@ -26,15 +26,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Experiment
 
 def _formatters(table: pd.DataFrame) -> dict[str, Any]:
-    """Counts as whole numbers, dollars with their sign, scores with three decimals."""
+    """Counts as whole numbers, dollars with significant digits (never ``$0.0000`` for a small cost), scores
+    with three decimals (:mod:`workbench.formatting`)."""
     import pandas as pd
+
+    from .formatting import count, usd
 
     out: dict[str, Any] = {}
     for col in table.columns:
         if col.endswith("tokens") or col.startswith("n"):
-            out[col] = lambda x: "" if pd.isna(x) else f"{x:,.0f}"
+            out[col] = count
         elif "usd" in col or col == "cost":
-            out[col] = lambda x: "" if pd.isna(x) else f"${x:.4f}"
+            out[col] = usd
         elif pd.api.types.is_float_dtype(table[col]):
             out[col] = lambda x: "" if pd.isna(x) else f"{x:.3f}"
     return out
@@ -166,8 +169,10 @@ class Results:
                 rows = []
                 for row in ledger.iter_rows(cols, page=self.PAGE * 5):
                     d = dict(zip(cols[:-1], row[:-1]))
-                    for name, (value, passed) in (json.loads(row[-1]) if row[-1] else {}).items():
+                    for name, (value, passed, *verdict) in (json.loads(row[-1]) if row[-1] else {}).items():
                         d[f"score.{name}"], d[f"passed.{name}"] = value, passed
+                        if verdict:
+                            d[f"verdict.{name}"] = verdict[0]
                     rows.append(d)
             finally:
                 ledger.close()
@@ -395,6 +400,8 @@ class Results:
 
     # -- display --------------------------------------------------------------------------------------------
     def _repr_html_(self) -> str:
+        from .formatting import usd
+
         parts = [
             f"<div class='wb-results'><h4>{html.escape(self.name)}: {len(self)} calls ({html.escape(self.status)})</h4>"
         ]
@@ -403,7 +410,7 @@ class Results:
             f"targets: {len(self.targets)}",
             f"errors: {self.n_errors}",
             f"cache hits: {self.n_cache_hits}",
-            f"cost: ${self.total_cost:.4f}",
+            f"cost: {usd(self.total_cost)}",
         ]
         parts.append("<p>" + " &middot; ".join(facts) + "</p>")
         if self.scorers:

@@ -103,11 +103,14 @@ def _groups(df: pd.DataFrame, by: list[str]):
 def summarize(df: pd.DataFrame, value: str = "score", by: str | Sequence[str] | None = ("variant", "target"), *,
               case: str | None = "case_id", confidence: float = 0.95, cost: str = "cost_usd",
               tokens: Sequence[str] = ("prompt_tokens", "completion_tokens"), n_resamples: int = 2000,
-              seed: int = 0) -> pd.DataFrame:
+              seed: int = 0, verdict: str | None = None) -> pd.DataFrame:
     """One row per group: ``n``, ``n_errors``, ``mean``, ``ci_low``, ``ci_high``, ``method`` (+ cost, tokens).
 
     - ``n`` counts scored rows; rows whose value is NaN (scorer error, failed call) are left out of the mean
       and counted in ``n_errors``.
+    - With a verdict column (``verdict``; by default ``verdict.<scorer>`` next to ``score.<scorer>``),
+      ``n_ambiguous`` and ``n_refused`` count the answers that hedged between labels or declined: they are in
+      ``n`` and in the mean as fails, and counted so a reader sees why.
     - When a group has several rows for the same ``case`` (repeats), the interval is computed over per-case
       means, because repeats of one case are not independent; ``n_cases`` says how many there were.
       Wilson is used when those per-case values are all 0/1, the bootstrap otherwise (see :func:`mean_ci`).
@@ -116,6 +119,7 @@ def summarize(df: pd.DataFrame, value: str = "score", by: str | Sequence[str] | 
     col = resolve_column(df, value, "score")
     keys = _by(by)
     _check_columns(df, keys, "summarize")
+    verdicts = verdict if verdict is not None else _verdict_column(df, col)
     rows = []
     for key, group in _groups(df, keys):
         values = _as_float(group[col])
@@ -125,6 +129,9 @@ def summarize(df: pd.DataFrame, value: str = "score", by: str | Sequence[str] | 
         row: dict[str, Any] = dict(zip(keys, key))
         row.update(n=int(ok.sum()), n_errors=int((~ok).sum()), n_cases=ci.n, mean=ci.mean, ci_low=ci.low,
                    ci_high=ci.high, method=ci.method)
+        if verdicts and verdicts in group.columns:
+            seen = group[verdicts]
+            row.update(n_ambiguous=int((seen == "ambiguous").sum()), n_refused=int((seen == "refused").sum()))
         for extra in (cost, *tokens):
             if extra and extra in group.columns:
                 present = pd.to_numeric(group[extra], errors="coerce").dropna().tolist()
@@ -134,6 +141,14 @@ def summarize(df: pd.DataFrame, value: str = "score", by: str | Sequence[str] | 
     if out.empty:
         out = pd.DataFrame(columns=[*keys, "n", "n_errors", "n_cases", "mean", "ci_low", "ci_high", "method"])
     return out
+
+
+def _verdict_column(df: pd.DataFrame, score_column: str) -> str | None:
+    """``verdict.<scorer>`` for ``score.<scorer>``, when the results have it."""
+    if score_column.startswith("score."):
+        name = "verdict." + score_column[len("score."):]
+        return name if name in df.columns else None
+    return None
 
 
 def _clustered_ci(values: pd.Series, cases: pd.Series | None, confidence: float, n_resamples: int,

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
+from ..formatting import summary_row, usd
 from ..scorers.registry import scorer_name
 from ..secrets import redact
 from .manifest import Manifest
@@ -66,15 +67,7 @@ def fmt_num(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
-def fmt_usd(v: Any) -> str:
-    """Dollars with three significant digits however small (as people read prices); ``$0`` for free."""
-    if _isnan(v):
-        return "–"
-    v = float(v)
-    if v == 0:
-        return "$0"
-    digits = 2 if abs(v) >= 1 else 2 - int(math.floor(math.log10(abs(v))))
-    return f"${v:,.{digits}f}"
+fmt_usd = usd  # the one money format (workbench.formatting)
 
 
 def fmt_ci(mean: Any, low: Any, high: Any) -> str:
@@ -213,9 +206,7 @@ def scores_section(results: Results) -> list[dict[str, Any]]:
         except Exception as e:
             out.append({"scorer": scorer, "error": redact(e)})
             continue
-        rows = [{"variant": r["variant"], "target": r["target"], "n": int(r["n"]), "errors": int(r.get("n_errors", 0)),
-                 "mean [95% CI]": fmt_ci(r["mean"], r["ci_low"], r["ci_high"]), "method": r.get("method", "")}
-                for r in s.to_dict("records")]
+        rows = [{**summary_row(r), "method": r.get("method", "")} for r in s.to_dict("records")]
         out.append({"scorer": scorer, "table": table(rows),
                     "chart": _chart(lambda s=s, scorer=scorer: plot_scores(s, value=scorer, by=("variant", "target")),
                                     f"mean {scorer} per variant with 95% confidence intervals")})

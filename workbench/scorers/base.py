@@ -12,8 +12,10 @@ from typing import Any, ClassVar, TypeVar
 
 from .._sync import run_sync
 from ..errors import DataError, ScoreFailed, ScoringError
-from ..records import Score
-from ._util import _alternatives, _as_text
+from ..messages import content_text
+from ..records import VERDICTS, Score
+from ._util import _alternatives, _as_text, _clip
+from .refusal import find_refusal
 
 FAILED_OUTCOMES = frozenset({"prompt_filtered", "completion_filtered"})
 
@@ -56,6 +58,7 @@ class Scorer:
     primary: ClassVar[str | None] = None  # the option a scalar YAML value sets: {"regex": "\\d+"}
     primary_is_mapping: ClassVar[bool] = False  # the primary option may itself be a mapping (a JSON Schema)
     scores_filtered: ClassVar[bool] = False  # True: see filtered cells instead of failing them
+    evidence_in_output: ClassVar[bool] = True  # evidence is quoted from the output (a judge's is its reason)
 
     name: str = ""  # column name in results: score.<name>, passed.<name>; defaults to the kind
     threshold: float = 1.0  # passed = value >= threshold
@@ -114,15 +117,21 @@ class Scorer:
     async def _ascore(self, inp: ScoreInput) -> Score:
         return self._score(inp)
 
-    def _verdict(self, ok: bool, *, answer: Any = None, explanation: str | None = None, **metadata: Any) -> Score:
-        """A binary score: 1.0 / 0.0."""
-        return Score(scorer=self.name, value=1.0 if ok else 0.0, passed=bool(ok),
-                     answer=None if answer is None else _as_text(answer), explanation=explanation, metadata=metadata)
+    def _verdict(self, ok: bool, *, answer: Any = None, explanation: str | None = None, evidence: str | None = None,
+                 span: tuple[int, int] | None = None, **metadata: Any) -> Score:
+        """A binary score: 1.0 / 0.0. ``evidence``: the output text the verdict rests on (located in the
+        output automatically when ``span`` is not given)."""
+        return Score(scorer=self.name, value=1.0 if ok else 0.0, passed=bool(ok), verdict="pass" if ok else "fail",
+                     answer=None if answer is None else _as_text(answer), explanation=explanation, metadata=metadata,
+                     evidence=evidence, span=span)
 
-    def _graded(self, value: float, *, answer: Any = None, explanation: str | None = None, **metadata: Any) -> Score:
+    def _graded(self, value: float, *, answer: Any = None, explanation: str | None = None,
+                evidence: str | None = None, span: tuple[int, int] | None = None, **metadata: Any) -> Score:
         """A graded score: passed when ``value >= threshold``."""
-        return Score(scorer=self.name, value=float(value), passed=bool(value >= self.threshold),
-                     answer=None if answer is None else _as_text(answer), explanation=explanation, metadata=metadata)
+        ok = bool(value >= self.threshold)
+        return Score(scorer=self.name, value=float(value), passed=ok, verdict="pass" if ok else "fail",
+                     answer=None if answer is None else _as_text(answer), explanation=explanation, metadata=metadata,
+                     evidence=evidence, span=span)
 
     def _expected(self, inp: ScoreInput, expected: Any = dataclasses.MISSING) -> list[Any]:
         """The acceptable answers (a list ``expected`` means "any of these"); raises if there are none."""
@@ -140,26 +149,95 @@ class Scorer:
         if self.scores_filtered or inp.outcome not in FAILED_OUTCOMES:
             return None
         where = "prompt" if inp.outcome == "prompt_filtered" else "completion"
-        return Score(scorer=self.name, value=0.0, passed=False,
+        return Score(scorer=self.name, value=0.0, passed=False, verdict="filtered",
                      explanation=f"no answer to score: the {where} was blocked by the content filter "
                                  f"(outcome {inp.outcome}); counted as a fail",
                      metadata={"outcome": inp.outcome})
 
     def _failed(self, f: ScoreFailed) -> Score:
         return Score(scorer=self.name, value=0.0, passed=False, answer=f.answer, explanation=f.explanation,
-                     metadata=f.metadata)
+                     metadata=f.metadata, verdict=f.verdict or "fail", evidence=f.evidence, span=f.span)
 
     def _error(self, e: BaseException) -> Score:
         from ..secrets import redact  # backend errors can echo request details: never store a key
 
-        return Score(scorer=self.name, value=None, passed=None, error=redact(f"{type(e).__name__}: {e}"))
+        return Score(scorer=self.name, value=None, passed=None, verdict="error",
+                     error=redact(f"{type(e).__name__}: {e}"))
 
     def _finish(self, score: Score, inp: ScoreInput) -> Score:
         if score.value is not None and not math.isfinite(score.value):
             return self._error(ValueError(f"scorer returned a non-finite value {score.value!r}"))
         if inp.outcome not in ("ok", "", None) and "outcome" not in score.metadata:
             score.metadata["outcome"] = inp.outcome
+        if score.verdict is None:
+            score.verdict = _verdict_of(score)
+        elif score.verdict not in VERDICTS:
+            return self._error(ValueError(f"verdict {score.verdict!r} is not one of {', '.join(VERDICTS)}"))
+        elif score.verdict != "pass" and score.passed:
+            # only a pass passes: a scorer that says "ambiguous" or "refused" cannot also count as passed
+            score.passed = False
+        if score.span is None and score.evidence and inp.output and self.evidence_in_output:
+            score.span = locate(inp.output, score.evidence)
         return score
+
+
+def _verdict_of(score: Score) -> str | None:
+    if score.error:
+        return "error"
+    if score.passed is None:
+        return None
+    return "pass" if score.passed else "fail"
+
+
+def locate(output: str, fragment: str) -> tuple[int, int] | None:
+    """Where ``fragment`` first appears in ``output`` (case-insensitively), as ``(start, end)``; None if not."""
+    if not fragment:
+        return None
+    i = output.find(fragment)
+    if i < 0:
+        i = output.casefold().find(fragment.casefold())
+        if i < 0 or len(output.casefold()) != len(output):  # casefold changed the length: offsets would lie
+            return None
+    return (i, i + len(fragment))
+
+
+@dataclass(kw_only=True, eq=False)
+class AnswerScorer(Scorer):
+    """A scorer of answers to a task (exact, contains, regex, label, numeric, embedding): a refusal is its own
+    verdict, not an answer that happens to contain the right words.
+
+    ``on_refusal: fail`` (default): an output that declines ("I'm sorry, I can't...", "As an AI I cannot...",
+    see :mod:`workbench.scorers.refusal`) fails with verdict ``refused`` and the phrase as evidence, before
+    anything else is looked at (an embedding or judge call is not paid for it). ``on_refusal: score``: score
+    the text like any other. A refusal phrase the prompt itself contains (a review quoting "I can't
+    recommend it") is an echo, not a refusal.
+    """
+
+    on_refusal: str = "fail"  # fail | score
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.on_refusal not in ("fail", "score"):
+            raise DataError(f"scorer {self.name!r}: on_refusal must be 'fail' or 'score', got {self.on_refusal!r}")
+
+    def _precheck(self, inp: ScoreInput) -> Score | None:
+        early = super()._precheck(inp)
+        if early is not None or self.on_refusal != "fail":
+            return early
+        refusal = find_refusal(inp.output, prompt=_prompt_text(inp))
+        if refusal is None:
+            return None
+        return Score(scorer=self.name, value=0.0, passed=False, verdict="refused", evidence=refusal.text,
+                     span=(refusal.start, refusal.end),
+                     explanation=f"the model declined ({_clip(refusal.text, 80)!r}): counted as a fail, not "
+                                 f"as an answer (on_refusal: score scores such outputs anyway)")
+
+
+def _prompt_text(inp: ScoreInput) -> str:
+    """The request's text and the case's values: what an output may quote without declining."""
+    parts = [content_text(m.get("content")) for m in inp.messages]
+    parts += [v for v in inp.vars.values() if isinstance(v, str)]
+    return "\n".join(parts)
 
 
 def _default(f: dataclasses.Field) -> Any:

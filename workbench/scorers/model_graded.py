@@ -24,7 +24,7 @@ from ._util import (
     _py,
     _template,
 )
-from .base import _NO_SPEC, SCORERS, ScoreInput, Scorer, register_scorer
+from .base import _NO_SPEC, SCORERS, AnswerScorer, ScoreInput, Scorer, register_scorer
 
 
 class _ProviderCache:
@@ -78,7 +78,7 @@ def _profile_name(provider: Any, default: str) -> str:
 
 @register_scorer("embedding")
 @dataclass(kw_only=True, eq=False)
-class EmbeddingScorer(Scorer):
+class EmbeddingScorer(AnswerScorer):
     """Semantic similarity: cosine similarity between the output's and the expected answer's embeddings.
 
     ``value`` is the similarity (the best one over a list of expected answers), ``passed`` is
@@ -124,6 +124,7 @@ class EmbeddingScorer(Scorer):
             sims[best],
             explanation=f"cosine similarity {sims[best]:.3f} to {_clip(alternatives[best])!r} "
             f"(threshold {self.threshold:g})",
+            evidence=_clip(text, 200),
             similarities=sims,
         )
 
@@ -306,6 +307,7 @@ class JudgeScorer(Scorer):
     """
 
     primary: ClassVar[str | None] = "rubric"
+    evidence_in_output: ClassVar[bool] = False  # the evidence is the judge's reason
     rubric: str = ""
     profile: str = "local"
     model: str | None = None
@@ -428,7 +430,8 @@ class JudgeScorer(Scorer):
                 explanation="the judge's reply could not be read as a grade",
                 metadata=meta,
             )
-        return self._graded(value, answer=raw, explanation=reasoning or _clip(completion.text, 300), **meta)
+        return self._graded(value, answer=raw, explanation=reasoning or _clip(completion.text, 300),
+                            evidence=_clip(reasoning, 600) if reasoning else None, **meta)
 
 
 def _judge_cost(completion: Any, request: Any) -> float | None:

@@ -29,9 +29,9 @@ class PythonScorer(Scorer):
     Sync or async. ``function`` is the callable or an import path ``"package.module:function"``; ``kwargs``
     are passed to it. Return values: a :class:`Score` (its ``scorer`` is set to this scorer's name); a bool
     (1.0 / 0.0); a number (``passed = value >= threshold``; the default threshold 1.0 passes only a full
-    score - set it for partial credit); a dict of Score fields (``value`` or ``score``,
-    ``passed``, ``answer``, ``explanation``; other keys go to ``metadata``). Returning ``None`` is treated as
-    a bug in the function (a per-cell error), not as "not applicable".
+    score - set it for partial credit); a dict of Score fields (``value`` or ``score``, ``passed``, ``answer``,
+    ``explanation``, ``verdict``, ``evidence``, ``span``; other keys go to ``metadata``). Returning ``None`` is
+    treated as a bug in the function (a per-cell error), not as "not applicable".
 
     Unlike the built-in scorers, it also sees content-filtered cells (``inp.outcome``), so a safety check can
     pass when the filter stopped the request. The default name is the function's name.
@@ -94,7 +94,7 @@ class PythonScorer(Scorer):
         passed = d.pop("passed", None)
         if passed is None and value is not None:
             passed = value >= self.threshold
-        known = {k: d.pop(k) for k in ("answer", "explanation", "error") if k in d}
+        known = {k: d.pop(k) for k in ("answer", "explanation", "error", "verdict", "evidence", "span") if k in d}
         metadata = {**d.pop("metadata", {}), **d}
         answer = known.pop("answer", None)
         return Score(scorer=self.name, value=value, passed=None if passed is None else bool(passed),

@@ -22,7 +22,7 @@ from ._util import (
     _loads,
     _py,
 )
-from .base import ScoreInput, Scorer, register_scorer
+from .base import AnswerScorer, ScoreInput, Scorer, register_scorer
 
 
 @register_scorer("json_valid")
@@ -102,7 +102,8 @@ class JsonSchemaScorer(Scorer):
         best = best_match(errors)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         listed = [{"path": e.json_path, "message": e.message} for e in errors[:10]]
-        raise ScoreFailed(f"{best.json_path}: {best.message}{more}", errors=listed)
+        evidence = _clip(json.dumps(best.instance, ensure_ascii=False, default=str), 200)
+        raise ScoreFailed(f"{best.json_path}: {best.message}{more}", evidence=evidence, errors=listed)
 
 
 _NUMBER = re.compile(r"(?<![\w.])[-+\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
@@ -117,7 +118,7 @@ def _to_float(text: str) -> float:
 
 @register_scorer("numeric")
 @dataclass(kw_only=True, eq=False)
-class NumericScorer(Scorer):
+class NumericScorer(AnswerScorer):
     """A number read from the output equals ``expected`` within tolerance (like ``math.isclose``).
 
     - Reading: ``field`` (a JSON field; numbers or numeric strings), else ``pattern`` (a regex whose first
@@ -146,10 +147,14 @@ class NumericScorer(Scorer):
 
     def read(self, inp: ScoreInput) -> float:
         """The number the output gives (raises the failing-cell signal when there is none)."""
+        return self._read(inp)[0]
+
+    def _read(self, inp: ScoreInput) -> tuple[float, str]:
+        """(the number, the text it was read from)."""
         if self.field:
             value = _py(_field_value(inp, self.field))
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
-                return float(value)
+                return float(value), _as_text(value)
             return self._from_text(_as_text(value))
         if self._pattern is not None:
             m = self._pattern.search(inp.output)
@@ -157,30 +162,33 @@ class NumericScorer(Scorer):
                 raise ScoreFailed(f"no match for /{self.pattern}/ in the output")
             text = m.group(1) if m.re.groups else m.group(0)
             try:
-                return _to_float(text)
+                return _to_float(text), text
             except ValueError:
                 return self._from_text(text)
         return self._from_text(inp.output)
 
-    def _from_text(self, text: str) -> float:
-        found = [_to_float(m.group(0)) for m in _NUMBER.finditer(text)]
+    def _from_text(self, text: str) -> tuple[float, str]:
+        found = [(_to_float(m.group(0)), m.group(0)) for m in _NUMBER.finditer(text)]
         if not found:
             raise ScoreFailed(f"no number in {_clip(text)!r}")
-        if self.which == "only" and len(set(found)) > 1:
-            raise ScoreFailed(f"several numbers in the output ({', '.join(map(_fmt, found[:5]))}); expected only one")
+        if self.which == "only" and len({v for v, _ in found}) > 1:
+            raise ScoreFailed(f"several numbers in the output ({', '.join(_fmt(v) for v, _ in found[:5])}); "
+                              f"expected only one", verdict="ambiguous",
+                              evidence=", ".join(t for _, t in found[:5]))
         return found[-1] if self.which == "last" else found[0]
 
     def _score(self, inp: ScoreInput) -> Score:
         expected = _expected_field(inp.expected, self.field) if self.field else inp.expected
         wanted = [self._expected_number(w, inp) for w in self._expected(inp, expected)]
-        got = self.read(inp)
+        got, text = self._read(inp)
         for want in wanted:
             if abs(got - want) <= max(self.abs_tol, self.rel_tol * abs(want)):
-                return self._verdict(True, answer=_fmt(got),
+                return self._verdict(True, answer=_fmt(got), evidence=text,
                                      explanation=f"{_fmt(got)} equals {_fmt(want)} within tolerance")
         return self._verdict(
             False,
             answer=_fmt(got),
+            evidence=text,
             explanation=f"{_fmt(got)} is not " + " or ".join(_fmt(w) for w in wanted) + self._tolerance(),
         )
 

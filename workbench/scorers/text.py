@@ -19,11 +19,11 @@ from ._util import (
     _py,
     _template,
 )
-from .base import ScoreInput, Scorer, register_scorer
+from .base import AnswerScorer, ScoreInput, register_scorer
 
 
 @dataclass(kw_only=True, eq=False)
-class _TextScorer(Scorer):
+class _TextScorer(AnswerScorer):
     """Shared options of exact / contains / regex."""
 
     ignore_case: bool = False
@@ -71,11 +71,13 @@ class ExactScorer(_TextScorer):
     def _score(self, inp: ScoreInput) -> Score:
         got, expected = self._pick(inp)
         alternatives = self._expected(inp, expected)
+        evidence = _clip(self._ws(_as_text(got)), 200)
         for want in alternatives:
             if self._equal(got, want):
-                return self._verdict(True, answer=got, explanation=f"equals {_clip(want)!r}")
-        return self._verdict(False, answer=got, explanation=f"{_clip(got)!r} does not equal "
-                                                            + " or ".join(repr(_clip(w)) for w in alternatives))
+                return self._verdict(True, answer=got, explanation=f"equals {_clip(want)!r}", evidence=evidence)
+        return self._verdict(False, answer=got, evidence=evidence,
+                             explanation=f"{_clip(got)!r} does not equal "
+                                         + " or ".join(repr(_clip(w)) for w in alternatives))
 
 
 @register_scorer("contains")
@@ -94,7 +96,8 @@ class ContainsScorer(_TextScorer):
         ok = not missing if self.match_all else bool(found)
         if ok:
             return self._verdict(
-                True, answer=found[0], explanation=f"contains {', '.join(repr(_clip(w)) for w in found)}"
+                True, answer=found[0], explanation=f"contains {', '.join(repr(_clip(w)) for w in found)}",
+                evidence=_as_text(found[0]),
             )
         what = missing if self.match_all else alternatives
         return self._verdict(False, explanation=f"does not contain {', '.join(repr(_clip(w)) for w in what)}")
@@ -155,7 +158,8 @@ class RegexScorer(_TextScorer):
             if m is None:
                 continue
             if self.group is None:
-                return self._verdict(True, answer=m.group(0), explanation=f"matches /{_clip(pattern.pattern)}/")
+                return self._verdict(True, answer=m.group(0), explanation=f"matches /{_clip(pattern.pattern)}/",
+                                     evidence=m.group(0))
             captured = m.group(self.group)
             alternatives = self._expected(inp, expected)
             ok = captured is not None and any(self._equal(captured, w) for w in alternatives)
@@ -163,13 +167,14 @@ class RegexScorer(_TextScorer):
                 ok,
                 answer=captured,
                 explanation=f"captured {captured!r}, expected " + " or ".join(repr(_clip(w)) for w in alternatives),
+                evidence=m.group(0),
             )
         return self._verdict(False, explanation=f"no match for /{_clip(self.pattern)}/")
 
 
 @register_scorer("label")
 @dataclass(kw_only=True, eq=False)
-class LabelScorer(Scorer):
+class LabelScorer(AnswerScorer):
     """Classification: find which of the allowed ``labels`` the output chose, and compare with ``expected``.
 
     Extraction, case-insensitive, whole words only ("positive" is not found in "non-positively"):
@@ -177,18 +182,25 @@ class LabelScorer(Scorer):
     - ``field`` set: the label is read from that field of the output JSON;
     - else, if the output is a JSON object, a top-level string value that is exactly one label is used
       (``{"reasoning": "...", "sentiment": "positive"}``);
-    - else ``mode: first`` (default): the label mentioned first in the text; on the same position the longer
-      label wins ("very positive" over "positive"). ``mode: whole``: the whole output, stripped of quotes and
-      trailing punctuation, must be a label.
+    - else ``mode: first`` (default): the label the text mentions; on the same position the longer label wins
+      ("very positive" over "positive"). ``mode: whole``: the whole output, stripped of quotes and trailing
+      punctuation, must be a label.
 
-    ``answer`` is the label as spelled in ``labels`` (None if none was found, which fails the cell).
-    ``metadata["ambiguous"]`` is set when the text mentions more than one label.
+    Verdicts: ``pass`` / ``fail`` on the label found; ``fail`` when none is found; ``refused`` when the model
+    declines (``on_refusal``, see :class:`~workbench.scorers.base.AnswerScorer`); ``ambiguous`` when the text
+    names more than one label ("Positive or Negative: positive") - a hedge is not an answer, so it fails by
+    default. ``on_ambiguous: first`` takes the first label mentioned instead (and still marks the score
+    ``metadata["ambiguous"]``).
+
+    ``answer`` is the label as spelled in ``labels``; ``evidence`` the text it was read from, with its
+    ``span`` in the output; ``metadata["labels_found"]`` lists every label mentioned.
     """
 
     primary: ClassVar[str | None] = "labels"
     labels: Sequence[str] = ()
     mode: str = "first"  # first | whole
     field: str | None = None
+    on_ambiguous: str = "fail"  # fail | first
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -202,14 +214,20 @@ class LabelScorer(Scorer):
             )
         if self.mode not in ("first", "whole"):
             raise DataError(f"scorer {self.name!r}: mode must be 'first' or 'whole', got {self.mode!r}")
+        if self.on_ambiguous not in ("fail", "first"):
+            raise DataError(f"scorer {self.name!r}: on_ambiguous must be 'fail' or 'first', got {self.on_ambiguous!r}")
         self._canonical = {x.strip().casefold(): x for x in self.labels}
         alternation = "|".join(re.escape(x.strip()) for x in sorted(self.labels, key=len, reverse=True))
         self._finder = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
 
     def extract(self, inp: ScoreInput) -> tuple[str | None, list[str]]:
         """(the chosen label or None, every distinct label mentioned) - public for widgets and debugging."""
+        found = self._find(inp)
+        return found.label, found.labels
+
+    def _find(self, inp: ScoreInput) -> _Found:
         if self.field:
-            return self._from_text(_as_text(_field_value(inp, self.field)))
+            return self._from_text(_as_text(_field_value(inp, self.field)), None)
         data = inp.parsed
         if data is None:
             try:
@@ -218,35 +236,66 @@ class LabelScorer(Scorer):
                 data = None
         if isinstance(data, Mapping):
             exact = {
-                self._canonical[v.strip().casefold()]
-                for v in data.values()
+                (k, self._canonical[v.strip().casefold()])
+                for k, v in data.items()
                 if isinstance(v, str) and v.strip().casefold() in self._canonical
             }
-            if len(exact) == 1:
-                label = exact.pop()
-                return label, [label]
+            if len({label for _, label in exact}) == 1:
+                key, label = sorted(exact)[0]
+                return _Found(label, [label], f'"{key}": "{label}"', None)
         if isinstance(data, str):
-            return self._from_text(data)
-        return self._from_text(inp.output)
+            return self._from_text(data, None)
+        return self._from_text(inp.output, inp.output)
 
-    def _from_text(self, text: str) -> tuple[str | None, list[str]]:
-        found: list[str] = []
+    def _from_text(self, text: str, output: str | None) -> _Found:
+        """Labels in ``text``; spans are offsets in the output when ``text`` is the output itself."""
+        matches: list[re.Match[str]] = []
+        labels: list[str] = []
         for m in self._finder.finditer(text):
             label = self._canonical[m.group(0).casefold()]
-            if label not in found:
-                found.append(label)
+            matches.append(m)
+            if label not in labels:
+                labels.append(label)
         if self.mode == "whole":
             whole = " ".join(text.strip().strip("\"'`*.!?:; \t\n").split()).casefold()
-            return self._canonical.get(whole), found
-        return (found[0] if found else None), found
+            label = self._canonical.get(whole)
+            return _Found(label, labels, _clip(text.strip(), 200) if label else None, None)
+        if not matches:
+            return _Found(None, [], None, None)
+        first = matches[0]
+        if len(labels) > 1:  # the evidence of a hedge: from the first label named to the last
+            last = matches[-1]
+            evidence = text[first.start():last.end()]
+            span = (first.start(), last.end()) if output is not None and len(evidence) <= 300 else None
+            return _Found(labels[0], labels, _clip(evidence, 300), span)
+        return _Found(labels[0], labels, first.group(0), first.span() if output is not None else None)
 
     def _score(self, inp: ScoreInput) -> Score:
         alternatives = self._expected(inp)
-        label, found = self.extract(inp)
-        meta: dict[str, Any] = {"ambiguous": True, "labels_found": found} if len(found) > 1 else {}
+        found = self._find(inp)
+        meta: dict[str, Any] = {"labels_found": found.labels}
+        if len(found.labels) > 1 and self.mode == "first":
+            meta["ambiguous"] = True
+            if self.on_ambiguous == "fail":
+                raise ScoreFailed(
+                    f"ambiguous: the output names {' and '.join(repr(x) for x in found.labels)}, so it does not "
+                    f"choose one (counted as a fail; on_ambiguous: first takes the first)",
+                    answer=None, verdict="ambiguous", evidence=found.evidence, span=found.span, **meta)
+        label = found.label
         if label is None:
             how = "as the whole output" if self.mode == "whole" else "in the output"
             raise ScoreFailed(f"no label among {list(self.labels)} found {how}: {_clip(inp.output)!r}", **meta)
         ok = any(label.casefold() == _as_text(w).strip().casefold() for w in alternatives)
         want = " or ".join(repr(_as_text(w)) for w in alternatives)
-        return self._verdict(ok, answer=label, explanation=f"label {label!r}, expected {want}", **meta)
+        return self._verdict(ok, answer=label, explanation=f"label {label!r}, expected {want}",
+                             evidence=found.evidence, span=found.span, **meta)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What the label scorer read: the chosen label, every label named, and the text it came from."""
+
+    label: str | None
+    labels: list[str]
+    evidence: str | None
+    span: tuple[int, int] | None

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DataError
+from ..formatting import SUMMARY_HEADERS, is_rate, summary_row, usd
 from ..messages import content_text
 from ..records import CellResult
 from ..results import Results
 from .fallback import CELL_CSS, TABLE_CSS, clip, esc, html_table
 
 FILTERED_OUTCOMES = ("prompt_filtered", "completion_filtered")
-FILTERS = ("all", "failed", "filtered", "flaky")
+FILTERS = ("all", "failed", "ambiguous", "refused", "filtered", "flaky")
 CellKey = tuple[str, str, str]  # case_id, variant, target
 
 
@@ -37,6 +38,8 @@ class CellStatus:
     errored: bool
     filtered: bool  # a content filter blocked or flagged a call
     flaky: bool
+    n_ambiguous: int = 0  # scored calls whose answer named more than one allowed answer
+    n_refused: int = 0  # scored calls where the model declined
 
     @property
     def failed(self) -> bool:
@@ -49,7 +52,9 @@ class CellStatus:
 
     @property
     def kind(self) -> str:
-        """``pass``, ``fail``, ``flaky``, ``filtered``, ``error`` or ``done`` (no scorer) - for colours."""
+        """``pass``, ``fail``, ``refused``, ``ambiguous``, ``flaky``, ``filtered``, ``error`` or ``done`` (no
+        scorer) - for colours and marks. A cell whose failing calls all declined is ``refused``; all hedged,
+        ``ambiguous``."""
         if self.errored and not self.n_scored:
             return "error"
         if self.filtered and self.n_passed == 0:
@@ -58,13 +63,23 @@ class CellStatus:
             return "flaky"
         if self.n_scored == 0:
             return "done"
-        return "pass" if self.n_passed == self.n_scored else "fail"
+        if self.n_passed == self.n_scored:
+            return "pass"
+        failing = self.n_scored - self.n_passed
+        if self.n_refused == failing:
+            return "refused"
+        if self.n_ambiguous == failing:
+            return "ambiguous"
+        return "fail"
 
 
-KIND_COLOURS = {"pass": "#e6f4ea", "fail": "#fce8e6", "flaky": "#fef7e0", "filtered": "#f3e8fd", "error": "#fce8e6",
-                "done": "#ffffff"}
-KIND_BUTTON = {"pass": "success", "fail": "danger", "flaky": "warning", "filtered": "info", "error": "danger",
-               "done": ""}
+KIND_COLOURS = {"pass": "#e6f4ea", "fail": "#fce8e6", "refused": "#ffe7d1", "ambiguous": "#e8eefc",
+                "flaky": "#fef7e0", "filtered": "#f3e8fd", "error": "#fce8e6", "done": "#ffffff"}
+KIND_BUTTON = {"pass": "success", "fail": "danger", "refused": "danger", "ambiguous": "warning", "flaky": "warning",
+               "filtered": "info", "error": "danger", "done": ""}
+VERDICT_TEXT = {"refused": "#b34700", "ambiguous": "#1a56c4"}
+KIND_MARK = {"pass": "✓ ", "fail": "✗ ", "refused": "⊗ ", "ambiguous": "? ", "flaky": "± ", "filtered": "⊘ ",
+             "error": "! "}
 
 
 def group_records(records: Iterable[CellResult]) -> dict[CellKey, list[CellResult]]:
@@ -76,11 +91,16 @@ def group_records(records: Iterable[CellResult]) -> dict[CellKey, list[CellResul
     return out
 
 
-def _passed(r: CellResult, scorer: str | None) -> bool | None:
+def _score_of(r: CellResult, scorer: str | None):
     for s in r.scores:
         if scorer is None or s.scorer == scorer:
-            return s.passed
+            return s
     return None
+
+
+def _passed(r: CellResult, scorer: str | None) -> bool | None:
+    s = _score_of(r, scorer)
+    return None if s is None else s.passed
 
 
 def flaky_keys(results: Results | None, scorer: str | None) -> set[CellKey]:
@@ -99,13 +119,14 @@ def cell_statuses(records: Iterable[CellResult], scorer: str | None = None,
                   flaky: set[CellKey] | None = None) -> dict[CellKey, CellStatus]:
     out = {}
     for key, recs in group_records(records).items():
-        verdicts = [_passed(r, scorer) for r in recs]
-        scored = [v for v in verdicts if v is not None]
+        scores = [s for s in (_score_of(r, scorer) for r in recs) if s is not None and s.passed is not None]
         out[key] = CellStatus(
-            key=key, records=tuple(recs), scorer=scorer, n=len(recs), n_passed=sum(1 for v in scored if v),
-            n_scored=len(scored), errored=any(r.outcome == "error" for r in recs),
+            key=key, records=tuple(recs), scorer=scorer, n=len(recs), n_passed=sum(1 for s in scores if s.passed),
+            n_scored=len(scores), errored=any(r.outcome == "error" for r in recs),
             filtered=any(r.outcome in FILTERED_OUTCOMES or r.filter_flags for r in recs),
             flaky=key in (flaky or set()),
+            n_ambiguous=sum(1 for s in scores if s.outcome == "ambiguous"),
+            n_refused=sum(1 for s in scores if s.outcome == "refused"),
         )
     return out
 
@@ -115,6 +136,10 @@ def matches(status: CellStatus, show: str) -> bool:
         return True
     if show == "failed":
         return status.failed
+    if show == "ambiguous":
+        return status.n_ambiguous > 0
+    if show == "refused":
+        return status.n_refused > 0
     if show == "filtered":
         return status.filtered
     if show == "flaky":
@@ -146,11 +171,17 @@ def badges(st: CellStatus) -> str:
     out = []
     if st.n_scored:
         mark = "✓" if st.n_passed == st.n_scored else ("✗" if st.n_passed == 0 else "±")
-        score = r.scores[0].value if r.scores else None
+        first = _score_of(r, st.scorer)
+        score = first.value if first is not None else None
         shown = f"{mark} {st.scorer or ''}" + (f" {st.n_passed}/{st.n_scored}" if st.n_scored > 1 else "")
         if st.n_scored == 1 and score is not None and score not in (0, 1):
             shown += f" {score:.2f}"
-        out.append(f'<span class="wb-score" title="score">{esc(shown)}</span>')
+        title = esc(first.explanation) if first is not None and first.explanation else "score"
+        out.append(f'<span class="wb-score" title="{title}">{esc(shown)}</span>')
+        for what, n in (("refused", st.n_refused), ("ambiguous", st.n_ambiguous)):
+            if n:
+                label = what if st.n_scored == 1 else f"{what} {n}/{st.n_scored}"
+                out.append(f'<b class="wb-verdict wb-{what}" style="color:{VERDICT_TEXT[what]}">{esc(label)}</b>')
     elif r.scores and r.scores[0].error:
         out.append(f'<span class="wb-score" title="{esc(r.scores[0].error)}">score error</span>')
     if r.latency_s is not None:
@@ -158,7 +189,7 @@ def badges(st: CellStatus) -> str:
     if r.prompt_tokens or r.completion_tokens:
         out.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
     if r.cost_usd is not None:
-        out.append(f"${r.cost_usd:.6f}")
+        out.append(usd(r.cost_usd))
     if r.cache_hit:
         out.append("cached")
     if r.outcome in FILTERED_OUTCOMES:
@@ -261,6 +292,14 @@ def unified_diff(a: str, b: str, a_name: str = "a", b_name: str = "b") -> str:
     return "".join(difflib.unified_diff((a or "").splitlines(True), (b or "").splitlines(True), a_name, b_name))
 
 
+def highlight(text: str, span: Sequence[int] | None) -> str:
+    """``text`` escaped, with ``span`` (the evidence a scorer quoted) marked."""
+    if not span or not (0 <= span[0] < span[1] <= len(text)):
+        return esc(text)
+    a, b = span[0], span[1]
+    return f"{esc(text[:a])}<mark>{esc(text[a:b])}</mark>{esc(text[b:])}"
+
+
 def cell_detail_html(st: CellStatus) -> str:
     """Everything about one cell: messages as sent, each repeat's full output, scores and call facts."""
     r = st.first
@@ -273,21 +312,26 @@ def cell_detail_html(st: CellStatus) -> str:
         parts.append(f'<div style="color:#555;font-size:11px">params: {esc(json.dumps(params, sort_keys=True))}</div>')
     for rec in st.records:
         label = f"output (repeat {rec.repeat})" if st.n > 1 else "output"
+        shown = _score_of(rec, st.scorer)
+        span = shown.span if shown is not None and rec.outcome != "error" else None
         parts.append(f'<div style="margin-top:6px;color:#555">{label} · {esc(rec.outcome)}'
                      f'{" · finish " + esc(rec.finish_reason) if rec.finish_reason else ""}</div>'
                      f'<pre class="wb-full-output" style="white-space:pre-wrap;font-size:12px;margin:0;'
-                     f'background:#f8f8f8;padding:4px">{esc(output_text(rec))}</pre>')
+                     f'background:#f8f8f8;padding:4px">{highlight(output_text(rec), span)}</pre>')
         if rec.parse_error:
             parts.append(f'<div style="color:#a50e0e;font-size:11px">JSON: {esc(rec.parse_error)}</div>')
         for s in rec.scores:
-            verdict = "pass" if s.passed else ("fail" if s.passed is False else "n/a")
+            verdict = s.outcome if s.passed is not None or s.error else "n/a"
             expl = f" - {esc(s.explanation)}" if s.explanation else ""
             err = f' <span style="color:#a50e0e">{esc(s.error)}</span>' if s.error else ""
             val = "" if s.value is None else f" {s.value:.3g}"
-            parts.append(f'<div style="font-size:12px">{esc(s.scorer)}: <b>{verdict}</b>{val}{expl}{err}</div>')
+            seen = (f'<div style="color:#555;font-size:11px;margin-left:8px">evidence: '
+                    f'<mark>{esc(clip(s.evidence, 300))}</mark></div>') if s.evidence else ""
+            parts.append(f'<div style="font-size:12px">{esc(s.scorer)}: <b>{esc(verdict)}</b>{val}{expl}{err}'
+                         f'{seen}</div>')
         facts = [f"latency {rec.latency_s:.2f}s" if rec.latency_s is not None else "",
                  f"{rec.prompt_tokens} prompt + {rec.completion_tokens} completion tokens",
-                 f"${rec.cost_usd:.6f}" if rec.cost_usd is not None else "cost unknown",
+                 usd(rec.cost_usd) if rec.cost_usd is not None else "cost unknown",
                  "cache hit" if rec.cache_hit else "", f"retries {rec.retries}" if rec.retries else "",
                  f"filter: {', '.join(rec.filter_flags)}" if rec.filter_flags else ""]
         parts.append('<div style="color:#555;font-size:11px">' + " · ".join(esc(f) for f in facts if f) + "</div>")
@@ -298,28 +342,19 @@ def cell_detail_html(st: CellStatus) -> str:
     return "".join(parts)
 
 
-SUMMARY_COLUMNS = ("variant", "target", "n", "n_errors", "mean", "ci_low", "ci_high", "method", "cost_usd")
-
-
-def _number(value: Any, column: str) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if column == "cost_usd":
-        return f"${value:.6f}"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
 def summary_html(results: Results, scorer: str | None) -> str:
-    """:meth:`Results.summary` as a table: mean score per variant and target with its 95% interval."""
+    """:meth:`Results.summary` as a table: score per variant and target with its 95% interval, and how many
+    answers were ambiguous, refused or errors (formatted as the report formats them)."""
     if not scorer:
         return '<div style="color:#888;font-size:12px">No scores: add scorers to the experiment.</div>'
     try:
         table = results.summary(scorer)
     except Exception as e:  # display must not raise
         return f'<div style="color:#b00;font-size:12px">summary unavailable: {esc(e)}</div>'
-    cols = [c for c in SUMMARY_COLUMNS if c in table.columns]
-    rows = [[_number(row[c], c) for c in cols] for _, row in table.iterrows()]
-    return (f'<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>{esc(scorer)}</b>: mean score with its 95% '
-            f'confidence interval (ci_low, ci_high)</div>' + html_table(cols, rows))
+    rows = [summary_row(r) for r in table.to_dict("records")]
+    cols = [c for c in SUMMARY_HEADERS if c != "target" or len({r["target"] for r in rows}) > 1]
+    rate = any(is_rate(m) for m in table.get("method", []))
+    what = "pass rate" if rate else "mean score"
+    return (f'<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>{esc(scorer)}</b>: {what} with its 95% '
+            f'confidence interval; ambiguous and refused answers count as fails</div>'
+            + html_table(cols, [[r[c] for c in cols] for r in rows]))

@@ -22,6 +22,7 @@ from ..results import Results
 from .cells import (
     FILTERS,
     KIND_BUTTON,
+    KIND_MARK,
     CellKey,
     CellStatus,
     cell_detail_html,
@@ -55,10 +56,11 @@ def comparison_html(results: Results, a: str, b: str, scorer: str | None, target
 
 
 class ResultsViewer(StaticFallback, widgets.VBox):
-    """A grid of cases x variants with filters (``show``: all, failed, filtered, flaky), a detail panel for the
+    """A grid of cases x variants with filters (``show``: all, failed, ambiguous, refused, filtered, flaky), a
+    detail panel for the
     selected cell (``selected``: case id, variant, target), diffs, and the summary and paired comparison."""
 
-    show = Unicode("all", help="which cases the grid lists: all, failed, filtered or flaky")
+    show = Unicode("all", help="which cases the grid lists: all, failed, ambiguous, refused, filtered or flaky")
     scorer = Unicode("", help="the scorer that decides pass/fail")
     target = Unicode("", help="the target whose cells are shown")
     selected = Tuple((), help="the selected cell: (case_id, variant, target)")
@@ -78,7 +80,7 @@ class ResultsViewer(StaticFallback, widgets.VBox):
 
         scorers = list(results.scorers)
         self.filter_toggle = widgets.ToggleButtons(options=[(f, f) for f in FILTERS], value="all",
-                                                   style={"button_width": "95px"})
+                                                   style={"button_width": "104px"})
         self.filter_toggle.add_class("wb-filter")
         self.scorer_pick = widgets.Dropdown(options=scorers or [""], value=(scorer or (scorers[0] if scorers else "")),
                                             description="scorer", disabled=not scorers)
@@ -219,7 +221,7 @@ class ResultsViewer(StaticFallback, widgets.VBox):
 
     def _cell_button(self, key: CellKey, st: CellStatus) -> widgets.Button:
         first_line = output_text(st.first).strip().splitlines()[0] if output_text(st.first).strip() else "(empty)"
-        mark = {"pass": "✓ ", "fail": "✗ ", "flaky": "± ", "filtered": "⊘ ", "error": "! "}.get(st.kind, "")
+        mark = KIND_MARK.get(st.kind, "")
         b = widgets.Button(description=mark + clip(first_line, 38), tooltip=clip(output_text(st.first), 400),
                            button_style=KIND_BUTTON[st.kind], layout=widgets.Layout(width="auto"))
         b.add_class("wb-cell-button")
