@@ -392,7 +392,8 @@ def test_results_of_a_folder_are_read_lazily_and_agree_with_the_full_table(tmp_p
     for rows in (lazy.summary_rows(), eager.summary_rows()):
         assert len(rows) == len(summary)
         for row, (_, want) in zip(rows, summary.iterrows()):
-            for col in ("variant", "target", "n", "n_errors", "n_cases", "method"):
+            assert set(row) == set(summary.columns)
+            for col in ("variant", "target", "n", "n_errors", "n_cases", "method", "n_ambiguous", "n_refused"):
                 assert row[col] == want[col], col
             for col in ("mean", "ci_low", "ci_high", "cost_usd", "prompt_tokens", "completion_tokens"):
                 assert row[col] == pytest.approx(want[col], rel=1e-12), col

@@ -150,22 +150,27 @@ def clustered_ci(values: Sequence[float], cases: Sequence[Any] | None, confidenc
     return CI(mean(finite(values)), ci.low, ci.high, ci.method + " (case means)", ci.n)
 
 
-def summarize_values(rows: Iterable[tuple[tuple, Any, Any, dict[str, Any]]], keys: Sequence[str], *,
-                     confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
-    """The rows of :func:`workbench.stats.summarize` from plain tuples ``(group key, case, value, sums)``, one
-    per call in the table's order: ``sums`` holds the per-group sums to report (cost, tokens; None is skipped,
-    a group with none at all reports NaN). Memory: the values and cases of one column, nothing else."""
+def summarize_values(rows: Iterable[tuple], keys: Sequence[str], *, confidence: float = 0.95,
+                     n_resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """The rows of :func:`workbench.stats.summarize` from plain tuples ``(group key, case, value, sums[,
+    verdict])``, one per call in the table's order: ``sums`` holds the per-group sums to report (cost, tokens;
+    None is skipped, a group with none at all reports NaN); with verdicts, ``n_ambiguous`` and ``n_refused``
+    are counted as ``summarize`` counts them. Memory: the values and cases of one column, nothing else."""
     groups: dict[tuple, dict[str, Any]] = {}
-    for key, case, value, sums in rows:
+    with_verdicts = False
+    for key, case, value, sums, *verdict in rows:
         g = groups.get(key)
         if g is None:
-            g = groups[key] = {"values": [], "cases": [], "errors": 0, "sums": {}}
+            g = groups[key] = {"values": [], "cases": [], "errors": 0, "sums": {}, "verdicts": {}}
         v = finite([value])
         if v:
             g["values"].append(v[0])
             g["cases"].append(case)
         else:
             g["errors"] += 1
+        if verdict and verdict[0] is not None:
+            with_verdicts = True
+            g["verdicts"][verdict[0]] = g["verdicts"].get(verdict[0], 0) + 1
         for name, x in sums.items():
             acc = g["sums"].setdefault(name, [])
             if x is not None and not (isinstance(x, float) and math.isnan(x)):
@@ -176,6 +181,8 @@ def summarize_values(rows: Iterable[tuple[tuple, Any, Any, dict[str, Any]]], key
         row: dict[str, Any] = dict(zip(keys, key))
         row.update(n=len(g["values"]), n_errors=g["errors"], n_cases=ci.n, mean=ci.mean, ci_low=ci.low,
                    ci_high=ci.high, method=ci.method)
+        if with_verdicts:
+            row.update(n_ambiguous=g["verdicts"].get("ambiguous", 0), n_refused=g["verdicts"].get("refused", 0))
         for name, acc in g["sums"].items():
             row[name] = math.fsum(acc) if acc else math.nan
         out.append(row)

@@ -514,14 +514,15 @@ class RunLedger(_SQLite):
         finally:
             conn.close()
 
-    def iter_scores(self, scorer: str) -> Iterator[tuple[str, str, str, Any, Any, Any, Any]]:
-        """``(variant, target, case_id, score, cost_usd, prompt_tokens, completion_tokens)`` per stored cell, in
-        the order of ``Results.df`` (case, variant, target, repeat): what a summary needs, no record parsed."""
+    def iter_scores(self, scorer: str) -> Iterator[tuple[str, str, str, Any, Any, Any, Any, str | None]]:
+        """``(variant, target, case_id, score, cost_usd, prompt_tokens, completion_tokens, verdict)`` per stored
+        cell, in the order of ``Results.df`` (case, variant, target, repeat): what a summary needs, no record
+        parsed."""
         sql = ("SELECT variant, target, case_id, scores, cost_usd, prompt_tokens, completion_tokens FROM cells "
                "WHERE record IS NOT NULL ORDER BY case_id, variant, target, repeat")
         for variant, target, case_id, scores, cost, pt, ct in self.stream(sql):
-            value = json.loads(scores).get(scorer, [None])[0] if scores else None
-            yield variant, target, case_id, value, cost, pt, ct
+            value, _passed, *verdict = (json.loads(scores).get(scorer) if scores else None) or (None, None)
+            yield variant, target, case_id, value, cost, pt, ct, (verdict[0] if verdict else None)
 
     def first_errors(self, limit: int = 5) -> list[CellResult]:
         """The first failed cells in the order of ``Results.df``."""

@@ -264,18 +264,18 @@ class Results:
         if self._lazy():
             ledger = self._ledger()
             try:
-                return summarize_values((((v, t), case, value, dict(zip(sums, rest)))
-                                         for v, t, case, value, *rest in ledger.iter_scores(name)),
+                return summarize_values((((v, t), case, value, dict(zip(sums, (cost, pt, ct))), verdict)
+                                         for v, t, case, value, cost, pt, ct, verdict in ledger.iter_scores(name)),
                                         ("variant", "target"))
             finally:
                 ledger.close()
         recs = sorted(self.records, key=lambda r: (r.case_id, r.variant, r.target, r.repeat))
         rows = []
         for r in recs:
-            value = next((s.value for s in r.scores if s.scorer == name), None)
-            rows.append(((r.variant, r.target), r.case_id, value,
+            score = next((s for s in r.scores if s.scorer == name), None)
+            rows.append(((r.variant, r.target), r.case_id, score.value if score else None,
                          {"cost_usd": r.cost_usd, "prompt_tokens": r.prompt_tokens,
-                          "completion_tokens": r.completion_tokens}))
+                          "completion_tokens": r.completion_tokens}, score.outcome if score else None))
         return summarize_values(rows, ("variant", "target"))
 
     def first_errors(self, limit: int = 5) -> list[CellResult]:
