@@ -68,14 +68,16 @@ def evaluate(args: argparse.Namespace) -> int:
 def _print_summary(name: str, results) -> None:
     """The run's totals, each scorer's means with their intervals, and the first errors - read from the run's
     ledger without loading its records or a table library (memory and time stay flat in the run's size)."""
+    from ..formatting import SUMMARY_HEADERS, summary_row, usd
+
     # totals from the run ledger: the whole folder, whichever process (or earlier run) made each call
     print(f"\n{name}: {len(results)} calls, status {results.status}; "
-          f"{results.info.get('cache_hits', 0)} from cache, {results.n_errors} errors, "
-          f"${results.total_cost:.4f} (paid for in this folder: ${results.info.get('spent_usd', 0.0):.4f})")
+          f"{results.info.get('cache_hits', 0)} from cache, {results.n_errors} errors, cost "
+          f"{usd(results.total_cost)} (paid for in this folder: {usd(results.info.get('spent_usd', 0.0))})")
     for scorer in results.scorers:
-        rows = results.summary_rows(scorer)
+        rows = [summary_row(r) for r in results.summary_rows(scorer)]
         print(f"\n{scorer} (mean with 95% CI)")
-        print(text_table(rows, ["variant", "target", "n", "mean", "ci_low", "ci_high"]))
+        print(text_table(rows, list(SUMMARY_HEADERS)))
     if results.n_errors:
         print(f"\n{results.n_errors} calls failed (first 5 below). Run the same command again to retry them; "
               "finished calls are kept and not paid again.")
@@ -84,16 +86,12 @@ def _print_summary(name: str, results) -> None:
                   f"{r.error_type}: {r.error_message}")
 
 
-def text_table(rows: list[dict], columns: list[str], max_width: int = 40) -> str:
-    """Rows as a plain right-aligned text table (floats with three decimals, counts whole)."""
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.3f}"
-        text = "" if v is None else str(v)
-        return text if len(text) <= max_width else text[:max_width - 3] + "..."
-
-    body = [[cell(r.get(c)) for c in columns] for r in rows]
+def text_table(rows: list[dict[str, str]], columns: list[str]) -> str:
+    """Rows of formatted text as a plain table: the first two columns left-aligned, the numbers right-aligned."""
+    body = [[str(r.get(c, "")) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in body]) for i, c in enumerate(columns)]
-    lines = [" ".join(c.rjust(w) for c, w in zip(columns, widths))]
-    lines += [" ".join(v.rjust(w) for v, w in zip(row, widths)) for row in body]
-    return "\n".join(lines)
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(columns)] + [line(row) for row in body])
