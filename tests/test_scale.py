@@ -93,3 +93,33 @@ def test_eval_prints_its_summary_and_errors_without_a_table_library(tmp_path, fa
     assert "%" in lines[header + 1]  # a pass rate, with its interval, as the report writes it
     assert "calls failed (first 5 below). Run the same command again" in out.stdout
     assert any("InternalServerError" in line and "max_retries = 0" in line for line in lines)
+
+
+def test_the_plan_holds_no_object_per_cell_and_keeps_the_matrix_order():
+    from workbench.experiment import Experiment
+    from workbench.harness.plan import Planner
+    from workbench.testing import FakeBackend
+    from workbench.variants import Target, Variant
+
+    exp = Experiment(name="m", dataset=[{"id": f"c{i}", "text": str(i)} for i in range(4)], repeats=3,
+                     targets=["fake", "fake:gpt-4o"],
+                     variants=[Variant(name="a", user="{{ text }}"),
+                               Variant(name="b", user="{{ text }}", target=Target.parse("fake:gpt-4o-mini"))])
+    planner = Planner(exp, {"fake": FakeBackend().provider("openai")})
+    cells = list(exp.cells())
+    assert len(planner) == len(cells) == 4 * (2 + 1) * 3
+    assert [planner.matrix_cell(i).key for i in range(len(planner))] == [c.key for c in cells]
+    assert not hasattr(planner, "cells")  # cases and the per-case pattern only
+
+
+def test_summaries_stream_over_sorted_rows_and_refuse_unsorted_ones():
+    from workbench.errors import DataError
+    from workbench.intervals import clustered_ci, summarize_values
+
+    rows = [(("v",), f"c{i // 3}", (i * 7 % 5) / 4, {"cost_usd": 0.001}) for i in range(30)]
+    (row,) = summarize_values(rows, ["variant"])
+    want = clustered_ci([r[2] for r in rows], [r[1] for r in rows])
+    assert (row["mean"], row["ci_low"], row["ci_high"], row["method"], row["n_cases"]) == tuple(want[:4]) + (10,)
+    assert row["cost_usd"] == pytest.approx(0.03)
+    with pytest.raises(DataError, match="sorted by case"):
+        summarize_values(list(reversed(rows)), ["variant"])

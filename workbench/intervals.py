@@ -150,40 +150,87 @@ def clustered_ci(values: Sequence[float], cases: Sequence[Any] | None, confidenc
     return CI(mean(finite(values)), ci.low, ci.high, ci.method + " (case means)", ci.n)
 
 
+class _Group:
+    """One group's running summary: its scored values (8 bytes each), the per-case means as cases go by, the
+    error and verdict counts and the sums. Cases arrive sorted within the group (the table's order), so a case's
+    repeats are adjacent and no case id is kept."""
+
+    def __init__(self) -> None:
+        from array import array
+
+        self.values, self.case_means = array("d"), array("d")
+        self.errors = 0
+        self.repeated = False  # some case has more than one scored value
+        self.case: Any = _NO_CASE
+        self.case_values: list[float] = []
+        self.verdicts: dict[str, int] = {}
+        self.sums: dict[str, list[float]] = {}
+
+    def add(self, case: Any, value: Any) -> None:
+        v = finite([value])
+        if not v:
+            self.errors += 1
+            return
+        self.values.append(v[0])
+        if case != self.case:
+            if self.case is not _NO_CASE and case < self.case:
+                raise DataError("summarize_values needs the rows sorted by case within each group")
+            self._close_case()
+            self.case = case
+        self.case_values.append(v[0])
+
+    def _close_case(self) -> None:
+        if self.case_values:
+            self.repeated = self.repeated or len(self.case_values) > 1
+            self.case_means.append(mean(self.case_values))
+            self.case_values = []
+
+    def ci(self, confidence: float, n_resamples: int, seed: int) -> CI:
+        self._close_case()
+        if not self.repeated:
+            return mean_ci(self.values, confidence, n_resamples=n_resamples, seed=seed)
+        ci = mean_ci(self.case_means, confidence, n_resamples=n_resamples, seed=seed)
+        return CI(mean(self.values), ci.low, ci.high, ci.method + " (case means)", ci.n)
+
+
+_NO_CASE = object()
+
+
 def summarize_values(rows: Iterable[tuple], keys: Sequence[str], *, confidence: float = 0.95,
                      n_resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """The rows of :func:`workbench.stats.summarize` from plain tuples ``(group key, case, value, sums[,
-    verdict])``, one per call in the table's order: ``sums`` holds the per-group sums to report (cost, tokens;
-    None is skipped, a group with none at all reports NaN); with verdicts, ``n_ambiguous`` and ``n_refused``
-    are counted as ``summarize`` counts them. Memory: the values and cases of one column, nothing else."""
-    groups: dict[tuple, dict[str, Any]] = {}
+    verdict])``, one per call in the table's order (sorted by case): ``sums`` holds the per-group sums to report
+    (cost, tokens; None is skipped, a group with none at all reports NaN); with verdicts, ``n_ambiguous`` and
+    ``n_refused`` are counted as ``summarize`` counts them.
+
+    Computed as the rows stream by, with :func:`clustered_ci`'s rule: memory is 8 bytes per scored value (the
+    bootstrap needs them) and nothing per case, so a summary of 200k calls needs no table in memory.
+    """
+    groups: dict[tuple, _Group] = {}
     with_verdicts = False
     for key, case, value, sums, *verdict in rows:
         g = groups.get(key)
         if g is None:
-            g = groups[key] = {"values": [], "cases": [], "errors": 0, "sums": {}, "verdicts": {}}
-        v = finite([value])
-        if v:
-            g["values"].append(v[0])
-            g["cases"].append(case)
-        else:
-            g["errors"] += 1
+            g = groups[key] = _Group()
+        g.add(case, value)
         if verdict and verdict[0] is not None:
             with_verdicts = True
-            g["verdicts"][verdict[0]] = g["verdicts"].get(verdict[0], 0) + 1
+            g.verdicts[verdict[0]] = g.verdicts.get(verdict[0], 0) + 1
         for name, x in sums.items():
-            acc = g["sums"].setdefault(name, [])
+            acc = g.sums.setdefault(name, [])
             if x is not None and not (isinstance(x, float) and math.isnan(x)):
                 acc.append(float(x))
+                if len(acc) > 64:  # keep the sum exact without keeping every term
+                    acc[:] = [math.fsum(acc)]
     out = []
     for key, g in groups.items():
-        ci = clustered_ci(g["values"], g["cases"], confidence, n_resamples, seed)
+        ci = g.ci(confidence, n_resamples, seed)
         row: dict[str, Any] = dict(zip(keys, key))
-        row.update(n=len(g["values"]), n_errors=g["errors"], n_cases=ci.n, mean=ci.mean, ci_low=ci.low,
+        row.update(n=len(g.values), n_errors=g.errors, n_cases=ci.n, mean=ci.mean, ci_low=ci.low,
                    ci_high=ci.high, method=ci.method)
         if with_verdicts:
-            row.update(n_ambiguous=g["verdicts"].get("ambiguous", 0), n_refused=g["verdicts"].get("refused", 0))
-        for name, acc in g["sums"].items():
+            row.update(n_ambiguous=g.verdicts.get("ambiguous", 0), n_refused=g.verdicts.get("refused", 0))
+        for name, acc in g.sums.items():
             row[name] = math.fsum(acc) if acc else math.nan
         out.append(row)
     return out

@@ -159,12 +159,11 @@ class Executor:
     def _worker_count(self) -> int:
         """Enough workers to fill every target's concurrency (one limiter per profile and deployment)."""
         per_target: dict[str, int] = {}
-        for c in self.planner.cells:
-            prov = self.planner.providers[c.target.profile]
-            prof = prov.profile
-            per_target[f"{c.target.profile}/{c.target.model}"] = min(
+        for _variant, target, _repeat in self.planner.per_case:
+            prof = self.planner.providers[target.profile].profile
+            per_target[f"{target.profile}/{target.model}"] = min(
                 self.exp.concurrency, prof.max_concurrency or self.exp.concurrency)
-        return max(1, min(len(self.planner.cells), sum(per_target.values()) or 1))
+        return max(1, min(len(self.planner), sum(per_target.values()) or 1))
 
     async def run(self) -> None:
         self._refill_lock = asyncio.Lock()
