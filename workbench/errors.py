@@ -2,10 +2,12 @@
 
 Messages follow one rule: say what happened, where (file, row, field, flag, cell, setting) and what to do next.
 Catch :class:`WorkbenchError` to handle any workbench failure; the CLI turns one into a single ``error:`` line
-and exit code 1. The tree::
+and exit code 2 for bad input (:class:`DataError` and below, :class:`UnknownModelError`), 1 for the rest
+(``workbench.cli.EXIT_CODES``). The tree::
 
     WorkbenchError
     ├── ConfigError                 a profile, setting or credential is missing or invalid
+    │   └── PreflightFailed         a target has no credentials or does not answer (before the first request)
     ├── UnknownModelError           (also KeyError) a model or deployment is not in the catalog
     ├── BackendError                a backend could not be reached or answered something unusable
     │   ├── LocalModelError         the embedded model is not installed or cannot load
@@ -13,6 +15,9 @@ and exit code 1. The tree::
     ├── DataError                   (also ValueError) bad input: a dataset row, template, image, spec field
     │   ├── SpecError               a spec/record failed validation; names every field (from pydantic)
     │   ├── NotFoundError           (also KeyError) no example, variant, scorer or cell by that name
+    │   │   └── BaselineNotFound    no baseline run by that path, run id or branch in the run history
+    │   ├── LedgerError             a run folder's ledger (results.sqlite) is damaged or from a newer workbench
+    │   ├── RequestChanged          a re-run would send finished cells differently (endpoint, api-version, body)
     │   ├── VocabularyError         a shipped tokenizer vocabulary is missing or corrupt
     │   └── ScoringError            a cell cannot be scored as configured (e.g. no expected value)
     │       └── JudgeParseError     the judge answered, but no grade could be read from its reply
@@ -20,10 +25,8 @@ and exit code 1. The tree::
     ├── BudgetExceeded              a run would cost, or has cost, more than its budget allows
     ├── HarnessError                the matrix of calls could not start or go on
     │   ├── RunCancelled            the run was cancelled (cancel event, widget Stop)
-    │   ├── LedgerError             a run folder's ledger (results.sqlite) is damaged, newer or unwritable
-    │   ├── RequestChanged          a re-run would send finished cells differently (endpoint, api-version, body)
-    │   ├── PreflightFailed         (also ConfigError) a target has no credentials or does not answer
     │   └── CellFailed              one cell gave up: retries or rate-limit patience used up (names limits)
+    ├── GatesFailed                 (also AssertionError) a quality gate did not pass (``assert_gates``)
     └── RunError                    ``workbench run`` / ``rerun`` / ``report`` (notebook runs)
         └── NotebookFailed          a notebook cell raised; the partial notebook and report are kept
 
@@ -103,6 +106,10 @@ class NotFoundError(DataError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class BaselineNotFound(NotFoundError):
+    """``--baseline`` names no run folder, results file, run id, or run on that branch in the run history."""
+
+
 class VocabularyError(DataError):
     """A shipped tokenizer vocabulary is missing, unreadable or fails its sha256 check."""
 
@@ -141,16 +148,16 @@ class CellStopped(HarnessError):
     """Control flow: a worker stops before sending a cell because the run is stopping (never shown)."""
 
 
-class LedgerError(HarnessError):
-    """A run folder's ledger (``results.sqlite``) cannot be used: damaged, written by a newer workbench, or not
-    writable. The message names the file and how to recover."""
+class LedgerError(DataError):
+    """A run folder's ledger (``results.sqlite``) cannot be used: damaged, or written by a newer workbench. Found
+    before anything is sent; the message names the file and how to recover."""
 
     def __init__(self, message: str, path: Path | None = None):
         super().__init__(message)
         self.path = path
 
 
-class RequestChanged(HarnessError):
+class RequestChanged(DataError):
     """A re-run into a run folder would send finished cells with a different request (endpoint, api-version,
     deployment or body) than the one their stored answers came from. ``changes`` lists what differs."""
 
@@ -159,7 +166,7 @@ class RequestChanged(HarnessError):
         self.changes, self.cells = list(changes or []), cells
 
 
-class PreflightFailed(HarnessError, ConfigError):
+class PreflightFailed(ConfigError):
     """A target cannot be used: no credentials, or its endpoint does not answer. Raised before the first
     request of a run; ``profile`` is the profile's name."""
 
@@ -176,6 +183,18 @@ class CellFailed(HarnessError):
     def __init__(self, message: str, rate_limited: int = 0):
         super().__init__(message)
         self.rate_limited = rate_limited
+
+
+# ------------------------------------------------------------------------------------------------- gates
+
+
+class GatesFailed(WorkbenchError, AssertionError):
+    """A quality gate did not pass. An ``AssertionError`` too, so pytest shows a failed test (not an error);
+    ``report`` is the :class:`~workbench.gates.GateReport` with every check. ``workbench eval`` exits 3."""
+
+    def __init__(self, message: str, report: Any = None):
+        super().__init__(message)
+        self.report = report
 
 
 # ----------------------------------------------------------------------------------------------- scorers

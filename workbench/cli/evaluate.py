@@ -1,15 +1,43 @@
-"""``workbench eval SPEC.yaml``: run an experiment from the shell and print its summary."""
+"""``workbench eval SPEC.yaml``: run an experiment from the shell, print its summary, and check its gates.
+
+The gates (the spec's ``gates:`` plus every ``--gate``) and the baseline (``--baseline``) are validated and found
+before anything is sent; after the run, :func:`workbench.gates.evaluate_gates` checks them and the command writes
+``gates.json`` into the run folder, and ``--junit`` / ``--summary-md`` files for CI. The exit code says what
+happened (see ``workbench eval --help`` and docs/ci.md).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
+from typing import Any
+
+from . import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, EXIT_RUN_FAILED, exit_code_for, exit_codes_help
+
+GATE_HELP = ("a quality gate (repeatable), added to the spec's gates: SUBJECT >= or <= THRESHOLD [for VARIANT] "
+             "[on TARGET], e.g. 'label >= 0.9', 'label.ci_low >= 0.8 for json-schema', 'cost <= 0.50', "
+             "'latency_p95 <= 3s', 'error_rate <= 0.02', 'label >= baseline'")
+
+EPILOG = """gates (docs/experiment-spec.md#gates):
+  label >= 0.9                      mean score of scorer `label`, checked for each variant x target
+  label.ci_low >= 0.8               the lower bound of its 95% interval (does not flap on a small set)
+  label >= 0.9 for json-schema      one variant (`on local` for one target)
+  cost <= 0.50                      USD at list prices, the whole run (for/on: part of it)
+  latency_p95 <= 3s                 95th percentile latency of the answered calls
+  error_rate <= 0.02                share of calls that failed
+  label >= baseline                 no significant regression against --baseline (paired, shared cases)
+
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="run an experiment spec (YAML) and print the summary",
+    p = sub.add_parser("eval", help="run an experiment spec (YAML), print the summary, check its gates",
                        description="Run an experiment: dataset x variants x targets x repeats, scored. "
-                                   "Re-running the same spec resumes it and answers finished calls from the cache.")
+                                   "Re-running the same spec resumes it and answers finished calls from the cache. "
+                                   "With gates, exit 3 when one fails (CI: docs/ci.md).",
+                       epilog=EPILOG + exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", nargs="?", help="experiment YAML (default: the shipped sentiment demo)")
     p.add_argument("--out", "-o", help="run folder (default: one per experiment version under the workbench home)")
     p.add_argument("--sample", type=int, help="run on a reproducible sample of N cases")
@@ -25,6 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", choices=["jsonl", "csv", "parquet"], action="append",
                    help="also write results.<fmt> into the run folder (repeatable)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    g = p.add_argument_group("gates and CI")
+    g.add_argument("--gate", action="append", metavar="GATE", help=GATE_HELP)
+    g.add_argument("--baseline", metavar="PATH|RUN_ID|last-on-main",
+                   help="the run to compare with: a run folder or results.jsonl, a run id, or the last run on a "
+                        "branch (last-on-main); without a `>= baseline` gate, every scorer gets one")
+    g.add_argument("--junit", metavar="FILE", help="write JUnit XML: one test case per gate and scope")
+    g.add_argument("--junit-cases", action="store_true",
+                   help="also one JUnit test case per case (informational: the exit code follows the gates)")
+    g.add_argument("--summary-md", metavar="FILE", help="write a Markdown summary for a pull-request comment")
     p.set_defaults(func=evaluate)
 
 
@@ -32,46 +69,108 @@ def _apply_overrides(exp, args):
     """The flags, applied through the experiment's own validation (a bad value names the flag)."""
     from ..experiment import apply_overrides
 
+    gates = [*exp.gates, *args.gate] if args.gate else None
     return apply_overrides(exp, {
         "--sample": ("sample", args.sample),
         "--repeats": ("repeats", args.repeats),
         "--concurrency": ("concurrency", args.concurrency),
         "--target": ("targets", args.target),
         "--budget": ("budget_usd", args.budget),
+        "--gate": ("gates", gates),
     }, kind="flag")
+
+
+def _with_regression_gates(exp, baseline_given: bool):
+    """``--baseline`` without a gate naming it compares every scorer: what someone passing a baseline means."""
+    from ..gates.evaluate import regression_gates
+    from ..scorers import scorer_name
+
+    if not baseline_given or any(g.against_baseline for g in exp.gates):
+        return exp
+    return exp.replace(gates=[*exp.gates, *regression_gates(scorer_name(s) for s in exp.scorers)])
 
 
 def evaluate(args: argparse.Namespace) -> int:
     from ..examples import example_path
     from ..experiment import load_experiment
-    from ..harness import estimate_cost, plan, run
 
+    if args.junit_cases and not args.junit:
+        from ..errors import DataError
+
+        raise DataError("--junit-cases adds test cases to the --junit file: give --junit FILE too.")
     exp = _apply_overrides(load_experiment(args.spec or example_path()), args)
+    exp = _with_regression_gates(exp, bool(args.baseline))
+    baseline, baseline_info = None, None
+    if args.baseline:  # found (or refused) before anything is sent
+        from ..runs.baseline import find_baseline
+
+        baseline, baseline_info = find_baseline(args.baseline, experiment=exp.name)
     if args.dry_run:
-        planned = plan(exp)
-        est = estimate_cost(planned)
-        n_targets = len({p.target.label for p in planned})
-        print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
-              f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
-        print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to ${est:.4f}"))
-        return 0
-    results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet,
-                  resend_changed=args.resend_changed)
+        return _dry_run(exp, baseline_info)
+    results = _run(exp, args)
+    _print_summary(exp, results)
+    report = None
+    if exp.gates:
+        from ..gates import evaluate_gates
+
+        report = evaluate_gates(results, baseline=baseline, baseline_info=baseline_info)
+        if results.run_dir:
+            report.write(results.run_dir / "gates.json")
+        print("\n" + report.text())
+    _write_ci_files(args, exp, results, report)
+    print(f"\nresults: {results.run_dir or Path('.')}")
+    return _exit_code(exp, results, report)
+
+
+def _dry_run(exp, baseline_info) -> int:
+    from ..harness import estimate_cost, plan
+
+    planned = plan(exp)
+    est = estimate_cost(planned)
+    n_targets = len({p.target.label for p in planned})
+    print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
+          f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
+    print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to ${est:.4f}"))
+    for gate in exp.gates:
+        print(f"gate: {gate.label}")
+    if baseline_info is not None:
+        print(f"baseline: {baseline_info.describe()} ({baseline_info.calls} calls)")
+    return EXIT_OK
+
+
+def _run(exp, args):
+    """Run the matrix; record the run in the run history; on a failure, still leave CI files saying why."""
+    from ..errors import WorkbenchError
+    from ..harness import run
+    from ..records import utcnow
+    from ..runs.finalize import write_run_manifest
+
+    started, t0 = utcnow(), time.monotonic()
+    try:
+        results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet,
+                      resend_changed=args.resend_changed)
+    except WorkbenchError as e:
+        _write_failure_files(args, exp.name, str(e), bad_input=exit_code_for(e) == EXIT_BAD_INPUT)
+        raise
     run_dir = results.run_dir or Path(".")
     for fmt in args.export or []:
         getattr(results, f"to_{fmt}")(run_dir / f"results.{fmt}")
-    _print_summary(exp.name, results)
-    print(f"\nresults: {run_dir}")
-    return 0 if results.status == "complete" else 1
+    if results.run_dir is not None:
+        try:
+            write_run_manifest(results, started_at=started, finished_at=utcnow(),
+                               duration_s=round(time.monotonic() - t0, 3))
+        except (WorkbenchError, OSError) as e:  # provenance must not fail a finished run
+            print(f"warning: the run's manifest.json was not written ({e})", file=sys.stderr)
+    return results
 
 
-def _print_summary(name: str, results) -> None:
+def _print_summary(exp, results) -> None:
     """The run's totals, each scorer's means with their intervals, and the first errors - read from the run's
     ledger without loading its records or a table library (memory and time stay flat in the run's size)."""
     from ..formatting import SUMMARY_HEADERS, summary_row, usd
 
     # totals from the run ledger: the whole folder, whichever process (or earlier run) made each call
-    print(f"\n{name}: {len(results)} calls, status {results.status}; "
+    print(f"\n{exp.name}: {len(results)} calls, status {results.status}; "
           f"{results.info.get('cache_hits', 0)} from cache, {results.n_errors} errors, cost "
           f"{usd(results.total_cost)} (paid for in this folder: {usd(results.info.get('spent_usd', 0.0))})")
     for scorer in results.scorers:
@@ -95,3 +194,51 @@ def text_table(rows: list[dict[str, str]], columns: list[str]) -> str:
         return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     return "\n".join([line(columns)] + [line(row) for row in body])
+
+
+def _write_ci_files(args, exp, results, report) -> None:
+    from ..gates import evaluate_gates
+
+    if not (args.junit or args.summary_md):
+        return
+    if report is None:
+        report = evaluate_gates(results, [])
+    if args.junit:
+        from ..gates.junit import to_junit
+
+        _write(args.junit, to_junit(report, results, cases=args.junit_cases))
+    if args.summary_md:
+        from ..gates.markdown import to_markdown
+
+        _write(args.summary_md, to_markdown(report))
+
+
+def _write_failure_files(args, experiment: str, message: str, *, bad_input: bool) -> None:
+    from ..secrets import redact
+
+    if args.junit:
+        from ..gates.junit import failure_junit
+
+        _write(args.junit, failure_junit(experiment, redact(message), bad_input=bad_input))
+    if args.summary_md:
+        from ..gates.markdown import failure_markdown
+
+        _write(args.summary_md, failure_markdown(experiment, redact(message), bad_input=bad_input))
+
+
+def _write(path: str, text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, "utf-8")
+    print(f"wrote {target}")
+
+
+def _exit_code(exp, results, report: Any) -> int:
+    """1 when the run did not finish cleanly (unless an error_rate gate says how many failed calls are fine),
+    else 3 when a gate failed, else 0."""
+    tolerated = results.status == "complete with errors" and any(g.metric == "error_rate" for g in exp.gates)
+    if results.status != "complete" and not tolerated:
+        return EXIT_RUN_FAILED
+    if report is not None and not report.passed:
+        return EXIT_GATE_FAILED
+    return EXIT_OK

@@ -22,6 +22,7 @@ from .manifest import (
     Manifest,
     NotebookInfo,
     Totals,
+    environment_lock,
     git_info,
     load_manifest,
     metrics_of,
@@ -90,8 +91,10 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
                    parameters: Mapping[str, Any], effective: Mapping[str, Any] | None,
                    results: Results | None, info: Mapping[str, Any],
                    started_at: str | None, finished_at: str | None, duration_s: float | None,
-                   failure: Failure | None, sweep: Mapping[str, Any] | None = None) -> Manifest:
-    """The manifest of a finished (or failed) run. Pure apart from reading package versions and git."""
+                   failure: Failure | None, sweep: Mapping[str, Any] | None = None,
+                   git_dir: Path | None = None) -> Manifest:
+    """The manifest of a finished (or failed) run. Pure apart from reading package versions and git (of
+    ``git_dir``; by default the notebook's folder, else the run folder)."""
     if failure is not None:
         status = "failed"
     elif results is None:
@@ -111,9 +114,29 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
         totals=totals_of(results, prices_as_of()) if results is not None else Totals(prices_as_of=prices_as_of()),
         metrics=metrics_of(results) if results is not None else [],
         results_status=results.status if results is not None else None,
-        failure=failure, git=git_info(Path(notebook.path).parent if notebook.path else run_dir),
-        packages=package_versions(), sweep=dict(sweep) if sweep else None,
+        failure=failure, git=git_info(git_dir or (Path(notebook.path).parent if notebook.path else run_dir)),
+        packages=package_versions(), environment_lock=environment_lock(), sweep=dict(sweep) if sweep else None,
     )
+
+
+def write_run_manifest(results: Results, *, started_at: str | None, finished_at: str | None,
+                       duration_s: float | None, source: str = "workbench eval") -> Path:
+    """The manifest of a harness run started outside a notebook (``workbench eval``), written into its run folder
+    so the run joins the run history: its git branch and commit are what ``--baseline last-on-main`` looks for.
+    The git work tree is the spec's folder (where the prompts live), not the run folder."""
+    exp, run_dir = results.experiment, Path(results.run_dir or ".")
+    info: dict[str, Any] = {}
+    if exp is not None:
+        ds = exp.load_cases()
+        info = {"spec": exp.to_dict(), "fingerprint": exp.fingerprint(), "base_dir": str(exp.base_dir),
+                "dataset": {"name": ds.name, "source": ds.source, "sha256": ds.sha256, "n_cases": len(ds)}}
+    manifest = build_manifest(run_dir, run_id=run_dir.name, experiment=results.name,
+                              notebook=NotebookInfo(path="", name=f"({source}, no notebook)"), parameters={},
+                              effective=None, results=results, info=info, started_at=started_at,
+                              finished_at=finished_at, duration_s=duration_s, failure=None,
+                              git_dir=exp.base_dir if exp is not None else None)
+    manifest.files = {"store": RUN_STORE_FILE, "manifest": MANIFEST_FILE}
+    return Manifest.model_validate(redact_obj(manifest.model_dump(mode="json"))).write(run_dir)
 
 
 def finalize_run(run_dir: str | Path, *, run_id: str, experiment: str, notebook: NotebookInfo,
