@@ -439,3 +439,19 @@ def test_a_200_reporting_nothing_remaining_is_a_success_and_not_resent(tmp_path)
     fake = FakeBackend(lambda r: Reply(sentiment(r), headers=headers))
     res = go(make_exp(3, concurrency=2), fake.provider("openai"), tmp_path / "run")
     assert res.n_errors == 0 and len(fake.chat_requests) == 6 and res.info["rate_limited"] == 0
+
+
+def test_a_schema_2_ledger_gains_the_summary_columns_and_manifests_read_sql(tmp_path):
+    fake = FakeBackend(sentiment)
+    res = go(make_exp(5), fake.provider("azure"), tmp_path / "run")
+    eager = Results(list(res.iter_records()))
+    with sqlite3.connect(tmp_path / "run" / "results.sqlite") as c:  # as schema 2 wrote it
+        for col in ("profile", "deployment", "model", "system_fingerprint", "cached_tokens", "reasoning_tokens"):
+            c.execute(f"ALTER TABLE cells DROP COLUMN {col}")
+        c.execute("UPDATE meta SET value = '2' WHERE key = 'ledger_schema'")
+    lazy = Results.load(tmp_path / "run")
+    assert lazy.totals() == eager.totals() and lazy.totals()["calls"] == 10
+    assert lazy.target_facts() == eager.target_facts() == [
+        {"target": "fake", "profile": "fake", "deployment": "chat", "model": "gpt-4o-mini", "calls": 10,
+         "system_fingerprints": ["fp_fake0001"]}]
+    assert RunLedger(tmp_path / "run").get_meta("ledger_schema") == 3

@@ -82,7 +82,7 @@ def test_eval_prints_its_summary_and_errors_without_a_table_library(tmp_path, fa
         print("EXIT", code)
         print("HEAVY", sorted(m for m in {HEAVY!r} if m in sys.modules))
     """, tmp_path)
-    assert "EXIT 1" in out.stdout, out.stdout + out.stderr  # failed cells: exit 1 and the advice to rerun
+    assert "EXIT 4" in out.stdout, out.stdout + out.stderr  # failed cells: "the run failed" and the advice to rerun
     lines = out.stdout.splitlines()
     assert "HEAVY []" in lines
     assert "exact (mean with 95% CI)" in lines

@@ -276,45 +276,29 @@ def spec_sha256(spec: Mapping[str, Any] | None) -> str | None:
 def targets_of(results: Results, identities: Mapping[str, Any] | None = None) -> list[TargetInfo]:
     """One entry per target: profile, deployment, model, reported models and system fingerprints."""
     identities = identities or {}
-    by: dict[str, TargetInfo] = {}
-    for r in results.records:
-        t = by.get(r.target)
-        if t is None:
-            ident = dict(identities.get(r.profile) or {})
-            t = by[r.target] = TargetInfo(target=r.target, profile=r.profile, backend=ident.get("backend"),
-                                          deployment=r.deployment, model=r.model, identity=ident)
-        t.calls += 1
-        if r.system_fingerprint and r.system_fingerprint not in t.system_fingerprints:
-            t.system_fingerprints.append(r.system_fingerprint)
-    for t in by.values():
-        t.system_fingerprints.sort()
-    return list(by.values())
+    out = []
+    for t in results.target_facts():  # from the run's ledger (SQL) when it has one: no record is loaded
+        ident = dict(identities.get(t["profile"]) or {})
+        out.append(TargetInfo(target=t["target"], profile=t["profile"], backend=ident.get("backend"),
+                              deployment=t["deployment"], model=t["model"], identity=ident, calls=t["calls"],
+                              system_fingerprints=list(t["system_fingerprints"])))
+    return out
 
 
 def totals_of(results: Results, prices_as_of: str | None = None) -> Totals:
-    recs = results.records
-    costs = [r.cost_usd for r in recs if r.cost_usd is not None]
-    spent = [r.cost_usd for r in recs if r.cost_usd is not None and not r.cache_hit]
-    return Totals(
-        calls=len(recs), ok=sum(r.outcome == "ok" for r in recs), errors=sum(r.outcome == "error" for r in recs),
-        filtered=sum(r.outcome in ("completion_filtered", "prompt_filtered") for r in recs),
-        cache_hits=sum(bool(r.cache_hit) for r in recs),
-        prompt_tokens=sum(r.prompt_tokens for r in recs), completion_tokens=sum(r.completion_tokens for r in recs),
-        cached_tokens=sum(r.cached_tokens for r in recs), reasoning_tokens=sum(r.reasoning_tokens for r in recs),
-        cost_usd=float(sum(costs)) if costs else None, spent_usd=float(sum(spent)) if costs else None,
-        prices_as_of=prices_as_of,
-    )
+    return Totals(**results.totals(), prices_as_of=prices_as_of)
 
 
 def metrics_of(results: Results) -> list[Metric]:
-    """Mean score with its confidence interval, per scorer, variant and target (from :mod:`workbench.stats`)."""
+    """Mean score with its confidence interval, per scorer, variant and target (the numbers of
+    :func:`workbench.stats.summarize`, computed from the run's ledger without loading a table)."""
     out: list[Metric] = []
     for scorer in results.scorers:
         try:
-            table = results.summary(scorer)
+            rows = results.summary_rows(scorer)
         except Exception:  # a scorer with no values at all: nothing to summarise
             continue
-        for row in table.to_dict("records"):
+        for row in rows:
             out.append(Metric(scorer=scorer, variant=str(row["variant"]), target=str(row["target"]),
                               n=int(row.get("n") or 0), mean=_num(row.get("mean")), ci_low=_num(row.get("ci_low")),
                               ci_high=_num(row.get("ci_high")), method=row.get("method")))
