@@ -82,11 +82,11 @@ def _apply_overrides(exp, args):
 
 def _with_regression_gates(exp, baseline_given: bool):
     """``--baseline`` without a gate naming it compares every scorer: what someone passing a baseline means."""
+    if not baseline_given or any(g.against_baseline for g in exp.gates):
+        return exp
     from ..gates.evaluate import regression_gates
     from ..scorers import scorer_name
 
-    if not baseline_given or any(g.against_baseline for g in exp.gates):
-        return exp
     return exp.replace(gates=[*exp.gates, *regression_gates(scorer_name(s) for s in exp.scorers)])
 
 
@@ -143,7 +143,6 @@ def _run(exp, args):
     from ..errors import WorkbenchError
     from ..harness import run
     from ..records import utcnow
-    from ..runs.finalize import write_run_manifest
 
     started, t0 = utcnow(), time.monotonic()
     try:
@@ -156,6 +155,8 @@ def _run(exp, args):
     for fmt in args.export or []:
         getattr(results, f"to_{fmt}")(run_dir / f"results.{fmt}")
     if results.run_dir is not None:
+        from ..runs.finalize import write_run_manifest  # after the run: nothing waits for it before the first call
+
         try:
             write_run_manifest(results, started_at=started, finished_at=utcnow(),
                                duration_s=round(time.monotonic() - t0, 3))

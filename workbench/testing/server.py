@@ -34,6 +34,7 @@ class FakeServer:
         self._in_flight_keys: dict[str, int] = {}
         self.payments: list[tuple[str, int, float]] = []  # (request_key, client port, time) of each chat 200
         self.first_chat_at: float | None = None  # time.time() of the first chat request since start / reset
+        self.first_request_at: float | None = None  # ... and of the first API request of any kind (a preflight)
 
     @staticmethod
     def _write(writer: asyncio.StreamWriter, status: int, content: bytes, headers=None, reason: str = "OK") -> None:
@@ -68,11 +69,11 @@ class FakeServer:
         if target.startswith("/_fake/payments"):
             return {"payments": self.payments}
         if target.startswith("/_fake/reset"):  # a benchmark between two runs
-            self.payments, self.first_chat_at = [], None
+            self.payments, self.first_chat_at, self.first_request_at = [], None, None
             self.backend.reset_counters()
             return {"reset": True}
         return {**self.backend.stats(), "in_flight": self.in_flight, "in_flight_keys": sorted(self._in_flight_keys),
-                "first_chat_at": self.first_chat_at}
+                "first_chat_at": self.first_chat_at, "first_request_at": self.first_request_at}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -90,6 +91,8 @@ class FakeServer:
                 body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
                 if self.first_chat_at is None and "chat/completions" in target:
                     self.first_chat_at = time.time()
+                if self.first_request_at is None and not target.startswith("/_fake/"):
+                    self.first_request_at = time.time()
                 if target.startswith("/_fake/"):
                     self._write(writer, 200, json.dumps(self._fake_endpoint(target)).encode())
                     await writer.drain()
