@@ -116,7 +116,8 @@ def throughput(args) -> None:
     print(f"(a) harness (`workbench eval --no-cache`) vs raw AsyncOpenAI + semaphore, concurrency {args.concurrency}, "
           f"server latency {args.latency * 1000:.0f} ms; medians of {args.repeat}", flush=True)
     print(f"  {'calls':>6} | {'wall raw/wb s':>14} {'raw/wb':>6} | {'CPU ms/call raw/wb':>19} {'wb/raw':>6} | "
-          f"{'peak RSS MB raw/wb':>19} {'wb/raw':>6} | {'1st chat s raw/wb':>18} | {'wb 1st request s':>16}", flush=True)
+          f"{'peak RSS MB raw/wb':>19} {'wb/raw':>6} | {'1st chat s raw/wb':>18} | {'wb 1st request s':>16}",
+          flush=True)
     print("  (the harness's first request is its preflight, GET /models; the raw loop has none)", flush=True)
     with fake_server(latency=args.latency) as url, tempfile.TemporaryDirectory() as tmp:
         root = url.rsplit("/v1", 1)[0]
