@@ -31,7 +31,7 @@ def resolve_experiment(spec: str | Path | Experiment | None = None, *, targets: 
     """The experiment a run executes: ``spec`` (a YAML path, a shipped example's name, an Experiment, or None
     for the demo) with the run's overrides applied. None leaves a field as the spec has it."""
     from ..examples import EXAMPLES, example_path, load_example
-    from ..experiment import Experiment, apply_overrides, load_experiment
+    from ..experiment import Experiment, apply_overrides, flag_error, load_experiment
 
     if spec is None:
         exp = load_example()
@@ -52,8 +52,7 @@ def resolve_experiment(spec: str | Path | Experiment | None = None, *, targets: 
         try:
             variants = [v.replace(params={**v.params, "temperature": temperature}) for v in exp.variants]
         except SpecError as e:
-            raise SpecError(f"bad notebook parameter: temperature {temperature!r}: {e.problems[0][1]}",
-                            [("temperature", e.problems[0][1])]) from None
+            raise flag_error([(f"temperature {temperature!r}", e.problems[0][1])], kind="notebook parameter") from None
     return apply_overrides(exp, {
         "targets": ("targets", [targets] if isinstance(targets, str) else targets),
         "sample_size": ("sample", sample_size),

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup, escape
 
 from ..formatting import summary_row, usd
+from ..safe_text import visible_text
 from ..scorers.registry import scorer_name
 from ..secrets import redact
 from .manifest import Manifest
@@ -435,8 +436,9 @@ def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[
         ctx["sample"] = {**sample, "table": table(sample["rows"], sample["columns"], css="data outputs")
                          if sample["rows"] else None}
         ctx["errors"] = errors_section(results)
-    # every part is redacted where it is built; this last pass catches anything a future section forgets
-    return redact(_env().get_template("report.html.j2").render(**ctx))
+    # every part is redacted where it is built; this last pass catches anything a future section forgets, and
+    # shows bidi controls and invisible characters (a reversed "fail" must not read as "pass" next to a badge)
+    return visible_text(redact(_env().get_template("report.html.j2").render(**ctx)))
 
 
 def build_index(runs: Iterable[tuple[str, Manifest]]) -> str:
@@ -458,7 +460,8 @@ def build_index(runs: Iterable[tuple[str, Manifest]]) -> str:
             "commit": ((m.git.commit or "")[:8] + ("*" if m.git.dirty else "")) if m.git.commit else "",
             "files": m.files,
         })
-    return redact(_env().get_template("index.html.j2").render(rows=rows, csp=CSP, experiments=experiments))
+    return visible_text(redact(_env().get_template("index.html.j2").render(rows=rows, csp=CSP,
+                                                                            experiments=experiments)))
 
 
 __all__ = ["build_report", "build_index", "sanitize_html", "NotebookRenderer", "comparisons", "sample_outputs",
