@@ -78,10 +78,13 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str], root: str) -> dict:
     if code != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} failed ({code}):\n{out[-2000:]}\n{err[-2000:]}")
     stats = get(f"{root}/_fake/stats")
+    paid = [t for _key, _port, t in get(f"{root}/_fake/payments")["payments"]]
     first, any_first = stats.get("first_chat_at"), stats.get("first_request_at")
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
             "first_s": (first - t0) if first else float("nan"),
             "any_s": (any_first - t0) if any_first else float("nan"), "statuses": stats["chat_status_counts"],
+            # from the last chat request's arrival (its answer is one latency later) to the process's exit
+            "tail_s": (t0 + wall - max(paid)) if paid else float("nan"),
             "out": out}
 
 
@@ -109,15 +112,15 @@ def setup(work: Path, url: str) -> dict[str, str]:
     return {**os.environ, "WORKBENCH_HOME": str(work / "home")}
 
 
-KEYS = ("wall", "cpu", "rss_mb", "first_s", "any_s")
+KEYS = ("wall", "cpu", "rss_mb", "first_s", "any_s", "tail_s")
 
 
 def throughput(args) -> None:
     print(f"(a) harness (`workbench eval --no-cache`) vs raw AsyncOpenAI + semaphore, concurrency {args.concurrency}, "
           f"server latency {args.latency * 1000:.0f} ms; medians of {args.repeat}", flush=True)
     print(f"  {'calls':>6} | {'wall raw/wb s':>14} {'raw/wb':>6} | {'CPU ms/call raw/wb':>19} {'wb/raw':>6} | "
-          f"{'peak RSS MB raw/wb':>19} {'wb/raw':>6} | {'1st chat s raw/wb':>18} | {'wb 1st request s':>16}",
-          flush=True)
+          f"{'peak RSS MB raw/wb':>19} {'wb/raw':>6} | {'1st chat s raw/wb':>18} | {'wb 1st request s':>16} | "
+          f"{'last chat->exit s raw/wb':>24}", flush=True)
     print("  (the harness's first request is its preflight, GET /models; the raw loop has none)", flush=True)
     with fake_server(latency=args.latency) as url, tempfile.TemporaryDirectory() as tmp:
         root = url.rsplit("/v1", 1)[0]
@@ -136,7 +139,8 @@ def throughput(args) -> None:
             print(f"  {n:>6} | {r['wall']:6.2f} /{w['wall']:6.2f} {r['wall'] / w['wall']:5.2f}x | "
                   f"{1000 * r['cpu'] / n:8.2f} /{1000 * w['cpu'] / n:8.2f} {w['cpu'] / r['cpu']:5.2f}x | "
                   f"{r['rss_mb']:8.0f} /{w['rss_mb']:8.0f} {w['rss_mb'] / r['rss_mb']:5.2f}x | "
-                  f"{r['first_s']:8.2f} /{w['first_s']:8.2f} | {w['any_s']:16.2f}   "
+                  f"{r['first_s']:8.2f} /{w['first_s']:8.2f} | {w['any_s']:16.2f} | "
+                  f"{r['tail_s']:11.2f} /{w['tail_s']:11.2f}   "
                   f"(load {os.getloadavg()[0]:.1f})", flush=True)
 
 
