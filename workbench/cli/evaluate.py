@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=int, help="run on a reproducible sample of N cases")
     p.add_argument("--repeats", type=int, help="override the number of repeats")
     p.add_argument("--target", action="append", help="override targets: PROFILE[:MODEL] (repeatable)")
-    p.add_argument("--concurrency", type=int)
+    p.add_argument("--concurrency", type=int, help="calls in flight at once, per run (default: the spec's)")
     p.add_argument("--budget", type=float, help="refuse to start above, and stop when spend crosses, this many USD")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.add_argument("--resend-changed", action="store_true",
@@ -123,14 +123,16 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def _dry_run(exp, baseline_info) -> int:
+    from ..formatting import plural, usd
     from ..harness import estimate_cost, plan
 
     planned = plan(exp)
     est = estimate_cost(planned)
     n_targets = len({p.target.label for p in planned})
-    print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
-          f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
-    print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to ${est:.4f}"))
+    print(f"{exp.name}: {plural(len(planned), 'call')} ({plural(len(exp.load_cases()), 'case')} x "
+          f"{plural(len(exp.variants), 'variant')} x {plural(n_targets, 'target')} x "
+          f"{plural(exp.repeats, 'repeat')})")
+    print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to {usd(est)}"))
     for gate in exp.gates:
         print(f"gate: {gate.label}")
     if baseline_info is not None:
@@ -168,22 +170,24 @@ def _run(exp, args):
 def _print_summary(exp, results) -> None:
     """The run's totals, each scorer's means with their intervals, and the first errors - read from the run's
     ledger without loading its records or a table library (memory and time stay flat in the run's size)."""
-    from ..formatting import SUMMARY_HEADERS, summary_row, usd
+    from ..formatting import SUMMARY_HEADERS, plural, summary_row, usd
 
     # totals from the run ledger: the whole folder, whichever process (or earlier run) made each call
-    print(f"\n{exp.name}: {len(results)} calls, status {results.status}; "
-          f"{results.info.get('cache_hits', 0)} from cache, {results.n_errors} errors, cost "
+    print(f"\n{exp.name}: {plural(len(results), 'call')}, status {results.status}; "
+          f"{results.info.get('cache_hits', 0)} from cache, {plural(results.n_errors, 'error')}, cost "
           f"{usd(results.total_cost)} (paid for in this folder: {usd(results.info.get('spent_usd', 0.0))})")
     for scorer in results.scorers:
         rows = [summary_row(r) for r in results.summary_rows(scorer)]
         print(f"\n{scorer} (mean with 95% CI)")
         print(text_table(rows, list(SUMMARY_HEADERS)))
     if results.n_errors:
-        print(f"\n{results.n_errors} calls failed (first 5 below). Run the same command again to retry them; "
-              "finished calls are kept and not paid again.")
-        for r in results.first_errors(5):
-            print(f"  case {r.case_id}, variant {r.variant}, target {r.target}, repeat {r.repeat}: "
-                  f"{r.error_type}: {r.error_message}")
+        print(f"\n{plural(results.n_errors, 'call')} failed (first 5 below). Run the same command again to "
+              "retry them; finished calls are kept and not paid again.")
+        from ..safe_text import terminal_text
+
+        for r in results.first_errors(5):  # a server's message and a dataset's id reach the terminal: escaped
+            print(terminal_text(f"  case {r.case_id}, variant {r.variant}, target {r.target}, repeat {r.repeat}: "
+                                f"{r.error_type}: {r.error_message}"))
 
 
 def text_table(rows: list[dict[str, str]], columns: list[str]) -> str:
