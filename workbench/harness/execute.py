@@ -338,7 +338,7 @@ class Executor:
                 async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0) as ticket:
                     self.progress.sent += 1
                     completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s,
-                                                        on_delta=self._stream_to(p))
+                                                        on_delta=self._stream_to(p, limiter))
                     # inside the slot: the pace is learned before the next waiting worker goes
                     limiter.on_success(completion.rate_limit, ticket)
                 self._reached.add(limiter.name)
@@ -381,13 +381,17 @@ class Executor:
         return CellFailed(f"{what} - {limit}; target {p.target.label!r} ({p.request.deployment}) at "
                           f"{target_address(p)}", rate_limited=n429)
 
-    def _stream_to(self, p: PlannedCell) -> Callable[[str], None] | None:
-        """For a streamed run: a fresh accumulator per attempt, handing the text so far to ``on_stream``."""
+    def _stream_to(self, p: PlannedCell, limiter: TargetLimiter) -> Callable[[str], None] | None:
+        """For a streamed run: a fresh accumulator per attempt, handing the text so far to ``on_stream``. The
+        first piece of text ends the limiter's slow start (the answer is coming; the others need not wait for
+        its end)."""
         if self.on_stream is None:
             return None
         parts: list[str] = []
 
         def on_delta(delta: str) -> None:
+            if not parts:
+                limiter.end_probe()
             parts.append(delta)
             try:
                 self.on_stream(p, "".join(parts))

@@ -191,6 +191,18 @@ class TargetLimiter:
             else:
                 cond.notify(1)
 
+    def end_probe(self) -> None:
+        """The first request is being answered (a stream's first piece): let the others go now, not when its
+        whole answer is in - a streamed run shows every cell streaming at once. Call inside the running loop."""
+        if self._probing:
+            self._probing = False
+            self._waking = asyncio.get_running_loop().create_task(self._wake_all())  # held: tasks are weak refs
+
+    async def _wake_all(self) -> None:
+        cond = self._condition()
+        async with cond:
+            cond.notify_all()
+
     def observe(self, headers: Mapping[str, str] | None, ticket: Ticket | None = None,
                 now: float | None = None) -> None:
         """Learn the quota from an answer's ``x-ratelimit-*`` headers (see the module docstring, point 4)."""
