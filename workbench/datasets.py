@@ -68,7 +68,10 @@ class Dataset:
         return Dataset(self.name, cases, f"{self.source} | {how}", _hash_cases(cases), self.columns)
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([{"case_id": c.id, **c.vars} for c in self.cases])
+        # the id column is shown once, as case_id (not again under its own name)
+        return pd.DataFrame([{"case_id": c.id, **{k: v for k, v in c.vars.items()
+                                                  if not (k in ("id", "case_id") and str(v) == c.id)}}
+                             for c in self.cases])
 
     def _repr_html_(self) -> str:
         head = self.to_frame().head(10).to_html(index=False, escape=True)

@@ -8,11 +8,18 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="run an experiment spec (YAML) and print the summary",
-                       description="Run an experiment: dataset x variants x targets x repeats, scored. "
-                                   "Re-running the same spec resumes it and answers finished calls from the cache.")
+                       description="Run an experiment: dataset x variants x targets x repeats, scored, into the run "
+                                   "history (reports/<experiment>/<run-id>/, listed by `workbench runs`). Re-running "
+                                   "the same spec resumes its newest run (finished calls are kept, errors retried) "
+                                   "and answers calls already paid for from the cache; --new starts a fresh run.")
     p.add_argument("spec", nargs="?", help="experiment YAML (default: the shipped sentiment demo)")
-    p.add_argument("--out", "-o", help="run folder (default: one per experiment version under the workbench home)")
+    p.add_argument("--out", "-o", help="run folder (default: the newest run of this experiment version in the "
+                                       "history, to resume it, else a new one)")
+    p.add_argument("--new", action="store_true", help="start a new run folder even if an earlier run of the same "
+                                                      "spec could be resumed (the response cache still answers)")
+    p.add_argument("--report", action="store_true", help="also write report.html into the run folder")
     p.add_argument("--sample", type=int, help="run on a reproducible sample of N cases")
+    p.add_argument("--sample-seed", type=int, help="which cases --sample picks (default: the spec's sample_seed, 0)")
     p.add_argument("--repeats", type=int, help="override the number of repeats")
     p.add_argument("--target", action="append", help="override targets: PROFILE[:MODEL] (repeatable)")
     p.add_argument("--concurrency", type=int)
@@ -31,6 +38,7 @@ def _apply_overrides(exp, args):
 
     return apply_overrides(exp, {
         "--sample": ("sample", args.sample),
+        "--sample-seed": ("sample_seed", args.sample_seed),
         "--repeats": ("repeats", args.repeats),
         "--concurrency": ("concurrency", args.concurrency),
         "--target": ("targets", args.target),
@@ -39,11 +47,10 @@ def _apply_overrides(exp, args):
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from ..examples import example_path
     from ..experiment import load_experiment
-    from ..harness import estimate_cost, plan, run
+    from ..formatting import usd
+    from ..harness import estimate_cost, plan
 
     exp = _apply_overrides(load_experiment(args.spec or example_path()), args)
     if args.dry_run:
@@ -52,24 +59,26 @@ def evaluate(args: argparse.Namespace) -> int:
         n_targets = len({p.target.label for p in planned})
         print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
               f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
-        print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to ${est:.4f}"))
+        print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to {usd(est)}"))
         return 0
-    results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet)
+    from ..runs.headline import headline
+    from ..runs.manifest import load_manifest
+    from ..runs.notebook import run_experiment
+
+    results = run_experiment(exp, args.out, source="eval", resume=not args.new, record=True, report=args.report,
+                             cache=not args.no_cache, progress=not args.quiet)
     run_dir = results.run_dir or Path(".")
     for fmt in args.export or []:
         getattr(results, f"to_{fmt}")(run_dir / f"results.{fmt}")
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(f"\n{exp.name}: {len(results)} calls, status {results.status}; "
-              f"{results.info.get('cache_hits', 0)} from cache, {results.n_errors} errors, "
-              f"${results.total_cost:.4f}")
-        for name in results.scorers:
-            table = results.summary(name)
-            cols = [c for c in ("variant", "target", "n", "mean", "ci_low", "ci_high") if c in table.columns]
-            print(f"\n{name} (mean with 95% CI)")
-            print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-        if results.n_errors:
-            print(f"\n{results.n_errors} calls failed (first 5 below). Run the same command again to retry them; "
-                  "finished calls are kept and not paid again.")
+    report = run_dir / "report.html"
+    print()
+    print(headline(results, load_manifest(run_dir), report=report if report.is_file() else None))
+    if results.n_errors:
+        import pandas as pd
+
+        print(f"\n{results.n_errors} calls failed (first 5 below). Run the same command again to retry them; "
+              "finished calls are kept and not paid again.")
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(results.errors().head(5).to_string(index=False))
     print(f"\nresults: {run_dir}")
     return 0 if results.status == "complete" else 1

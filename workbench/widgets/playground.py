@@ -26,6 +26,7 @@ from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 from ..datasets import Dataset, load_dataset
 from ..errors import NotFoundError, WorkbenchError
 from ..experiment import Experiment, load_experiment
+from ..formatting import usd
 from ..records import CellResult
 from ..results import Results
 from ..scorers.registry import scorer_name
@@ -533,9 +534,9 @@ class Playground(StaticFallback, widgets.VBox):
     def out_root(self) -> Path:
         if self._out_root is not None:
             return self._out_root
-        from ..store import workbench_home
+        from ..history import history_root
 
-        return workbench_home() / "runs"
+        return history_root()
 
     def build_experiment(self) -> Experiment:
         """The experiment the Run button executes now (the chosen cases, the edited variants)."""
@@ -603,7 +604,16 @@ class Playground(StaticFallback, widgets.VBox):
         h = self._handle
         if h is not None:
             st = h.state
-            self._set_status(f"running: {st.done}/{st.total} calls · {st.errors} errors · ${st.spent_usd:.6f}")
+            self._set_status(f"running: {st.done}/{st.total} calls · {st.errors} errors · {usd(st.spent_usd)}")
+
+    def _record(self, results: Results) -> None:
+        """Keep the run in the history (its manifest, the index): the playground's runs are runs like any other."""
+        from ..runs.finalize import record_run
+
+        try:
+            record_run(results, source="playground", reports_dir=self.out_root)
+        except Exception as e:  # the history is provenance: never let it hide the run's outputs
+            self._set_status(f"run kept in {results.run_dir}, but not recorded in the history: {e}", error=True)
 
     def _render_grid(self) -> None:
         with self._lock:
@@ -628,8 +638,9 @@ class Playground(StaticFallback, widgets.VBox):
             stopped = results.status.startswith("stopped")
             head = ("cancelled" if "cancel" in results.status else results.status) if stopped else "done"
             self._set_status(f"{head}: {len(results)}/{st.total} calls · {results.n_errors} errors · "
-                             f"{st.filtered} filtered · {st.cache_hits} cached · ${st.spent_usd:.6f} spent")
+                             f"{st.filtered} filtered · {st.cache_hits} cached · {usd(st.spent_usd)} spent")
             self.summary.value = summary_html(results, results.scorers[0]) if results.scorers else ""
+            self._record(results)
         else:
             self._set_status(f"run failed: {error}", error=True)
         self.running = False
