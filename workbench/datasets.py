@@ -62,7 +62,7 @@ class Dataset:
         if n >= len(self.cases):
             return self
         picked = sorted(random.Random(seed).sample(range(len(self.cases)), n))
-        return self._subset([self.cases[i] for i in picked], f"sample({n}, seed={seed})")
+        return self._subset([self.cases[i] for i in picked], f"sample({n}, sample_seed={seed})")
 
     def _subset(self, cases: list[Case], how: str) -> Dataset:
         return Dataset(self.name, cases, f"{self.source} | {how}", _hash_cases(cases), self.columns)

@@ -500,6 +500,8 @@ def _sentence(c: PairedComparison, scale: float, unit: str, pairs: str) -> str:
     num = (lambda v: f"{v * scale:.0f}") if scale == 100 else (lambda v: f"{v:.3g}")
     ci = f"{pct}% CI {num(c.ci_low)} to {num(c.ci_high)}"
     evidence = f"{ci}, {_p(c.p_value)}, on {c.n_pairs} {pairs}"
+    if c.n_unpaired:  # cases only one side has: the comparison is on the overlap, and says so
+        evidence += f"; {c.n_unpaired} unpaired left out"
     size = f"{num(abs(c.diff))} {unit}"
     if c.diff == 0:
         return f"{c.b} and {c.a} score the same ({evidence})."

@@ -80,15 +80,19 @@ class RunComparison:
 def latest_runs(reports_dir: str | Path | None = None, n: int = 2, experiment: str | None = None, *,
                 same_cases: bool = True) -> list[Path]:
     """The ``n`` newest successful runs of one experiment (the newest run's, unless ``experiment`` is given),
-    oldest first. With ``same_cases`` (default), only runs on the same cases as the newest (the same dataset
-    hash), so a comparison is paired by construction; fewer than ``n`` are returned if there are not enough."""
+    oldest first. With ``same_cases`` (default) they all ran on the same cases (the same dataset hash), so a
+    comparison is paired by construction: the newest ``n`` runs of the newest case set that has ``n`` runs
+    (fewer, of the newest case set, if none has)."""
     runs = [(d, m) for d, m in list_runs(reports_dir) if m.ok and m.metrics]
     if experiment is None and runs:
         experiment = runs[0][1].experiment
     same = [(d, m) for d, m in runs if m.experiment == experiment]
     if same_cases and same:
-        cases = _case_hash(same[0][1])
-        same = [(d, m) for d, m in same if _case_hash(m) == cases]
+        by_cases: dict[str | None, list] = {}
+        for d, m in same:
+            by_cases.setdefault(_case_hash(m), []).append((d, m))
+        full = [group for group in by_cases.values() if len(group) >= n]
+        same = full[0] if full else by_cases[_case_hash(same[0][1])]
     return list(reversed([d for d, _ in same[:n]]))
 
 

@@ -186,8 +186,11 @@ def record_run(results: Results, *, source: str, notebook: NotebookInfo | None =
     if results.run_dir is None:
         raise RunError("These results have no run folder: run them with workbench.run(out=...) to record them.")
     run_dir = Path(results.run_dir)
-    if not (run_dir / EXPERIMENT_FILE).is_file() and results.experiment is not None:
-        write_experiment_info(results.experiment, run_dir, {}, source=source)
+    if not (run_dir / EXPERIMENT_FILE).is_file():
+        if results.experiment is not None:
+            write_experiment_info(results.experiment, run_dir, {}, source=source)
+        else:
+            _experiment_info_from_ledger(run_dir, source)
     return _record(run_dir, results=results, source=source, notebook=notebook, parameters=parameters,
                    report=report, index=index, reports_dir=reports_dir)
 
@@ -250,6 +253,24 @@ def adopt_runs(reports_dir: str | Path | None = None) -> list[Path]:
             continue
         adopted.append(run_dir)
     return adopted
+
+
+def _experiment_info_from_ledger(run_dir: Path, source: str) -> None:
+    """What the ledger knows of its experiment (the spec and its fingerprint), as ``experiment.json``: enough
+    for the manifest to name the version of the experiment, so a later run of it can resume this folder."""
+    from ..store import RunStore
+
+    if not (run_dir / RUN_STORE_FILE).is_file():
+        return
+    store = RunStore(run_dir)
+    try:
+        spec, fingerprint = store.get_meta("experiment"), store.get_meta("fingerprint")
+    finally:
+        store.close()
+    if spec:
+        info = {"schema_version": 1, "experiment": spec.get("name"), "source": source, "spec": spec,
+                "fingerprint": fingerprint}
+        atomic_write(run_dir / EXPERIMENT_FILE, json.dumps(redact_obj(info), indent=2, default=str))
 
 
 def _ledger_times(run_dir: Path) -> tuple[str | None, str | None]:

@@ -251,12 +251,14 @@ def scores_section(results: Results) -> list[dict[str, Any]]:
             rows.append({
                 "variant": Markup('<a href="#{}">{}</a>').format(_variant_anchor(key, several_targets), row["variant"]),
                 **({"target": row["target"]} if several_targets else {}),
-                "cases": row["n"], "score [95% CI]": Markup("<b>{}</b>").format(row["score [95% CI]"]),
+                "cases": fmt.count(r.get("n_cases", r["n"])), "scored calls": row["n"],
+                "score [95% CI]": Markup("<b>{}</b>").format(row["score [95% CI]"]),
                 "outcomes": _outcome_links(counts.get(key, {}), key, several_targets),
                 "method": r.get("method", ""),
             })
-        columns = ["variant", *(["target"] if several_targets else []), "cases", "score [95% CI]", "outcomes",
-                   "method"]
+        repeats = any(r.get("n_cases", r["n"]) != r["n"] for r in records)
+        columns = ["variant", *(["target"] if several_targets else []), "cases",
+                   *(["scored calls"] if repeats else []), "score [95% CI]", "outcomes", "method"]
         chart = None
         if n_variants > 1:  # one bar says nothing the table does not
             chart = _chart(lambda s=s, scorer=scorer: plot_scores(s, value=scorer, by=("variant", "target")),
@@ -336,8 +338,9 @@ def latency_section(results: Results) -> dict[str, Any] | None:
                                                    "recorded when the calls were first made.")
     if not use:
         return None
+    order = {v: i for i, v in enumerate(results.variants)}
     groups: dict[tuple[str, str], list] = {}
-    for r in use:
+    for r in sorted(use, key=lambda r: (order.get(r.variant, len(order)), r.target)):
         groups.setdefault((r.variant, r.target), []).append(r)
     several_targets = len({k[1] for k in groups}) > 1
     rows = []
@@ -404,6 +407,9 @@ def flaky_section(results: Results) -> dict[str, Any] | None:
     f = results.flakiness(scorer)
     flaky = f[f["status"] == "flaky"]
     counts = f.groupby(["variant", "status"], sort=False).size().unstack(fill_value=0).reset_index()
+    names = {"stable_pass": "pass every repeat", "stable_fail": "fail every repeat", "flaky": "flaky",
+             "error": "no scored repeat"}
+    counts = counts[["variant", *[c for c in names if c in counts.columns]]].rename(columns=names)
     rows = [{k: (fmt.count(v) if k != "variant" else v) for k, v in r.items()} for r in counts.to_dict("records")]
     flaky_rows = [{"case": Markup('<a href="#{}">{}</a>').format(anchor("case", r["case_id"]), r["case_id"]),
                    "variant": r["variant"], "target": r["target"], "passed": f"{int(r['n_passed'])} of {int(r['n'])}",
@@ -501,8 +507,9 @@ def _cell(recs: list, scorer: str | None) -> dict[str, Any]:
         failing = [v for v in verdicts if v != "pass"]
         outcome = failing[0] if len(set(failing)) == 1 else "fail"
     label = outcome
-    if len(recs) > 1 and verdicts:
-        label = f"{sum(v == 'pass' for v in verdicts)}/{len(verdicts)} pass"
+    if len(recs) > 1 and verdicts:  # repeats: "refused ×2" when they agree, "1/2 pass" when they do not
+        label = f"{verdicts[0]} ×{len(verdicts)}" if len(set(verdicts)) == 1 else \
+            f"{sum(v == 'pass' for v in verdicts)}/{len(verdicts)} pass"
     s0 = scores[0] if scores else None
     text = first.output if first.outcome != "error" else \
         f"[error] {first.error_type or ''}: {first.error_message or ''}"

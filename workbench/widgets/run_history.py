@@ -7,7 +7,7 @@
 
 Each row is one run, whatever started it (``workbench eval``, ``workbench run``, a notebook, the playground):
 when it started, the experiment, what started it, its status, cases and calls, the best score with its
-interval, how many answers were ambiguous or refused, and the cost. Tick runs, then **Open** one
+interval, how many answers were refused or ambiguous ("not answers"), and the cost. Tick runs, then **Open** one
 (:meth:`RunHistory.open_run`: its results viewer appears below - the grid, cell details, diffs) or **Compare**
 two or more (:meth:`RunHistory.compare`): the case sets and the overlap the comparison uses, the scores side
 by side, the paired difference per variant, the cases whose outcome changed and the diff of their outputs. The
@@ -30,24 +30,26 @@ from .cells import output_diff_html
 from .fallback import StaticFallback, clip, esc, hide_snapshots_widget, html_table
 
 ALL = "(all)"
-COLUMNS = ("started", "experiment", "source", "run", "status", "cases", "calls", "best score [95% CI]",
-           "ambiguous", "refused", "cost")
-GRID_COLUMNS = ("28px 130px minmax(120px, 1.2fr) 80px minmax(150px, 1fr) 120px 50px 55px minmax(150px, 1.3fr) "
-                "70px 60px 80px")
+COLUMNS = ("started", "experiment", "source", "run", "status", "calls", "best score [95% CI]", "not answers", "cost")
+WIDTHS = {"started": "84px", "experiment": "minmax(80px, 1fr)", "source": "66px", "run": "minmax(104px, 1fr)",
+          "status": "80px", "calls": "40px", "best score [95% CI]": "minmax(130px, 1.4fr)",
+          "not answers": "minmax(70px, 0.6fr)", "cost": "70px"}
 
 
 def run_row(run_dir: Path, m: Manifest) -> dict[str, str]:
     """One run as the table shows it (also the static snapshot's row)."""
     best = headline_metric(m)
+    refused = sum(x.n_refused for x in m.headline())
+    ambiguous = sum(x.n_ambiguous for x in m.headline())
+    flags = ", ".join(f"{n} {what}" for what, n in (("refused", refused), ("ambiguous", ambiguous)) if n)
     return {
-        "started": (m.started_at or "")[:19].replace("T", " "), "experiment": m.experiment,
+        "started": (m.started_at or "")[:16].replace("T", " "), "experiment": m.experiment,
         "source": m.source or "", "run": m.run_id, "status": m.status,
         "cases": fmt.count(m.dataset.n_cases) if m.dataset and m.dataset.n_cases is not None else fmt.MISSING,
         "calls": fmt.count(m.totals.calls),
         "best score [95% CI]": (f"{best.variant}: " + fmt.interval(best.mean, best.ci_low, best.ci_high,
                                                                    rate=fmt.is_rate(best.method))) if best else "",
-        "ambiguous": fmt.count(sum(x.n_ambiguous for x in m.headline())) if m.metrics else "",
-        "refused": fmt.count(sum(x.n_refused for x in m.headline())) if m.metrics else "",
+        "not answers": flags, "refused": fmt.count(refused), "ambiguous": fmt.count(ambiguous),
         "cost": fmt.usd(m.totals.cost_usd),
     }
 
@@ -73,25 +75,27 @@ class RunHistory(StaticFallback, widgets.VBox):
         self.comparison = None  # the last RunComparison shown
         self.opened = None  # the ResultsViewer of the last run opened
 
-        self.query_box = widgets.Text(placeholder="filter: experiment, run id, notebook, parameters…",
-                                      layout=widgets.Layout(width="320px"))
-        self.experiment_pick = widgets.Dropdown(description="experiment", layout=widgets.Layout(width="300px"))
-        self.source_pick = widgets.Dropdown(description="source", layout=widgets.Layout(width="220px"))
+        self.query_box = widgets.Text(placeholder="filter: experiment, run id, notebook…",
+                                      layout=widgets.Layout(width="240px"))
+        self.experiment_pick = widgets.Dropdown(description="experiment", layout=widgets.Layout(width="250px"))
+        self.source_pick = widgets.Dropdown(description="source", layout=widgets.Layout(width="180px"))
         self.sort_pick = widgets.Dropdown(options=list(SORT_KEYS), value="newest", description="sort",
-                                          layout=widgets.Layout(width="200px"))
+                                          layout=widgets.Layout(width="170px"))
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
                                              layout=widgets.Layout(width="100px"))
         self.open_button = widgets.Button(description="Open", icon="folder-open", button_style="primary",
                                           tooltip="show the ticked run's results below")
         self.compare_button = widgets.Button(description="Compare", icon="columns", button_style="info",
                                              tooltip="compare the ticked runs (the first ticked is the baseline)")
+        self.open_button.add_class("wb-open")
+        self.compare_button.add_class("wb-compare")
         self.status = widgets.HTML()
-        self.table = widgets.GridBox(layout=widgets.Layout(grid_template_columns=GRID_COLUMNS, grid_gap="1px 6px",
-                                                           width="100%", align_items="center"))
+        self.table = widgets.GridBox(layout=widgets.Layout(grid_gap="0 6px", width="100%", align_items="center",
+                                                           overflow_x="auto"))
         self.table.add_class("wb-run-table")
         self.detail = widgets.VBox()
         self.detail.add_class("wb-run-detail")
-        self.case_pick = widgets.Dropdown(description="case", layout=widgets.Layout(width="420px"))
+        self.case_pick = widgets.Dropdown(description="diff of", layout=widgets.Layout(width="460px"))
         self.case_diff = widgets.HTML()
         super().__init__()
         self.add_class("wb-run-history")
@@ -100,7 +104,7 @@ class RunHistory(StaticFallback, widgets.VBox):
             widgets.HTML(f'<div style="font:13px system-ui,sans-serif"><b>Run history</b> '
                          f'<span style="color:#666">{esc(self.root)}</span></div>'),
             widgets.HBox([self.query_box, self.experiment_pick, self.source_pick, self.sort_pick,
-                          self.refresh_button]),
+                          self.refresh_button], layout=widgets.Layout(flex_flow="row wrap")),
             self.table, widgets.HBox([self.open_button, self.compare_button, self.status]), self.detail,
         ]
         self.query_box.observe(lambda c: setattr(self, "query", c["new"]), names="value")
@@ -162,9 +166,17 @@ class RunHistory(StaticFallback, widgets.VBox):
         self.open_button.disabled = n != 1
         self.compare_button.disabled = n < 2
 
+    @property
+    def columns(self) -> list[str]:
+        """The table's columns: the experiment only when the history holds more than one."""
+        several = len({m.experiment for _, m in self.runs}) > 1
+        return [c for c in COLUMNS if c != "experiment" or several]
+
     def _render_table(self) -> None:
         rows = self.rows[: self.page_size]
-        head = [widgets.HTML("")] + [widgets.HTML(f"<b>{esc(c)}</b>") for c in COLUMNS]
+        columns = self.columns
+        self.table.layout.grid_template_columns = "26px " + " ".join(WIDTHS[c] for c in columns)
+        head = [widgets.HTML("")] + [widgets.HTML(f"<b>{esc(c)}</b>") for c in columns]
         children: list[widgets.Widget] = list(head)
         old_boxes, self.checkboxes = self.checkboxes, {}
         for run_dir, m in rows:
@@ -174,12 +186,10 @@ class RunHistory(StaticFallback, widgets.VBox):
             self.checkboxes[m.run_id] = box
             children.append(box)
             row = run_row(run_dir, m)
-            for c in COLUMNS:
-                style = "color:#b34700" if c == "refused" and row[c] not in ("", "0") else (
-                    "color:#1a56c4" if c == "ambiguous" and row[c] not in ("", "0") else "")
-                text = row[c] if c != "run" else m.run_id
-                children.append(widgets.HTML(f'<span style="font:12px system-ui,sans-serif;{style}" '
-                                             f'title="{esc(run_dir)}">{esc(clip(text, 60))}</span>'))
+            for c in columns:
+                style = "color:#b34700" if c == "not answers" else ""
+                children.append(widgets.HTML(f'<span style="font:12px/1.3 system-ui,sans-serif;{style}" '
+                                             f'title="{esc(run_dir)}">{esc(clip(row[c], 60))}</span>'))
         old = self.table.children
         self.table.children = children
         for w in old:
@@ -244,6 +254,8 @@ class RunHistory(StaticFallback, widgets.VBox):
         changed = cmp.case_changes[cmp.case_changes["change"] != "same"] if len(cmp.case_changes) else cmp.case_changes
         self.case_pick.options = [(f"{r.case_id} · {r.variant} · {r.change} ({r.before} → {r.after})",
                                    (r.case_id, r.variant, r.target)) for r in changed.itertuples()]
+        if self.case_pick.options:
+            self.case_pick.index = 0  # the first changed case's diff, at once
         self.detail.children = [widgets.HTML(comparison_html(cmp)), self.case_pick, self.case_diff]
         self._render_case_diff()
         self.refresh_static()
@@ -261,7 +273,7 @@ class RunHistory(StaticFallback, widgets.VBox):
     # ---------------------------------------------------------------------------------------- snapshot
     def static_html(self) -> str:
         rows = [run_row(d, m) for d, m in self.rows[: self.page_size]]
-        body = html_table(list(COLUMNS), [[r[c] for c in COLUMNS] for r in rows]) if rows else \
+        body = html_table(self.columns, [[r[c] for c in self.columns] for r in rows]) if rows else \
             '<div style="color:#888">No runs yet.</div>'
         extra = comparison_html(self.comparison) if self.comparison is not None else ""
         return (f'<div style="font:13px system-ui,sans-serif"><b>Run history</b>: {len(self.rows)} runs</div>'
