@@ -487,7 +487,8 @@ def _result(a: str, b: str, xa: np.ndarray, xb: np.ndarray, low: float, high: fl
     )
     scale = 100.0 if np.all((xa >= 0) & (xa <= 1) & (xb >= 0) & (xb <= 1)) else 1.0
     unit = "points" if scale == 100 else "(mean difference)"
-    unit_name = "paired cases" if pair_keys[1:] == [] else f"paired ({', '.join(pair_keys)}) cells"
+    plural = "" if n == 1 else "s"
+    unit_name = f"paired case{plural}" if pair_keys[1:] == [] else f"paired ({', '.join(pair_keys)}) cell{plural}"
     object.__setattr__(comparison, "summary", _sentence(comparison, scale, unit, unit_name))
     return comparison
 

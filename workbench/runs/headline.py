@@ -54,7 +54,9 @@ def _scores(results: Results, scorer: str) -> list[str]:
         table = results.summary(scorer)
     except Exception as e:  # the headline must never hide the report's path
         return [f"  {scorer}: not summarised ({e})"]
-    rows = [fmt.summary_row(r) for r in table.to_dict("records")]
+    order = {v: i for i, v in enumerate(results.variants)}
+    records = sorted(table.to_dict("records"), key=lambda r: (order.get(r["variant"], len(order)), str(r["target"])))
+    rows = [fmt.summary_row(r) for r in records]
     if not rows:
         return []
     rate = any(fmt.is_rate(m) for m in table["method"])
@@ -63,7 +65,8 @@ def _scores(results: Results, scorer: str) -> list[str]:
     width = max(len(n) for n in names)
     out = [f"  {scorer} ({'pass rate' if rate else 'mean score'} with 95% CI):"]
     for name, r in zip(names, rows):
-        notes = [f"{r[k]} {k}" for k in ("ambiguous", "refused", "errors") if r[k] not in ("0", fmt.MISSING)]
+        notes = [f"{r[k]} {k if k != 'errors' or r[k] != '1' else 'error'}" for k in ("ambiguous", "refused", "errors")
+                 if r[k] not in ("0", fmt.MISSING)]
         extra = f"  ({', '.join(notes)})" if notes else ""
         out.append(f"    {name:<{width}}  {r['score [95% CI]']:<20} n={r['n']}{extra}")
     return out
@@ -76,7 +79,8 @@ def _verdicts(results: Results, scorer: str) -> list[str]:
         rows = comparisons(results, scorer)
     except Exception as e:
         return [f"  paired comparison unavailable: {e}"]
-    return [f"  paired: {r['summary']}" for r in rows]
+    several = len({r["target"] for r in rows}) > 1
+    return [f"  paired{' @ ' + r['target'] if several else ''}: {r['summary']}" for r in rows]
 
 
 def _spend(results: Results, m: Manifest | None) -> str:

@@ -240,7 +240,8 @@ def scores_section(results: Results) -> list[dict[str, Any]]:
         except Exception as e:
             out.append({"scorer": scorer, "error": redact(e)})
             continue
-        records = s.to_dict("records")
+        order = {v: i for i, v in enumerate(results.variants)}
+        records = sorted(s.to_dict("records"), key=lambda r: (order.get(r["variant"], len(order)), str(r["target"])))
         rate = any(fmt.is_rate(r.get("method")) for r in records)
         several_targets = len({r["target"] for r in records}) > 1
         counts = outcome_counts(results, scorer)
@@ -453,8 +454,8 @@ def cases_section(results: Results, max_cases: int = MAX_CASES) -> dict[str, Any
             cell = _cell(recs, scorer)
             classes.add(f"has-{cell['outcome']}")
             out_id = anchor("out", col[0], col[1], cid) if several_targets else anchor("out", col[0], cid)
-            answer = Markup(' <span class="answer">{}</span>').format(clip(cell["answer"], 40)) if cell["answer"] \
-                else Markup("")
+            answer = Markup(' <span class="answer">{}</span>').format(show(clip(cell["answer"], 40))) \
+                if cell["answer"] else Markup("")
             cells.append(Markup('<td class="v {}"><a href="#{}">{}</a>{}</td>').format(
                 cell["outcome"], out_id, verdict_badge(cell["outcome"], cell["label"]), answer))
             groups[col][cell["outcome"]].append({**cell, "case": cid, "id": out_id,
@@ -465,7 +466,8 @@ def cases_section(results: Results, max_cases: int = MAX_CASES) -> dict[str, Any
         if outcomes - {"pass", "none"}:
             classes.add("not-pass")
         index_rows.append({"id": anchor("case", cid), "case": cid, "classes": " ".join(sorted(classes)),
-                           "input": _fold(inputs.get(cid, ""), 160), "expected": clip(expected.get(cid, ""), 60),
+                           "input": _fold(inputs.get(cid, ""), 160),
+                           "expected": show(clip(fmt_expected(expected.get(cid, "")), 60)),
                            "cells": cells})
     headers = [f"{v} @ {t}" if several_targets else v for v, t in columns]
     sections = []
@@ -516,7 +518,7 @@ def _cell(recs: list, scorer: str | None) -> dict[str, Any]:
     span = s0.span if s0 is not None and first.outcome != "error" else None
     return {"outcome": outcome, "label": label, "badge": verdict_badge(outcome, label),
             "answer": (s0.answer if s0 is not None else None) or "",
-            "explanation": s0.explanation if s0 is not None else None,
+            "explanation": show(s0.explanation) if s0 is not None and s0.explanation else None,
             "evidence": s0.evidence if s0 is not None else None, "output": _output_html(text, span),
             "repeats": len(recs), "call": first.outcome,
             "meta": " · ".join(x for x in (
@@ -543,6 +545,15 @@ def _marked(text: str, span: Sequence[int] | None) -> Markup:
         return show(text)
     a, b = span[0], span[1]
     return Markup("{}<mark>{}</mark>{}").format(show(text[:a]), show(text[a:b]), show(text[b:]))
+
+
+def fmt_expected(value: Any) -> str:
+    """An expected answer as text: alternatives joined with "or", structures as JSON."""
+    if isinstance(value, (list, tuple)):
+        return " or ".join(fmt_expected(v) for v in value)
+    if isinstance(value, (dict,)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return "" if value is None else str(value)
 
 
 def _fold(text: str, n: int) -> Markup:

@@ -91,7 +91,7 @@ class RunHistory(StaticFallback, widgets.VBox):
         self.compare_button.add_class("wb-compare")
         self.status = widgets.HTML()
         self.table = widgets.GridBox(layout=widgets.Layout(grid_gap="0 6px", width="100%", align_items="center",
-                                                           overflow_x="auto"))
+                                                           overflow="auto"))
         self.table.add_class("wb-run-table")
         self.detail = widgets.VBox()
         self.detail.add_class("wb-run-detail")
