@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# our own suite uses the plugin users opt into (the `workbench_eval` fixture; see workbench/pytest_plugin.py)
+pytest_plugins = ["workbench.pytest_plugin"]
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 

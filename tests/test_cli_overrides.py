@@ -1,5 +1,5 @@
-"""Every numeric override of ``workbench eval`` goes through the experiment's own validation: a bad value exits 1
-with one ``error:`` line naming the flag, before anything is planned or sent."""
+"""Every numeric override of ``workbench eval`` goes through the experiment's own validation: a bad value exits 1 (bad
+input) with one ``error:`` line naming the flag, before anything is planned or sent."""
 
 from __future__ import annotations
 

@@ -195,7 +195,7 @@ def test_a_failed_run_keeps_its_partial_notebook_and_names_the_cell(kernel_env, 
         tmp_path / "broken.ipynb", "print('before the failure')", "ratio = 1 / 0", "print('never printed')"
     )
     r = workbench("run", str(nb), "--no-progress")
-    assert r.returncode == 1
+    assert r.returncode == 4  # the run started and failed (bad input would be 1)
     assert "cell 2" in r.stderr and "ZeroDivisionError" in r.stderr and "ratio = 1 / 0" in r.stderr
     [run_dir] = [p.parent for p in kernel_env.rglob("manifest.json")]
     m = load_manifest(run_dir)

@@ -2,7 +2,8 @@
 
 Messages follow one rule: say what happened, where (file, row, field, flag, cell, setting) and what to do next.
 Catch :class:`WorkbenchError` to handle any workbench failure; the CLI turns one into a single ``error:`` line
-and exit code 1. The tree::
+and exit code 2 for bad input (:class:`DataError` and below, :class:`UnknownModelError`), 1 for the rest
+(``workbench.cli.EXIT_CODES``). The tree::
 
     WorkbenchError
     ├── ConfigError                 a profile, setting or credential is missing or invalid
@@ -13,6 +14,7 @@ and exit code 1. The tree::
     ├── DataError                   (also ValueError) bad input: a dataset row, template, image, spec field
     │   ├── SpecError               a spec/record failed validation; names every field (from pydantic)
     │   ├── NotFoundError           (also KeyError) no example, variant, scorer or cell by that name
+    │   │   └── BaselineNotFound    no baseline run by that path, run id or branch in the run history
     │   ├── VocabularyError         a shipped tokenizer vocabulary is missing or corrupt
     │   └── ScoringError            a cell cannot be scored as configured (e.g. no expected value)
     │       └── JudgeParseError     the judge answered, but no grade could be read from its reply
@@ -20,6 +22,7 @@ and exit code 1. The tree::
     ├── BudgetExceeded              a run would cost, or has cost, more than its budget allows
     ├── HarnessError                the matrix of calls could not start or go on
     │   └── RunCancelled            the run was cancelled (cancel event, widget Stop)
+    ├── GatesFailed                 (also AssertionError) a quality gate did not pass (``assert_gates``)
     └── RunError                    ``workbench run`` / ``rerun`` / ``report`` (notebook runs)
         └── NotebookFailed          a notebook cell raised; the partial notebook and report are kept
 
@@ -99,6 +102,10 @@ class NotFoundError(DataError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class BaselineNotFound(NotFoundError):
+    """``--baseline`` names no run folder, results file, run id, or run on that branch in the run history."""
+
+
 class VocabularyError(DataError):
     """A shipped tokenizer vocabulary is missing, unreadable or fails its sha256 check."""
 
@@ -135,6 +142,18 @@ class RunCancelled(HarnessError):
 
 class CellStopped(HarnessError):
     """Control flow: a worker stops before sending a cell because the run is stopping (never shown)."""
+
+
+# ------------------------------------------------------------------------------------------------- gates
+
+
+class GatesFailed(WorkbenchError, AssertionError):
+    """A quality gate did not pass. An ``AssertionError`` too, so pytest shows a failed test (not an error);
+    ``report`` is the :class:`~workbench.gates.GateReport` with every check. ``workbench eval`` exits 3."""
+
+    def __init__(self, message: str, report: Any = None):
+        super().__init__(message)
+        self.report = report
 
 
 # ----------------------------------------------------------------------------------------------- scorers

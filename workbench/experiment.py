@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 
 from .datasets import Case, Dataset, load_dataset
 from .errors import DataError, SpecError
+from .gates.spec import Gate, bounded_scorers, gate_problems
 from .schema import Model, format_problems
 from .variants import Target, Variant
 
@@ -76,6 +77,8 @@ class Experiment(Model):
     variants: list[Variant]
     targets: list[Target] = Field(default_factory=lambda: [Target()])
     scorers: list[Any] = Field(default_factory=list)
+    gates: list[Gate] = Field(default_factory=list,
+                              description="quality gates checked after a run (workbench eval exits 3 when one fails)")
     repeats: int = Field(1, ge=1)
     sample: int | None = Field(None, ge=1, description="run on a reproducible sample of this many cases")
     sample_seed: int = Field(0, description="which cases `sample` picks; the sample depends on this (and the "
@@ -131,6 +134,17 @@ class Experiment(Model):
             raise ValueError("an experiment needs at least one variant")
         return self
 
+    @model_validator(mode="after")
+    def _gates_match_the_experiment(self) -> Experiment:
+        if not self.gates:
+            return self
+        targets = {t.label for v in self.variants for t in self.targets_for(v)}
+        problems = gate_problems(self.gates, scorers=bounded_scorers(self.scorers),
+                                 variants=[v.name for v in self.variants], targets=sorted(targets))
+        if problems:  # schema.problems_of reads these paths, so each is reported as gates[i].field
+            raise SpecError("gates do not match the experiment", problems)
+        return self
+
     @field_validator("base_dir", mode="before")
     @classmethod
     def _base_dir_abs(cls, v: Any) -> Any:
@@ -173,17 +187,20 @@ class Experiment(Model):
         spec = self.to_dict()
         spec.pop("description", None)
         spec.pop("metadata", None)
+        spec.pop("gates", None)  # gates judge results, they do not change them: same folder, same cache
         spec["dataset"] = self.load_cases().sha256
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # -- serialisation ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json", exclude={"dataset", "scorers"}, exclude_defaults=False)
+        d = self.model_dump(mode="json", exclude={"dataset", "scorers", "gates"}, exclude_defaults=False)
         if isinstance(self.dataset, Dataset):
             d["dataset"] = {"rows": [dict(c.vars) for c in self.dataset.cases], "name": self.dataset.name}
         else:
             d["dataset"] = self.dataset.model_dump(exclude_none=True, exclude_defaults=True)
         d["scorers"] = [_scorer_spec(s) for s in self.scorers]
+        if self.gates:
+            d["gates"] = [g.spec() for g in self.gates]
         for v in d["variants"]:  # keep YAML short: drop empty fields
             for key in [k for k, val in v.items() if val in (None, [], {}, "")]:
                 v.pop(key)

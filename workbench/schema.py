@@ -91,11 +91,24 @@ def problems_of(e: ValidationError, cls: type[BaseModel]) -> list[tuple[str, str
     out = []
     for err in e.errors():
         loc = tuple(err.get("loc", ()))
+        nested = (err.get("ctx") or {}).get("error")
+        if isinstance(nested, SpecError) and nested.problems:
+            # a validator that checks several fields at once (an experiment's gates against its scorers)
+            # raises SpecError with their paths; they are relative to where the validator ran
+            out += [(_joined(loc, path), msg) for path, msg in nested.problems]
+            continue
         msg = _plain_message(err)
         if err.get("type") == "extra_forbidden":
             msg = "unknown field" + _suggestion(cls, loc)
         out.append((field_path(loc), msg))
     return out
+
+
+def _joined(loc: tuple[Any, ...], path: str) -> str:
+    if not loc:
+        return path
+    head = field_path(loc)
+    return head + path if path.startswith("[") else f"{head}.{path}"
 
 
 def spec_error(e: ValidationError, cls: type[BaseModel], where: str | None = None) -> SpecError:

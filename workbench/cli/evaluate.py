@@ -1,17 +1,43 @@
-"""``workbench eval SPEC.yaml``: run an experiment from the shell and print its summary."""
+"""``workbench eval SPEC.yaml``: run an experiment from the shell, print its summary, and check its gates.
+
+The gates (the spec's ``gates:`` plus every ``--gate``) and the baseline (``--baseline``) are validated and found
+before anything is sent; after the run, :func:`workbench.gates.evaluate_gates` checks them and the command writes
+``gates.json`` into the run folder, and ``--junit`` / ``--summary-md`` files for CI. The exit code says what
+happened (see ``workbench eval --help`` and docs/ci.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+from . import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, EXIT_RUN_FAILED, exit_code_for, exit_codes_help
+
+GATE_HELP = ("a quality gate (repeatable), added to the spec's gates: SUBJECT >= or <= THRESHOLD [for VARIANT] "
+             "[on TARGET], e.g. 'label >= 0.9', 'label.ci_low >= 0.8 for json-schema', 'cost <= 0.50', "
+             "'latency_p95 <= 3s', 'error_rate <= 0.02', 'label >= baseline'")
+
+EPILOG = """gates (docs/experiment-spec.md#gates):
+  label >= 0.9                      mean score of scorer `label`, checked for each variant x target
+  label.ci_low >= 0.8               the lower bound of its 95% interval (does not flap on a small set)
+  label >= 0.9 for json-schema      one variant (`on local` for one target)
+  cost <= 0.50                      USD at list prices, the whole run (for/on: part of it)
+  latency_p95 <= 3s                 95th percentile latency of the answered calls
+  error_rate <= 0.02                share of calls that failed
+  label >= baseline                 no significant regression against --baseline (paired, shared cases)
+
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="run an experiment spec (YAML) and print the summary",
+    p = sub.add_parser("eval", help="run an experiment spec (YAML), print the summary, check its gates",
                        description="Run an experiment: dataset x variants x targets x repeats, scored, into the run "
                                    "history (reports/<experiment>/<run-id>/, listed by `workbench runs`). Re-running "
                                    "the same spec resumes its newest run (finished calls are kept, errors retried) "
-                                   "and answers calls already paid for from the cache; --new starts a fresh run.")
+                                   "and answers calls already paid for from the cache; --new starts a fresh run. "
+                                   "With gates, exit 3 when one fails (CI: docs/ci.md).",
+                       epilog=EPILOG + exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", nargs="?", help="experiment YAML (default: the shipped sentiment demo)")
     p.add_argument("--out", "-o", help="run folder (default: the newest run of this experiment version in the "
                                        "history, to resume it, else a new one)")
@@ -29,6 +55,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", choices=["jsonl", "csv", "parquet"], action="append",
                    help="also write results.<fmt> into the run folder (repeatable)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    g = p.add_argument_group("gates and CI")
+    g.add_argument("--gate", action="append", metavar="GATE", help=GATE_HELP)
+    g.add_argument("--baseline", metavar="PATH|RUN_ID|last-on-main",
+                   help="the run to compare with: a run folder or results.jsonl, a run id, or the last run on a "
+                        "branch (last-on-main); without a `>= baseline` gate, every scorer gets one")
+    g.add_argument("--junit", metavar="FILE", help="write JUnit XML: one test case per gate and scope")
+    g.add_argument("--junit-cases", action="store_true",
+                   help="also one JUnit test case per case (informational: the exit code follows the gates)")
+    g.add_argument("--summary-md", metavar="FILE", help="write a Markdown summary for a pull-request comment")
     p.set_defaults(func=evaluate)
 
 
@@ -36,6 +71,7 @@ def _apply_overrides(exp, args):
     """The flags, applied through the experiment's own validation (a bad value names the flag)."""
     from ..experiment import apply_overrides
 
+    gates = [*exp.gates, *args.gate] if args.gate else None
     return apply_overrides(exp, {
         "--sample": ("sample", args.sample),
         "--sample-seed": ("sample_seed", args.sample_seed),
@@ -43,36 +79,101 @@ def _apply_overrides(exp, args):
         "--concurrency": ("concurrency", args.concurrency),
         "--target": ("targets", args.target),
         "--budget": ("budget_usd", args.budget),
+        "--gate": ("gates", gates),
     }, kind="flag")
+
+
+def _with_regression_gates(exp, baseline_given: bool):
+    """``--baseline`` without a gate naming it compares every scorer: what someone passing a baseline means."""
+    from ..gates.evaluate import regression_gates
+    from ..scorers import scorer_name
+
+    if not baseline_given or any(g.against_baseline for g in exp.gates):
+        return exp
+    return exp.replace(gates=[*exp.gates, *regression_gates(scorer_name(s) for s in exp.scorers)])
 
 
 def evaluate(args: argparse.Namespace) -> int:
     from ..examples import example_path
     from ..experiment import load_experiment
+
+    if args.junit_cases and not args.junit:
+        from ..errors import DataError
+
+        raise DataError("--junit-cases adds test cases to the --junit file: give --junit FILE too.")
+    exp = _apply_overrides(load_experiment(args.spec or example_path()), args)
+    exp = _with_regression_gates(exp, bool(args.baseline))
+    baseline, baseline_info = None, None
+    if args.baseline:  # found (or refused) before anything is sent
+        from ..runs.baseline import find_baseline
+
+        baseline, baseline_info = find_baseline(args.baseline, experiment=exp.name)
+    if args.dry_run:
+        return _dry_run(exp, baseline_info)
+    results = _run(exp, args)
+    _print_summary(results)
+    report = None
+    if exp.gates:
+        from ..gates import evaluate_gates
+
+        report = evaluate_gates(results, baseline=baseline, baseline_info=baseline_info)
+        if results.run_dir:
+            report.write(results.run_dir / "gates.json")
+        print("\n" + report.text())
+    _write_ci_files(args, exp, results, report)
+    print(f"\nresults: {results.run_dir or Path('.')}")
+    return _exit_code(exp, results, report)
+
+
+def _dry_run(exp, baseline_info) -> int:
     from ..formatting import usd
     from ..harness import estimate_cost, plan
 
-    exp = _apply_overrides(load_experiment(args.spec or example_path()), args)
-    if args.dry_run:
-        planned = plan(exp)
-        est = estimate_cost(planned)
-        n_targets = len({p.target.label for p in planned})
-        print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
-              f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
-        print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to {usd(est)}"))
-        return 0
-    from ..runs.headline import headline
-    from ..runs.manifest import load_manifest
+    planned = plan(exp)
+    est = estimate_cost(planned)
+    n_targets = len({p.target.label for p in planned})
+    print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
+          f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
+    print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to {usd(est)}"))
+    for gate in exp.gates:
+        print(f"gate: {gate.label}")
+    if baseline_info is not None:
+        print(f"baseline: {baseline_info.describe()} ({baseline_info.calls} calls)")
+    return EXIT_OK
+
+
+def _run(exp, args):
+    """Run the matrix into the run history (resuming this version's newest run unless ``--new``), recorded with its
+    manifest like every other run; on a failure, still leave CI files saying why."""
+    from ..errors import WorkbenchError
     from ..runs.notebook import run_experiment
 
-    results = run_experiment(exp, args.out, source="eval", resume=not args.new, record=True, report=args.report,
-                             cache=not args.no_cache, progress=not args.quiet)
+    try:
+        results = run_experiment(exp, args.out, source="eval", resume=not args.new, record=True,
+                                 report=args.report, cache=not args.no_cache, progress=not args.quiet)
+    except WorkbenchError as e:
+        _write_failure_files(args, exp.name, str(e), bad_input=exit_code_for(e) == EXIT_BAD_INPUT)
+        raise
     run_dir = results.run_dir or Path(".")
     for fmt in args.export or []:
         getattr(results, f"to_{fmt}")(run_dir / f"results.{fmt}")
-    report = run_dir / "report.html"
+    return results
+
+
+def _print_summary(results) -> None:
+    """The run's headline (scores with intervals, refusals and hedges, the paired verdict, the spend), and the
+    first failed calls."""
+    from ..errors import WorkbenchError
+    from ..runs.headline import headline
+    from ..runs.manifest import load_manifest
+
+    report = results.run_dir / "report.html" if results.run_dir else None
+    try:
+        manifest = load_manifest(results.run_dir) if results.run_dir else None
+    except WorkbenchError:  # a run recorded without a manifest: the headline from the results alone
+        manifest = None
     print()
-    print(headline(results, load_manifest(run_dir), report=report if report.is_file() else None))
+    print(headline(results, manifest, report=report if report is not None and report.is_file() else None))
     if results.n_errors:
         import pandas as pd
 
@@ -80,5 +181,51 @@ def evaluate(args: argparse.Namespace) -> int:
               "finished calls are kept and not paid again.")
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(results.errors().head(5).to_string(index=False))
-    print(f"\nresults: {run_dir}")
-    return 0 if results.status == "complete" else 1
+
+
+def _write_ci_files(args, exp, results, report) -> None:
+    from ..gates import evaluate_gates
+
+    if not (args.junit or args.summary_md):
+        return
+    if report is None:
+        report = evaluate_gates(results, [])
+    if args.junit:
+        from ..gates.junit import to_junit
+
+        _write(args.junit, to_junit(report, results, cases=args.junit_cases))
+    if args.summary_md:
+        from ..gates.markdown import to_markdown
+
+        _write(args.summary_md, to_markdown(report))
+
+
+def _write_failure_files(args, experiment: str, message: str, *, bad_input: bool) -> None:
+    from ..secrets import redact
+
+    if args.junit:
+        from ..gates.junit import failure_junit
+
+        _write(args.junit, failure_junit(experiment, redact(message), bad_input=bad_input))
+    if args.summary_md:
+        from ..gates.markdown import failure_markdown
+
+        _write(args.summary_md, failure_markdown(experiment, redact(message), bad_input=bad_input))
+
+
+def _write(path: str, text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, "utf-8")
+    print(f"wrote {target}")
+
+
+def _exit_code(exp, results, report: Any) -> int:
+    """1 when the run did not finish cleanly (unless an error_rate gate says how many failed calls are fine),
+    else 3 when a gate failed, else 0."""
+    tolerated = results.status == "complete with errors" and any(g.metric == "error_rate" for g in exp.gates)
+    if results.status != "complete" and not tolerated:
+        return EXIT_RUN_FAILED
+    if report is not None and not report.passed:
+        return EXIT_GATE_FAILED
+    return EXIT_OK

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import EXIT_OK, EXIT_RUN_FAILED
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser(
@@ -118,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if o.run_id != "-":
                 print(f"error: {o.failure or o.status}", file=sys.stderr)
     print(index)
-    return 1 if failed else 0
+    return EXIT_RUN_FAILED if failed else EXIT_OK
 
 
 def _print_outcome(o) -> None:
@@ -161,7 +163,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             for d in m.rerun.differences:
                 print(f"  - {d}", file=sys.stderr)
     print(outcome.report)
-    return 1 if (m.rerun and m.rerun.identical is False) else 0
+    return EXIT_RUN_FAILED if (m.rerun and m.rerun.identical is False) else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:

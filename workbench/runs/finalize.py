@@ -23,6 +23,7 @@ from .manifest import (
     Manifest,
     NotebookInfo,
     Totals,
+    environment_lock,
     git_info,
     load_manifest,
     metrics_of,
@@ -94,8 +95,9 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
                    results: Results | None, info: Mapping[str, Any],
                    started_at: str | None, finished_at: str | None, duration_s: float | None,
                    failure: Failure | None, sweep: Mapping[str, Any] | None = None,
-                   source: str | None = None) -> Manifest:
-    """The manifest of a finished (or failed) run. Pure apart from reading package versions and git."""
+                   git_dir: Path | None = None, source: str | None = None) -> Manifest:
+    """The manifest of a finished (or failed) run. Pure apart from reading package versions and git (of
+    ``git_dir``; by default the notebook's folder, else the run folder)."""
     if failure is not None:
         status = "failed"
     elif results is None:
@@ -115,9 +117,29 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
         totals=totals_of(results, prices_as_of()) if results is not None else Totals(prices_as_of=prices_as_of()),
         metrics=metrics_of(results) if results is not None else [],
         results_status=results.status if results is not None else None,
-        failure=failure, git=git_info(Path(notebook.path).parent if notebook.path else run_dir),
-        packages=package_versions(), sweep=dict(sweep) if sweep else None,
+        failure=failure, git=git_info(git_dir or (Path(notebook.path).parent if notebook.path else run_dir)),
+        packages=package_versions(), environment_lock=environment_lock(), sweep=dict(sweep) if sweep else None,
     )
+
+
+def write_run_manifest(results: Results, *, started_at: str | None, finished_at: str | None,
+                       duration_s: float | None, source: str = "workbench eval") -> Path:
+    """The manifest of a harness run started outside a notebook (``workbench eval``), written into its run folder
+    so the run joins the run history: its git branch and commit are what ``--baseline last-on-main`` looks for.
+    The git work tree is the spec's folder (where the prompts live), not the run folder."""
+    exp, run_dir = results.experiment, Path(results.run_dir or ".")
+    info: dict[str, Any] = {}
+    if exp is not None:
+        ds = exp.load_cases()
+        info = {"spec": exp.to_dict(), "fingerprint": exp.fingerprint(), "base_dir": str(exp.base_dir),
+                "dataset": {"name": ds.name, "source": ds.source, "sha256": ds.sha256, "n_cases": len(ds)}}
+    manifest = build_manifest(run_dir, run_id=run_dir.name, experiment=results.name,
+                              notebook=NotebookInfo(path="", name=f"({source}, no notebook)"), parameters={},
+                              effective=None, results=results, info=info, started_at=started_at,
+                              finished_at=finished_at, duration_s=duration_s, failure=None,
+                              git_dir=exp.base_dir if exp is not None else None, source="eval")
+    manifest.files = {"store": RUN_STORE_FILE, "manifest": MANIFEST_FILE}
+    return Manifest.model_validate(redact_obj(manifest.model_dump(mode="json"))).write(run_dir)
 
 
 def finalize_run(run_dir: str | Path, *, run_id: str, experiment: str, notebook: NotebookInfo,
@@ -126,7 +148,7 @@ def finalize_run(run_dir: str | Path, *, run_id: str, experiment: str, notebook:
                  duration_s: float | None = None, failure: Failure | None = None,
                  sweep: Mapping[str, Any] | None = None, rerun_of: Path | None = None,
                  reports_dir: Path | None = None, source: str | None = None, report: bool = True,
-                 results: Results | None = None, index: bool = True) -> RunOutcome:
+                 results: Results | None = None, index: bool = True, git_dir: Path | None = None) -> RunOutcome:
     """Export the results, write the manifest and (``report``) the report, update the index (``index``).
 
     ``results``: the run's results when the caller has them (else they are loaded from the folder)."""
@@ -142,7 +164,7 @@ def finalize_run(run_dir: str | Path, *, run_id: str, experiment: str, notebook:
     manifest = build_manifest(run_dir, run_id=run_id, experiment=experiment, notebook=notebook, parameters=parameters,
                               effective=effective, results=results, info=info, started_at=started_at,
                               finished_at=finished_at,
-                              duration_s=duration_s, failure=failure, sweep=sweep, source=source)
+                              duration_s=duration_s, failure=failure, sweep=sweep, source=source, git_dir=git_dir)
     if rerun_of is not None:
         manifest.rerun = check_reproduction(Path(rerun_of), run_dir)
     files["manifest"] = MANIFEST_FILE
@@ -214,9 +236,14 @@ def _record(run_dir: Path, *, results: Results | None, source: str, notebook: No
     root = Path(reports_dir) if reports_dir else history_root()
     in_history = run_dir.resolve().parent.parent == root.resolve()  # an --out elsewhere has no index to update
     experiment = (results.name if results is not None else None) or (previous.experiment if previous else None)
+    notebook = notebook or (previous.notebook if previous and previous.notebook.name else None) \
+        or NotebookInfo(path="", name=_SOURCE_NAMES.get(source, source))
+    exp = results.experiment if results is not None else None
+    # the git work tree that holds the prompts: the notebook's, else the spec's folder (what a baseline on a
+    # branch looks for), never the history folder
+    git_dir = None if notebook.path or exp is None else exp.base_dir
     return finalize_run(run_dir, run_id=run_dir.name, experiment=experiment or run_dir.parent.name,
-                        notebook=notebook or (previous.notebook if previous and previous.notebook.name else None)
-                        or NotebookInfo(path="", name=_SOURCE_NAMES.get(source, source)),
+                        notebook=notebook, git_dir=git_dir,
                         parameters=dict(parameters or (previous.parameters if previous else {})),
                         started_at=(previous.started_at if previous else None) or started,
                         finished_at=finished or utcnow(), duration_s=_duration(started, finished or utcnow()),
@@ -345,6 +372,7 @@ def rebuild_report(run_dir: str | Path) -> RunOutcome:
                             parameters=old.parameters, effective=old.effective_parameters,
                             started_at=old.started_at, finished_at=old.finished_at,
                             duration_s=old.duration_s, failure=old.failure, sweep=old.sweep, source=old.source,
+                            git_dir=Path(old.base_dir) if old.base_dir and not old.notebook.path else None,
                             rerun_of=Path(old.rerun.of_dir) if old.rerun and old.rerun.of_dir else None)
     if not (run_dir / RUN_STORE_FILE).is_file() and not (run_dir / RESULTS_JSONL).is_file():
         raise RunError(f"{run_dir} holds no results (results.sqlite) and no manifest.json: nothing to report.")

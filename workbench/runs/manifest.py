@@ -180,6 +180,7 @@ class Manifest(_Record):
     python: str = Field(default_factory=lambda: platform.python_version())
     platform: str = Field(default_factory=lambda: f"{platform.system()} {platform.machine()}")
     packages: dict[str, str | None] = Field(default_factory=dict)
+    environment_lock: str | None = None  # "sha256:<hex>" of the project's requirements.lock (None: no lock)
     sweep: dict[str, Any] | None = None  # {id, index, size, grid point}
     rerun: Reproduction | None = None
     files: dict[str, str] = Field(default_factory=dict)  # role -> file name inside the run folder
@@ -238,6 +239,20 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def environment_lock(lock_name: str = "requirements.lock") -> str | None:
+    """``sha256:<hex>`` of the lock that `make setup` installed this environment from: the file at the root of the
+    source tree this workbench is imported from (an editable install). None when the workbench is installed into
+    an environment of its own (the root is then site-packages: no pyproject.toml, no lock)."""
+    import sys
+
+    package = Path(sys.modules[__name__.partition(".")[0]].__file__).resolve().parent  # .../workbench
+    root = package.parent
+    if not (root / "pyproject.toml").is_file():
+        return None
+    digest = file_sha256(root / lock_name)
+    return f"sha256:{digest}" if digest else None
 
 
 def git_info(path: str | Path | None = None) -> GitInfo:
@@ -361,7 +376,8 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 # What is worth comparing between two runs (run ids, times and file lists always differ).
 DIFF_FIELDS = ("experiment", "status", "notebook.name", "notebook.sha256", "parameters", "spec", "fingerprint",
-               "dataset.sha256", "dataset.n_cases", "git.commit", "git.dirty", "packages", "python")
+               "dataset.sha256", "dataset.n_cases", "git.commit", "git.dirty", "packages", "python",
+               "environment_lock")
 
 
 def manifest_view(m: Manifest) -> dict[str, Any]:
@@ -425,7 +441,8 @@ def register_env_secrets(environ: Mapping[str, str] | None = None) -> int:
 
 __all__ = [
     "Manifest", "NotebookInfo", "GitInfo", "DatasetInfo", "TargetInfo", "Totals", "Metric", "Failure",
-    "Reproduction", "load_manifest", "package_versions", "git_info", "file_sha256", "spec_sha256", "targets_of",
-    "totals_of", "metrics_of", "prices_as_of", "diff_manifests", "manifest_view", "register_env_secrets",
+    "Reproduction", "load_manifest", "package_versions", "environment_lock", "git_info", "file_sha256",
+    "spec_sha256", "targets_of", "totals_of", "metrics_of", "prices_as_of", "diff_manifests", "manifest_view",
+    "register_env_secrets",
     "MANIFEST_SCHEMA_VERSION", "MANIFEST_FILE",
 ]

@@ -631,7 +631,7 @@ def provenance(m: Manifest) -> dict[str, Any]:
         ("git", f"{commit}" + (f" on {git.branch}" if git.branch else "")),
         ("experiment fingerprint", m.fingerprint), ("spec sha256", m.spec_sha256),
         ("dataset sha256", m.dataset.sha256 if m.dataset else None),
-        ("python", f"{m.python} on {m.platform}"),
+        ("python", f"{m.python} on {m.platform}"), ("environment lock", m.environment_lock),
         ("cache hits", f"{fmt.count(m.totals.cache_hits)} of {fmt.count(m.totals.calls)} calls"),
         ("prices as of", m.totals.prices_as_of),
         ("sweep", f"point {m.sweep['index'] + 1} of {m.sweep['size']} (sweep {m.sweep['id']}): "
