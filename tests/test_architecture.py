@@ -133,7 +133,7 @@ def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-@pytest.mark.parametrize("module", ["workbench.store", "workbench.records", "workbench.schema",
+@pytest.mark.parametrize("module", ["workbench.store", "workbench.ledger", "workbench.records", "workbench.schema",
                                     "workbench.tokens", "workbench.cli"])
 def test_light_modules_do_not_import_pandas_or_matplotlib(module):
     code = (f"import sys, {module}; heavy = [m for m in ('pandas', 'matplotlib', 'scipy') if m in sys.modules]; "

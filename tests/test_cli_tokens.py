@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from workbench.cli import EXIT_BAD_INPUT, main
+from workbench.cli import main
 from workbench.tokens import count_text
 
 
@@ -153,7 +153,7 @@ def test_deployment_names_resolve_through_profiles(capsys, tmp_path, monkeypatch
     ],
 )
 def test_bad_input_exits_1_with_a_message(capsys, args, message):
-    assert main(args) == EXIT_BAD_INPUT  # bad input is 1 (workbench.cli's exit codes)
+    assert main(args) == 1  # bad input is 1 (workbench.cli.EXIT_CODES); 2 is argparse's malformed command line
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
 
@@ -161,7 +161,7 @@ def test_bad_input_exits_1_with_a_message(capsys, args, message):
 def test_corrupt_image_file_is_named(capsys, tmp_path):
     bad = tmp_path / "scan.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    assert main(["image-tokens", "--model", "gpt-4o", str(bad)]) == EXIT_BAD_INPUT
+    assert main(["image-tokens", "--model", "gpt-4o", str(bad)]) == 1
     assert "scan.png: not a readable image" in capsys.readouterr().err
 
 

@@ -362,7 +362,9 @@ def test_baseline_by_path_run_id_and_results_file(tmp_path):
     from workbench.runs.baseline import find_baseline
     from workbench.runs.finalize import write_run_manifest
 
-    exp = make_exp(6)
+    # The spec lives outside any git checkout: run from inside this repository's clean clone of main
+    # (as CI is), the run would otherwise count as a clean run on main.
+    exp = make_exp(6).replace(base_dir=tmp_path)
     res = results_of(exp, tmp_path / "history" / "gated", "20261201-101010-abcdef")
     write_run_manifest(res, started_at="2026-12-01T10:10:10", finished_at=None, duration_s=None)
     res.to_jsonl(tmp_path / "artifact.jsonl")

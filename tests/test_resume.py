@@ -25,7 +25,7 @@ def rows_in(run_dir: Path) -> int:
         return 0
     try:
         with sqlite3.connect(db, timeout=5) as c:
-            return c.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+            return c.execute("SELECT COUNT(*) FROM cells WHERE record IS NOT NULL").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
 

@@ -7,8 +7,9 @@ import pytest
 from workbench.errors import BudgetExceeded, ConfigError, DataError
 from workbench.experiment import Experiment
 from workbench.harness import plan, run
+from workbench.ledger import RunStore
 from workbench.results import Results
-from workbench.store import ResponseCache, RunStore
+from workbench.store import ResponseCache
 from workbench.testing import (
     CompletionFiltered,
     FakeBackend,
@@ -64,7 +65,7 @@ def test_429_storm_finishes_every_cell(fake, tmp_path):
     res = go(make_exp(20), fake, tmp_path)
     assert res.n_errors == 0 and len(res) == 40
     assert res.info["rate_limited"] == 60
-    assert fake.status_counts[429] == 60 and fake.status_counts[200] == 40
+    assert fake.chat_status_counts() == {429: 60, 200: 40}
 
 
 def test_server_errors_are_retried_no_cell_lost(tmp_path):

@@ -24,7 +24,7 @@ _EXPORTS = {
     "Experiment": "experiment", "load_experiment": "experiment",
     "run": "harness", "arun": "harness", "start": "harness", "plan": "harness", "estimate": "harness",
     "Results": "results", "CellResult": "results",
-    "ResponseCache": "store", "RunStore": "store",
+    "ResponseCache": "store", "RunLedger": "ledger", "RunStore": "ledger",
     "load_example": "examples", "example_path": "examples",
     "WorkbenchError": "errors",
 }

@@ -7,6 +7,7 @@ and exit code 2 for bad input (:class:`DataError` and below, :class:`UnknownMode
 
     WorkbenchError
     ├── ConfigError                 a profile, setting or credential is missing or invalid
+    │   └── PreflightFailed         a target has no credentials or does not answer (before the first request)
     ├── UnknownModelError           (also KeyError) a model or deployment is not in the catalog
     ├── BackendError                a backend could not be reached or answered something unusable
     │   ├── LocalModelError         the embedded model is not installed or cannot load
@@ -15,20 +16,24 @@ and exit code 2 for bad input (:class:`DataError` and below, :class:`UnknownMode
     │   ├── SpecError               a spec/record failed validation; names every field (from pydantic)
     │   ├── NotFoundError           (also KeyError) no example, variant, scorer or cell by that name
     │   │   └── BaselineNotFound    no baseline run by that path, run id or branch in the run history
+    │   ├── LedgerError             a run folder's ledger (results.sqlite) is damaged or from a newer workbench
+    │   ├── RequestChanged          a re-run would send finished cells differently (endpoint, api-version, body)
     │   ├── VocabularyError         a shipped tokenizer vocabulary is missing or corrupt
     │   └── ScoringError            a cell cannot be scored as configured (e.g. no expected value)
     │       └── JudgeParseError     the judge answered, but no grade could be read from its reply
     ├── PriceUnknown                (also LookupError) no price for a model: never counted as free
     ├── BudgetExceeded              a run would cost, or has cost, more than its budget allows
     ├── HarnessError                the matrix of calls could not start or go on
-    │   └── RunCancelled            the run was cancelled (cancel event, widget Stop)
+    │   ├── RunCancelled            the run was cancelled (cancel event, widget Stop)
+    │   └── CellFailed              one cell gave up: retries or rate-limit patience used up (names limits)
     ├── GatesFailed                 (also AssertionError) a quality gate did not pass (``assert_gates``)
     └── RunError                    ``workbench run`` / ``rerun`` / ``report`` (notebook runs)
         └── NotebookFailed          a notebook cell raised; the partial notebook and report are kept
 
 Warnings live here too: :class:`WorkbenchWarning` (a ``UserWarning``); :class:`ParameterWarning`, raised when
 a request parameter is dropped or rewritten for the target model (``max_tokens`` -> ``max_completion_tokens``);
-:class:`SpecWarning`, when a spec means something different than when it was written.
+:class:`SpecWarning`, when a spec means something different than when it was written; and :class:`CacheCorrupt`,
+when a damaged response cache is moved aside and a fresh one started.
 
 Two private classes are control flow, never shown to a user: :class:`CellStopped` (a worker stops before
 sending because the run is stopping) and :class:`ScoreFailed` (a scorer returns a failing score early).
@@ -144,6 +149,43 @@ class CellStopped(HarnessError):
     """Control flow: a worker stops before sending a cell because the run is stopping (never shown)."""
 
 
+class LedgerError(DataError):
+    """A run folder's ledger (``results.sqlite``) cannot be used: damaged, or written by a newer workbench. Found
+    before anything is sent; the message names the file and how to recover."""
+
+    def __init__(self, message: str, path: Path | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+class RequestChanged(DataError):
+    """A re-run into a run folder would send finished cells with a different request (endpoint, api-version,
+    deployment or body) than the one their stored answers came from. ``changes`` lists what differs."""
+
+    def __init__(self, message: str, changes: list[str] | None = None, cells: int = 0):
+        super().__init__(message)
+        self.changes, self.cells = list(changes or []), cells
+
+
+class PreflightFailed(ConfigError):
+    """A target cannot be used: no credentials, or its endpoint does not answer. Raised before the first
+    request of a run; ``profile`` is the profile's name."""
+
+    def __init__(self, message: str, profile: str | None = None):
+        super().__init__(message)
+        self.profile = profile
+
+
+class CellFailed(HarnessError):
+    """One cell gave up after its retries (5xx, timeouts, connection errors: ``max_retries``) or after waiting
+    on 429s longer than ``rate_limit_patience_s``. The message names the limit, the attempts and the target;
+    ``__cause__`` is the last error, whose type the cell's record keeps as ``error_type``."""
+
+    def __init__(self, message: str, rate_limited: int = 0):
+        super().__init__(message)
+        self.rate_limited = rate_limited
+
+
 # ------------------------------------------------------------------------------------------------- gates
 
 
@@ -202,3 +244,7 @@ class ParameterWarning(WorkbenchWarning):
 
 class SpecWarning(WorkbenchWarning):
     """A spec means something different than it did when it was written (e.g. ``seed`` no longer samples)."""
+
+
+class CacheCorrupt(WorkbenchWarning):
+    """The response cache file was damaged: it was moved aside (the message names where) and a fresh one started."""

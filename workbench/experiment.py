@@ -88,7 +88,10 @@ class Experiment(Model):
     concurrency: int = Field(8, ge=1)
     budget_usd: float | None = Field(None, ge=0)
     timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(6, ge=0)
+    max_retries: int = Field(6, ge=0, description="re-sends after a 5xx, a timeout or a connection error "
+                                                   "(429s do not count: they wait, up to rate_limit_patience_s)")
+    rate_limit_patience_s: float = Field(600.0, gt=0, description="how long one cell may wait on 429 answers "
+                                                                "before it is recorded as an error")
     metadata: dict[str, Any] = Field(default_factory=dict)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True,
                            description="where relative dataset and image paths resolve from (not saved: a spec "
@@ -187,6 +190,7 @@ class Experiment(Model):
         spec = self.to_dict()
         spec.pop("description", None)
         spec.pop("metadata", None)
+        spec.pop("rate_limit_patience_s", None)  # how long to wait changes no result (and predates no folder)
         spec.pop("gates", None)  # gates judge results, they do not change them: same folder, same cache
         spec["dataset"] = self.load_cases().sha256
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]

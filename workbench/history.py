@@ -80,9 +80,9 @@ def read_identity(run_dir: str | Path) -> dict[str, Any]:
         return {}
     # a notebook's run records its experiment (and that a notebook started it) before the first call
     info = _read_json(run_dir / EXPERIMENT_FILE)
-    from .store import RunStore
+    from .ledger import RunLedger
 
-    store = RunStore(run_dir)
+    store = RunLedger(run_dir)
     try:
         spec = store.get_meta("experiment") or {}
         return {"experiment": spec.get("name") or info.get("experiment"),

@@ -120,7 +120,7 @@ def parse_filter_results(raw: dict[str, Any] | None) -> list[FilterResult]:
 
 # ------------------------------------------------------------------------------------------ results of a run
 
-CELL_SCHEMA_VERSION = 1
+CELL_SCHEMA_VERSION = 2  # 2: cell_key is the logical cell; request_fingerprint, rate_limited
 DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
 
 
@@ -174,7 +174,9 @@ class CellResult(Model):
     """Everything about one call: what was sent, what came back, what it cost and how it scored."""
 
     schema_version: int = CELL_SCHEMA_VERSION
-    cell_key: str  # content hash of (experiment, case, variant, target, repeat, request)
+    cell_key: str
+    """The logical cell: a hash of (experiment, case, variant, target, repeat) - the same whatever endpoint or
+    request it was sent as (records of schema 1 hashed the request in too). A Batch API line's ``custom_id``."""
     experiment: str
     case_id: str
     variant: str
@@ -204,10 +206,16 @@ class CellResult(Model):
     request_id: str | None = None
     system_fingerprint: str | None = None
     retries: int = 0
+    """Re-sends of this cell's request, for any reason (429s included)."""
     warnings: list[str] = Field(default_factory=list)
     scores: list[Score] = Field(default_factory=list)
     started_at: str = Field(default_factory=utcnow)
     finished_at: str = Field(default_factory=utcnow)
+    rate_limited: int = 0
+    """How many times the service answered 429 (the cell waited, and it did not count against ``max_retries``)."""
+    request_fingerprint: str | None = None
+    """What the request was: a hash of the backend identity (endpoint, api-version), the body and the repeat -
+    the response cache key. A re-run into the same folder compares it to refuse mixing two requests."""
 
     @property
     def done(self) -> bool:

@@ -2,6 +2,11 @@
 
 ``Results.df`` is the tidy table (one row per call; a ``score.<scorer>`` and ``passed.<scorer>`` column per
 scorer); summaries, comparisons and charts are pure functions of it (:mod:`workbench.stats`).
+
+Results of a run folder (``Results.load``, and what :func:`workbench.run` returns) are read from its ledger
+lazily and page by page: counts, costs and the scorer list come from SQL; summaries, comparisons and flakiness
+from a narrow table of the score columns; ``.records`` and ``.df`` are built only when asked for. Memory stays
+flat in the size of the run until a full table is requested.
 """
 
 from __future__ import annotations
@@ -47,24 +52,77 @@ class Results:
     Build one with :func:`workbench.run` (or ``Results.load(run_dir)``). Displays as a summary in notebooks.
     """
 
-    def __init__(self, records: Iterable[CellResult], experiment: Experiment | None = None,
+    PAGE = 2000  # records per page when reading a run folder
+
+    def __init__(self, records: Iterable[CellResult] | None, experiment: Experiment | None = None,
                  run_dir: Path | None = None, status: str = "complete", info: dict[str, Any] | None = None):
-        self.records = list(records)
+        self._records: list[CellResult] | None = list(records) if records is not None else None
+        self._ledger_dir: Path | None = None  # set by load(): records are read from there on demand
         self.experiment = experiment
         self.run_dir = Path(run_dir) if run_dir else None
         self.status = status
         self.info = info or {}
         self._df: pd.DataFrame | None = None
+        self._slim: pd.DataFrame | None = None
+        self._facts: dict[str, Any] | None = None
+
+    # -- where the records are -------------------------------------------------------------------------------
+    @property
+    def records(self) -> list[CellResult]:
+        """Every record, in plan order (read from the run folder the first time it is asked for)."""
+        if self._records is None:
+            self._records = list(self.iter_records())
+        return self._records
+
+    @records.setter
+    def records(self, value: Iterable[CellResult]) -> None:
+        self._records = list(value)
+        self._df = self._slim = self._facts = None
+
+    def _lazy(self) -> bool:
+        return self._records is None and self._ledger_dir is not None
+
+    def _ledger(self):
+        from .ledger import RunLedger
+
+        return RunLedger(self._ledger_dir)
+
+    def iter_records(self, outcome: str | None = None):
+        """The records one at a time (from the run folder a page at a time, without keeping them)."""
+        if not self._lazy():
+            yield from (r for r in (self._records or []) if outcome is None or r.outcome == outcome)
+            return
+        ledger = self._ledger()
+        try:
+            yield from ledger.iter_records(page=self.PAGE, outcome=outcome)
+        finally:
+            ledger.close()
+
+    def _fact(self, name: str) -> Any:
+        """Counts and sums from the ledger's SQL (no record is parsed)."""
+        if self._facts is None:
+            ledger = self._ledger()
+            try:
+                totals = ledger.totals()
+                self._facts = {"n": totals["stored"], "errors": totals["errors"], "cost": totals["cost_usd"] or 0.0,
+                               "cache_hits": totals["cache_hits"], "scorers": ledger.scorer_names(),
+                               "targets": ledger.distinct("target"), "variants": ledger.distinct("variant")}
+            finally:
+                ledger.close()
+        return self._facts[name]
 
     def __len__(self) -> int:
-        return len(self.records)
+        return self._fact("n") if self._lazy() else len(self.records)
 
     def __repr__(self) -> str:
         return f"<Results {self.name!r}: {len(self)} calls, status {self.status}, {self.n_errors} errors>"
 
     @property
     def name(self) -> str:
-        return self.experiment.name if self.experiment else (self.records[0].experiment if self.records else "")
+        if self.experiment:
+            return self.experiment.name
+        first = next(iter(self.iter_records()), None)
+        return first.experiment if first else ""
 
     # -- tables ---------------------------------------------------------------------------------------------
     @property
@@ -73,8 +131,18 @@ class Results:
         if self._df is None:
             import pandas as pd  # only when a table is asked for: the harness's hot path never needs it
 
-            rows = [r.row() for r in self.records]
-            df = pd.DataFrame(rows)
+            if self._lazy():  # a page of rows at a time: never every record and every row dict at once
+                pages, page = [], []
+                for r in self.iter_records():
+                    page.append(r.row())
+                    if len(page) >= self.PAGE:
+                        pages.append(pd.DataFrame(page))
+                        page = []
+                if page or not pages:
+                    pages.append(pd.DataFrame(page))
+                df = pd.concat(pages, ignore_index=True) if len(pages) > 1 else pages[0]
+            else:
+                df = pd.DataFrame([r.row() for r in self.records])
             if not df.empty:
                 order = FRONT_COLUMNS + [c for c in df.columns if c not in FRONT_COLUMNS]
                 df = (
@@ -85,26 +153,71 @@ class Results:
             self._df = df
         return self._df
 
+    def _scores_frame(self) -> pd.DataFrame:
+        """What summaries, comparisons and repeat metrics need - case, variant, target, repeat, outcome, cost,
+        tokens and the score columns - read from the ledger's columns without parsing a record; the full table
+        when it is already built. Same rows, same order as ``df``, so every number is the same."""
+        if not self._lazy() or self._df is not None:
+            return self.df
+        if self._slim is None:
+            import pandas as pd
+
+            cols = ["case_id", "variant", "target", "repeat", "outcome", "cost_usd", "prompt_tokens",
+                    "completion_tokens", "scores"]
+            ledger = self._ledger()
+            try:
+                rows = []
+                for row in ledger.iter_rows(cols, page=self.PAGE * 5):
+                    d = dict(zip(cols[:-1], row[:-1]))
+                    for name, (value, passed, *verdict) in (json.loads(row[-1]) if row[-1] else {}).items():
+                        d[f"score.{name}"], d[f"passed.{name}"] = value, passed
+                        if verdict:
+                            d[f"verdict.{name}"] = verdict[0]
+                    rows.append(d)
+            finally:
+                ledger.close()
+            df = pd.DataFrame(rows)
+            if not df.empty:
+                df = df.sort_values(["case_id", "variant", "target", "repeat"], kind="stable").reset_index(drop=True)
+            self._slim = df
+        return self._slim
+
     @property
     def scorers(self) -> list[str]:
+        if self._lazy():
+            return list(self._fact("scorers"))
         return list(dict.fromkeys(s.scorer for r in self.records for s in r.scores))
 
     @property
     def variants(self) -> list[str]:
         if self.experiment:
             return [v.name for v in self.experiment.variants]
+        if self._lazy():
+            return list(self._fact("variants"))
         return list(dict.fromkeys(r.variant for r in self.records))
 
     @property
     def targets(self) -> list[str]:
+        if self._lazy():
+            return list(self._fact("targets"))
         return list(dict.fromkeys(r.target for r in self.records))
 
     @property
     def n_errors(self) -> int:
+        if self._lazy():
+            return self._fact("errors")
         return sum(1 for r in self.records if r.outcome == "error")
 
     @property
+    def n_cache_hits(self) -> int:
+        if self._lazy():
+            return self._fact("cache_hits")
+        return sum(1 for r in self.records if r.cache_hit)
+
+    @property
     def total_cost(self) -> float:
+        if self._lazy():
+            return float(self._fact("cost"))
         return float(sum(r.cost_usd or 0.0 for r in self.records))
 
     def scores_long(self) -> pd.DataFrame:
@@ -139,46 +252,54 @@ class Results:
         from .stats import summarize
 
         name = self._scorer(scorer)
-        return summarize(self.df, value=f"score.{name}", by=("variant", "target"))
+        return summarize(self._scores_frame(), value=f"score.{name}", by=("variant", "target"))
 
     def compare(self, a: str, b: str, scorer: str | None = None, target: str | None = None):
         """Paired comparison of variants ``a`` and ``b`` on the same cases."""
         from .stats import paired_comparison
 
-        df = self.df if target is None else self.df[self.df["target"] == target]
+        frame = self._scores_frame()
+        df = frame if target is None else frame[frame["target"] == target]
         return paired_comparison(df, a, b, value=f"score.{self._scorer(scorer)}")
 
     def repeat_metrics(self, scorer: str | None = None, ks: Iterable[int] | None = None) -> pd.DataFrame:
         from .stats import repeat_metrics
 
-        reps = int(self.df["repeat"].max()) + 1 if len(self.df) else 1
+        frame = self._scores_frame()
+        reps = int(frame["repeat"].max()) + 1 if len(frame) else 1
         ks = tuple(ks) if ks else tuple(k for k in (1, 2, 3, 5, 10) if k <= reps)
-        return repeat_metrics(self.df, passed=f"passed.{self._scorer(scorer)}", ks=ks)
+        return repeat_metrics(frame, passed=f"passed.{self._scorer(scorer)}", ks=ks)
 
     def flakiness(self, scorer: str | None = None) -> pd.DataFrame:
         from .stats import flakiness
 
-        return flakiness(self.df, passed=f"passed.{self._scorer(scorer)}")
+        return flakiness(self._scores_frame(), passed=f"passed.{self._scorer(scorer)}")
 
     def cost_quality(self, scorer: str | None = None) -> pd.DataFrame:
         """Per variant and target: mean score, total cost and whether it is on the Pareto front."""
         from .stats import pareto_front
 
         s = self.summary(scorer)
-        cost = self.df.groupby(["variant", "target"], sort=False)["cost_usd"].sum(min_count=1).rename("cost_usd")
+        frame = self._scores_frame()
+        cost = frame.groupby(["variant", "target"], sort=False)["cost_usd"].sum(min_count=1).rename("cost_usd")
         s = s.drop(columns=[c for c in ("cost_usd",) if c in s.columns]).merge(
             cost.reset_index(), on=["variant", "target"]
         )
         s["pareto"] = pareto_front(s, cost="cost_usd", quality="mean").values
         return s
 
+    ERROR_COLUMNS = ["case_id", "variant", "target", "repeat", "error_type", "error_message"]
+
     def errors(self) -> pd.DataFrame:
+        """The failed calls: case, variant, target, repeat, error type and message (only those records are read)."""
+        if self._lazy() and self._df is None:
+            import pandas as pd
+
+            rows = [{c: getattr(r, c) for c in self.ERROR_COLUMNS} for r in self.iter_records(outcome="error")]
+            df = pd.DataFrame(rows, columns=self.ERROR_COLUMNS)
+            return df.sort_values(self.ERROR_COLUMNS[:4], kind="stable").reset_index(drop=True) if len(df) else df
         df = self.df
-        return (
-            df[df["outcome"] == "error"][["case_id", "variant", "target", "repeat", "error_type", "error_message"]]
-            if len(df)
-            else df
-        )
+        return df[df["outcome"] == "error"][self.ERROR_COLUMNS] if len(df) else df
 
     def outputs(self, variant: str | None = None) -> pd.DataFrame:
         """Outputs side by side: one row per case, one column per variant (first target, repeat 0)."""
@@ -195,7 +316,7 @@ class Results:
     def to_jsonl(self, path: str | Path) -> Path:
         path = Path(path)
         with open(path, "w", encoding="utf-8") as f:
-            for r in self.records:
+            for r in self.iter_records():
                 f.write(r.model_dump_json() + "\n")
         return path
 
@@ -221,12 +342,26 @@ class Results:
         return cls(records, **kwargs)
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> Results:
-        """Results stored in a run folder (its ``results.sqlite``)."""
-        from .store import RunStore
+    def load(cls, run_dir: str | Path, *, experiment: Experiment | None = None, status: str | None = None,
+             info: dict[str, Any] | None = None) -> Results:
+        """Results stored in a run folder (its ledger, ``results.sqlite``), read lazily.
 
-        store = RunStore(Path(run_dir))
-        return cls(store.records(), run_dir=Path(run_dir), status=store.get_meta("status", "unknown"))
+        A folder from before the ledger is migrated (a copy kept as ``results.v1.sqlite``); a damaged one raises
+        :class:`~workbench.errors.LedgerError` naming the file and how to recover.
+        """
+        from .ledger import open_ledger
+
+        run_dir = Path(run_dir)
+        ledger = open_ledger(run_dir)
+        try:
+            stored = ledger.get_meta("status", "unknown")
+            if stored == "running" and not ledger.live_owners():
+                stored = "interrupted"  # its process died (kill -9, power): what finished is kept
+        finally:
+            ledger.close()
+        results = cls(None, experiment, run_dir, status or stored, info)
+        results._ledger_dir = run_dir
+        return results
 
     # -- display --------------------------------------------------------------------------------------------
     def _repr_html_(self) -> str:
@@ -239,7 +374,7 @@ class Results:
             f"variants: {len(self.variants)}",
             f"targets: {len(self.targets)}",
             f"errors: {self.n_errors}",
-            f"cache hits: {sum(r.cache_hit for r in self.records)}",
+            f"cache hits: {self.n_cache_hits}",
             f"cost: {usd(self.total_cost)}",
         ]
         parts.append("<p>" + " &middot; ".join(facts) + "</p>")

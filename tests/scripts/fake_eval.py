@@ -1,8 +1,9 @@
-"""Run a 200-cell experiment against an in-process fake backend (used by the kill -9 and two-process tests).
+"""Run a 200-cell experiment against an in-process fake backend (used by the kill -9 and multi-process tests).
 
 usage: fake_eval.py RUN_DIR CACHE_PATH REQUEST_LOG [LATENCY]
-Every request the fake receives is appended (and flushed) to REQUEST_LOG as "case_id variant", so the
-parent test knows exactly which calls were paid for, even after a kill -9.
+CACHE_PATH "-" runs without a response cache. Every request the fake receives is appended (and flushed) to
+REQUEST_LOG as "case_id variant", so the parent test knows exactly which calls were paid for, even after a
+kill -9. The last line printed is "DONE <cells> <status>", after "TOTALS <stored> <errors> <spent_usd>".
 """
 
 import sys
@@ -33,5 +34,7 @@ exp = Experiment(
     variants=[Variant(name="plain", user="{{ text }}"), Variant(name="sys", system="S", user="{{ text }}")],
 )
 fake = FakeBackend(answer, latency=latency)
-res = run(exp, providers={"fake": fake.provider("azure")}, out=run_dir, cache=cache_path, progress=False)
+res = run(exp, providers={"fake": fake.provider("azure")}, out=run_dir,
+          cache=False if cache_path == "-" else cache_path, progress=False)
+print(f"TOTALS {len(res)} {res.n_errors} {res.info['spent_usd']:.8f}")
 print(f"DONE {len(res)} {res.status}")

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int)
     p.add_argument("--budget", type=float, help="refuse to start above, and stop when spend crosses, this many USD")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    p.add_argument("--resend-changed", action="store_true",
+                   help="the run folder holds finished cells sent with another request (endpoint, api-version, "
+                        "deployment, body): send those cells again into it instead of refusing")
     p.add_argument("--dry-run", action="store_true", help="plan and estimate cost only; send nothing")
     p.add_argument("--export", choices=["jsonl", "csv", "parquet"], action="append",
                    help="also write results.<fmt> into the run folder (repeatable)")
@@ -150,7 +153,8 @@ def _run(exp, args):
 
     try:
         results = run_experiment(exp, args.out, source="eval", resume=not args.new, record=True,
-                                 report=args.report, cache=not args.no_cache, progress=not args.quiet)
+                                 report=args.report, cache=not args.no_cache, progress=not args.quiet,
+                                 resend_changed=args.resend_changed)
     except WorkbenchError as e:
         _write_failure_files(args, exp.name, str(e), bad_input=exit_code_for(e) == EXIT_BAD_INPUT)
         raise

@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def doctor(args: argparse.Namespace) -> int:
     from ..providers import get_provider
     from ..providers.local import local_status
+    from ..providers.preflight import check_target
 
     cfg = load_config()
     report: dict = {"config_files": [str(f) for f in cfg.files], "default_profile": cfg.default_profile, "profiles": {}}
@@ -44,15 +45,17 @@ def doctor(args: argparse.Namespace) -> int:
             entry["ok"] = entry["local_model"].get("ok", False)
             entry["detail"] = (f"{entry['local_model']['model']} loaded in {entry['local_model'].get('load_s')} s"
                                if entry["ok"] else entry["local_model"].get("error"))
-        elif args.offline:
-            entry["ok"], entry["detail"] = None, "not checked (--offline)"
         else:
+            # the harness's preflight, so doctor and a run never disagree about a profile
             try:
-                ok, detail = get_provider(prof).ping(timeout=8)
+                check = check_target(get_provider(prof), timeout=8, network=not args.offline)
+                ok, detail = check.ok, check.detail
+                if ok is False and prof.source == "built-in" and check.stage in ("settings", "credentials"):
+                    ok, detail = None, f"not configured: {detail}"  # a built-in profile nobody set up
+                elif ok and args.offline:
+                    ok, detail = None, f"{detail}; endpoint not checked (--offline)"
             except ConfigError as e:  # a missing setting is a finding, not a crash
                 ok, detail = None, f"not configured: {e}"
-            except Exception as e:
-                ok, detail = False, str(e)
             entry["ok"], entry["detail"] = ok, detail
         report["profiles"][name] = entry
     if args.json:

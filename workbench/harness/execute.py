@@ -1,9 +1,19 @@
-"""Execute a plan: asyncio workers, one limiter per target, retries, the response cache, scoring, group commit.
+"""Execute a plan: asyncio workers, cells claimed from the run ledger, one limiter per target, retries, the
+response cache, scoring, group commit.
 
-Every finished cell is committed to the run store within a turn of the event loop (group commit), answers
-go to the response cache, and a cell that fails after its retries is recorded as an error cell - one cell
-never stops the run. Errors that would fail every cell of a target (401/403/404, a target that never
+Workers take cells from a small queue refilled by claiming the next cells in the ledger (one short write
+transaction per refill), so any number of processes on one run folder share the matrix and never send a cell
+whose claim is live elsewhere; a heartbeat thread keeps this process's claims alive. When nothing is left to
+claim but other live processes still hold cells, the run waits for them, so every process ends with - and
+reports - the whole run.
+
+Every finished cell is written to the ledger within a turn of the event loop (group commit), answers go to the
+response cache, and a cell that fails after its retries is recorded as an error cell - one cell never stops
+the run. Errors that would fail every cell of a target (401/403/404, missing credentials, a target that never
 connects) stop the run early instead of burning the matrix.
+
+Two budgets, kept apart: a 429 waits (``retry-after``, a pause shared by the target's workers) and counts only
+against ``rate_limit_patience_s`` of waiting; ``max_retries`` counts 5xx, timeouts and connection errors.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +33,13 @@ from typing import Any
 import openai
 
 from ..catalog import ModelInfo
-from ..errors import BackendError, CellStopped, WorkbenchError
+from ..errors import BackendError, CellFailed, CellStopped, ConfigError, LocalModelError, WorkbenchError
 from ..experiment import Cell, Experiment
+from ..ledger import DEFAULT_LEASE_S, RunLedger
 from ..records import CellResult, Completion, Score, utcnow
 from ..secrets import redact
-from ..store import ResponseCache, RunStore
-from .plan import PlannedCell
+from ..store import ResponseCache
+from .plan import PlannedCell, Planner
 from .ratelimit import TargetLimiter, backoff, retry_after_seconds
 
 log = logging.getLogger("workbench.harness")
@@ -35,13 +47,18 @@ log = logging.getLogger("workbench.harness")
 # Errors worth retrying: the service may answer next time.
 TRANSIENT = (openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError, BackendError)
 # Errors that will fail every cell of a target the same way: stop early instead of burning the matrix.
-FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
-RATE_LIMIT_PATIENCE_S = 600.0  # give up on a cell after this long spent waiting on 429s
+FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError, ConfigError,
+         LocalModelError)
+RATE_LIMIT_PATIENCE_S = 600.0  # default: give up on a cell after this long spent waiting on 429s
 
 
 @dataclass
 class RunProgress:
-    """Live counters of a run (the widgets and the progress bar read these)."""
+    """Live counters of a run (the widgets and the progress bar read these).
+
+    ``done``, ``errors`` and ``spent_usd`` cover the whole run folder (cells finished by earlier runs and by
+    other processes included); ``sent`` is what this process sent.
+    """
 
     total: int = 0
     done: int = 0
@@ -51,7 +68,8 @@ class RunProgress:
     rate_limited: int = 0
     retries: int = 0
     spent_usd: float = 0.0
-    skipped: int = 0  # finished in an earlier run (resumed)
+    skipped: int = 0  # finished before this process started (an earlier run, or another process)
+    sent: int = 0  # requests this process sent (retries included)
     started: float = field(default_factory=time.monotonic)
 
     def postfix(self) -> dict[str, str]:
@@ -91,61 +109,127 @@ def parse_json_output(text: str) -> tuple[Any, str | None]:
         return None, f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
 
 
+def target_address(p: PlannedCell) -> str:
+    """Where a target's requests go, for messages: its endpoint or base URL (never a key)."""
+    ident = p.provider.identity
+    return str(ident.get("endpoint") or ident.get("base_url") or f"the {ident.get('backend', '?')} backend")
+
+
 class Executor:
-    def __init__(self, exp: Experiment, planned: list[PlannedCell], store: RunStore, cache: ResponseCache | None,
-                 scorers: list, progress: RunProgress, budget: Any,
-                 on_result: Callable[[CellResult], None] | None, cancel: threading.Event | None, bar):
-        self.exp, self.planned, self.store, self.cache = exp, planned, store, cache
+    """Runs the cells of ``planner`` that it claims from ``ledger`` as ``owner`` (see the module docstring)."""
+
+    CLAIM_MAX = 64  # cells claimed per ledger transaction (more: fewer commits; fewer: finer sharing)
+    POLL_S = 0.25  # how often a process with nothing left to claim looks at the cells others hold
+
+    def __init__(self, exp: Experiment, planner: Planner, ledger: RunLedger, owner: str,
+                 cache: ResponseCache | None, scorers: list, progress: RunProgress, budget: Any,
+                 on_result: Callable[[CellResult], None] | None, cancel: threading.Event | None, bar,
+                 lease_s: float = DEFAULT_LEASE_S, rate_limit_patience_s: float = RATE_LIMIT_PATIENCE_S):
+        self.exp, self.planner, self.ledger, self.owner, self.cache = exp, planner, ledger, owner, cache
         self.scorers, self.progress, self.budget = scorers, progress, budget  # a workbench.costs.Budget
         self.on_result, self.cancel, self.bar = on_result, cancel, bar
+        self.lease_s, self.patience_s = lease_s, rate_limit_patience_s
         self.limiters: dict[str, TargetLimiter] = {}
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
         self.rng = random.Random(exp.seed or 0)
         self.prices = _load_prices()  # once per run: reading config and price files per cell is slow
-        self._result_rows: list[CellResult] = []
+        self._result_rows: list[tuple[CellResult, float]] = []
         self._cache_rows: list[tuple[str, Completion, dict[str, Any]]] = []
         self._flush_scheduled = False
         self._reached: set[str] = set()  # targets that have answered at least once
         self._unreachable: dict[str, int] = {}
+        self._queue: deque[PlannedCell] = deque()
+        self._refill_lock: asyncio.Lock | None = None
+        self._drained = False
+        self._beat_stop = threading.Event()
+        self._postfix_at = 0.0
 
     def limiter(self, p: PlannedCell) -> TargetLimiter:
-        key = f"{p.target.profile}/{p.request.deployment}"
+        return self._limiter(p.target.profile, p.request.deployment, p.provider)
+
+    def _limiter(self, profile: str, deployment: str, provider) -> TargetLimiter:
+        key = f"{profile}/{deployment}"
         if key not in self.limiters:
-            prof = p.provider.profile
+            prof = provider.profile
             conc = min(self.exp.concurrency, prof.max_concurrency or self.exp.concurrency)
             self.limiters[key] = TargetLimiter(key, conc, rpm=prof.rpm, tpm=prof.tpm, seed=self.exp.seed)
         return self.limiters[key]
 
+    def _worker_count(self) -> int:
+        """Enough workers to fill every target's concurrency (one limiter per profile and deployment)."""
+        per_target: dict[str, int] = {}
+        for c in self.planner.cells:
+            prov = self.planner.providers[c.target.profile]
+            prof = prov.profile
+            per_target[f"{c.target.profile}/{c.target.model}"] = min(
+                self.exp.concurrency, prof.max_concurrency or self.exp.concurrency)
+        return max(1, min(len(self.planner.cells), sum(per_target.values()) or 1))
+
     async def run(self) -> None:
-        queue: asyncio.Queue[PlannedCell] = asyncio.Queue()
-        for p in self.planned:
-            queue.put_nowait(p)
-        n_workers = min(len(self.planned), sum(lim.max_concurrency for lim in self._all_limiters()) or 1)
-        workers = [asyncio.create_task(self._worker(queue)) for _ in range(max(1, n_workers))]
+        self._refill_lock = asyncio.Lock()
+        beat = threading.Thread(target=self._heartbeat, name="workbench-ledger-heartbeat", daemon=True)
+        beat.start()
+        n_workers = self._worker_count()
+        self.claim_size = max(1, min(self.CLAIM_MAX, n_workers))
+        workers = [asyncio.create_task(self._worker()) for _ in range(n_workers)]
         try:
             await asyncio.gather(*workers)
         finally:
             for w in workers:
                 w.cancel()
+            self._beat_stop.set()
 
-    def _all_limiters(self) -> list[TargetLimiter]:
-        for p in self.planned:
-            self.limiter(p)
-        return list(self.limiters.values())
+    def _heartbeat(self) -> None:
+        """Keep this owner's claims alive (a thread: a busy event loop must not let them expire)."""
+        while not self._beat_stop.wait(self.lease_s / 3):
+            try:
+                self.ledger.heartbeat(self.owner)
+            except Exception:  # a missed beat is retried; the lease is three beats long
+                log.warning("ledger heartbeat failed", exc_info=True)
 
     def _should_stop(self) -> bool:
         if self.cancel is not None and self.cancel.is_set():
             self.stop_reason = self.stop_reason or "cancelled"
         return self.stop_reason is not None
 
-    async def _worker(self, queue: asyncio.Queue) -> None:
-        while not queue.empty() and not self._should_stop():
-            p = queue.get_nowait()
-            record = await self._run_cell(p)
-            if record is None:  # stopped before sending
+    async def _worker(self) -> None:
+        while not self._should_stop():
+            p = await self._next()
+            if p is None:
                 return
-            self._commit(record)
+            record = await self._run_cell(p)
+            if record is None:  # stopped before sending; the claim is released when the run ends
+                return
+            self._commit(*record)
+
+    async def _next(self) -> PlannedCell | None:
+        """The next cell to run: from the queue, else claimed from the ledger; None when the run is over."""
+        if self._queue:
+            return self._queue.popleft()
+        async with self._refill_lock:
+            while not self._queue:
+                if self._should_stop() or self._drained:
+                    return None
+                claimed = self.ledger.claim(self.owner, self.claim_size)
+                if claimed:
+                    self._queue.extend(self.planner.cell(seq) for _key, seq in claimed)
+                    break
+                if not self.ledger.busy_elsewhere(self.owner):
+                    self._drained = True
+                    return None
+                await asyncio.sleep(self.POLL_S)  # other processes hold the last cells; their answers are coming
+                self._sync_progress()
+        return self._queue.popleft() if self._queue else None
+
+    def _sync_progress(self) -> None:
+        """Counters from the ledger: what other processes finished shows up here too."""
+        totals = self.ledger.totals()
+        pr = self.progress
+        pr.done, pr.errors, pr.spent_usd = totals["stored"], totals["errors"], totals["spent_usd"]
+        if self.bar is not None:
+            self.bar.n = pr.done
+            self.bar.set_postfix(pr.postfix(), refresh=True)
 
     UNREACHABLE_AFTER = 3  # cells that failed to connect, after all retries, before a target counts as down
 
@@ -166,7 +250,7 @@ class Executor:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write what finished since the last flush: cache entries first, then results, one transaction each.
+        """Write what finished since the last flush: cache entries first, then the cells, one transaction each.
 
         Runs on the next turn of the event loop after a cell finishes (group commit: the cells that finish
         together share one commit), so a result is durable within a millisecond or so of its answer.
@@ -177,21 +261,24 @@ class Executor:
             self.cache.put_many(rows)
         if self._result_rows:
             rows, self._result_rows = self._result_rows, []
-            self.store.put_many(rows)
+            self.ledger.finish_many(rows)
 
-    def _commit(self, record: CellResult) -> None:
-        self._result_rows.append(record)
+    def _commit(self, record: CellResult, spent: float) -> None:
+        self._result_rows.append((record, spent))
         self._schedule_flush()
         pr = self.progress
         pr.done += 1
         pr.errors += record.outcome == "error"
         pr.cache_hits += record.cache_hit
         pr.filtered += record.outcome in ("completion_filtered", "prompt_filtered")
-        if not record.cache_hit and record.cost_usd:
-            self._spend(record.cost_usd)
+        if spent:
+            self._spend(spent)
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(pr.postfix(), refresh=False)
+            now = time.monotonic()
+            if now - self._postfix_at > 0.5:  # formatting the postfix per call costs more than the call's record
+                self._postfix_at = now
+                self.bar.set_postfix(pr.postfix(), refresh=False)
         if self.on_result is not None:
             try:
                 self.on_result(record)
@@ -206,7 +293,7 @@ class Executor:
         if self.budget is not None:
             self.budget.add(usd)
 
-    async def _run_cell(self, p: PlannedCell) -> CellResult | None:
+    async def _run_cell(self, p: PlannedCell) -> tuple[CellResult, float] | None:
         started = utcnow()
         completion: Completion | None = None
         cache_hit = False
@@ -214,40 +301,47 @@ class Executor:
             completion = self.cache.get(p.cache_key)
             cache_hit = completion is not None
         error: BaseException | None = None
+        rate_limited = 0
         if completion is None:
             try:
-                completion = await self._call(p)
+                completion, rate_limited = await self._call(p)
             except asyncio.CancelledError:
                 raise
             except CellStopped:
                 return None
+            except CellFailed as e:
+                error, rate_limited = e, e.rate_limited
             except BaseException as e:  # recorded per cell; the run goes on
                 error = e
             if completion is not None and self.cache is not None:
                 self._cache_rows.append((p.cache_key, completion, p.provider.identity))
-        return await self._record(p, completion, error, cache_hit, started)
+        return await self._record(p, completion, error, cache_hit, started, rate_limited)
 
-    async def _call(self, p: PlannedCell) -> Completion:
+    async def _call(self, p: PlannedCell) -> tuple[Completion, int]:
+        """Send one cell's request until it is answered; returns (completion, 429s waited on)."""
         limiter = self.limiter(p)
-        attempt = 0
+        failures = 0  # 5xx, timeouts, connection errors: what max_retries counts
+        n429 = 0
         waited_429 = 0.0
         while True:
             if self._should_stop():
                 raise CellStopped()
             try:
                 async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0):
+                    self.progress.sent += 1
                     completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s)
-                limiter.on_success()
+                limiter.on_success(completion.rate_limit)
                 self._reached.add(limiter.name)
-                completion.retries = attempt
-                return completion
+                completion.retries = failures + n429
+                return completion, n429
             except openai.RateLimitError as e:
+                n429 += 1
                 self.progress.rate_limited += 1
-                wait = limiter.on_rate_limited(retry_after_seconds(e.response.headers if e.response else None))
+                wait = limiter.on_rate_limited(retry_after_seconds(e.response.headers if e.response else None),
+                                               e.response.headers if e.response else None)
+                if waited_429 + wait > self.patience_s:
+                    raise self._gave_up(p, e, failures + n429, n429, waited_429) from e
                 waited_429 += wait
-                if waited_429 > RATE_LIMIT_PATIENCE_S:
-                    raise
-                attempt += 1
                 self.progress.retries += 1
                 await asyncio.sleep(wait + self.rng.uniform(0, 0.05 + 0.1 * wait))
             except FATAL as e:
@@ -255,24 +349,42 @@ class Executor:
                 self.stop_reason = f"{p.target.label}: {type(e).__name__}: {redact(e)}"
                 raise
             except TRANSIENT as e:
-                if attempt >= self.exp.max_retries:
+                failures += 1
+                if failures > self.exp.max_retries:
                     self._note_unreachable(p, e)
-                    raise
-                attempt += 1
+                    raise self._gave_up(p, e, failures + n429, n429, waited_429) from e
                 self.progress.retries += 1
-                await asyncio.sleep(backoff(attempt - 1, rng=self.rng))
+                await asyncio.sleep(backoff(failures - 1, rng=self.rng))
+
+    def _gave_up(self, p: PlannedCell, e: BaseException, attempts: int, n429: int, waited_429: float) -> CellFailed:
+        """The error a cell ends with: what happened, the limit that was reached, the attempts and the target."""
+        exp = self.exp
+        what = _error_message(e)
+        if isinstance(e, openai.RateLimitError):
+            limit = (f"still rate limited after waiting {waited_429:.0f} s on {n429} answers of 429 "
+                     f"(rate_limit_patience_s = {self.patience_s:g})")
+        else:
+            if isinstance(e, openai.APITimeoutError):
+                what = f"no answer within timeout_s = {exp.timeout_s:g} s"
+            limit = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''} (max_retries = {exp.max_retries}"
+            limit += f"; {n429} more waited on 429s)" if n429 else ")"
+        return CellFailed(f"{what} - {limit}; target {p.target.label!r} ({p.request.deployment}) at "
+                          f"{target_address(p)}", rate_limited=n429)
 
     async def _record(self, p: PlannedCell, c: Completion | None, error: BaseException | None, cache_hit: bool,
-                      started: str) -> CellResult:
+                      started: str, rate_limited: int = 0) -> tuple[CellResult, float]:
+        """The cell's record, and what was paid for it here (0 when the cache answered)."""
         cell, req = p.cell, p.request
         fields: dict[str, Any] = dict(
             cell_key=p.cell_key, experiment=self.exp.name, case_id=cell.case.id, variant=cell.variant.name,
             target=p.target.label, profile=p.target.profile, deployment=req.deployment, model=req.model.name,
             repeat=cell.repeat, messages=req.messages, params=req.params, cache_hit=cache_hit, started_at=started,
             warnings=list(req.warnings), scores=[], content_filter={}, filter_flags=[], finished_at=started,
+            rate_limited=rate_limited, request_fingerprint=p.cache_key,
         )
         if c is None:
-            fields.update(outcome="error", error_type=type(error).__name__ if error else "Error",
+            cause = error.__cause__ if isinstance(error, CellFailed) and error.__cause__ is not None else error
+            fields.update(outcome="error", error_type=type(cause).__name__ if cause else "Error",
                           error_message=_error_message(error))
         else:
             u, cf = c.usage, c.content_filter
@@ -289,14 +401,15 @@ class Executor:
                 fields["parsed"], fields["parse_error"] = parse_json_output(c.text)
         # the values come from our own typed records: construct without re-validating (hot path)
         rec = CellResult.model_construct(**{**_CELL_DEFAULTS, **fields})
+        spent = 0.0 if cache_hit else (rec.cost_usd or 0.0)
         if self.scorers:
             rec.scores = await self._score(rec, cell)
             for s in rec.scores:  # judge scorers spend tokens too
                 extra = s.metadata.get("cost_usd")
                 if extra and not cache_hit:
-                    self._spend(float(extra))
+                    spent += float(extra)
         rec.finished_at = utcnow()
-        return rec
+        return rec, spent
 
     async def _score(self, rec: CellResult, cell: Cell) -> list[Score]:
         from ..scorers import ScoreInput
@@ -326,6 +439,8 @@ _CELL_DEFAULTS: dict[str, Any] = {
 def _error_message(error: BaseException | None) -> str:
     if error is None:
         return "unknown error"
+    if isinstance(error, CellFailed):
+        return redact(str(error))
     if isinstance(error, openai.APIStatusError):
         body = error.body if isinstance(error.body, dict) else {}
         msg = body.get("message") or str(error)

@@ -3,20 +3,25 @@
 A template variable missing from the dataset, an unknown model or a profile that cannot be built fails here,
 naming the variant, case and target, so a run never starts half-way wrong. The plan is also what the cost
 estimate prices (:func:`estimate`) and what the budget gate checks.
+
+Each cell has two keys: ``cell_key``, the logical cell (experiment, case, variant, target, repeat) that the run
+ledger and the Batch API's ``custom_id`` use, and ``cache_key``, the request fingerprint (backend identity,
+body, repeat) that the response cache uses and the ledger records to notice a changed request.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, DataError, WorkbenchError
 from ..experiment import Cell, Experiment
+from ..ledger import PlannedRow, cell_key
 from ..providers import PreparedRequest, Provider
-from ..store import ResponseCache, content_hash
+from ..store import ResponseCache, canonical_json
 from ..variants import Target, check_variables
 
 log = logging.getLogger("workbench.harness")
@@ -28,14 +33,20 @@ class PlannedCell:
     request: PreparedRequest
     target: Target
     provider: Provider
-    cell_key: str
-    cache_key: str
+    cell_key: str  # the logical cell (ledger identity, Batch API custom_id)
+    cache_key: str  # the request fingerprint: backend identity + body + repeat (response cache key)
+    seq: int = 0  # position in the plan
+    request_identity: str = ""  # canonical JSON: backend, endpoint, api_version, deployment (for change messages)
 
     @property
     def est_tokens(self) -> int:
         """Azure's arrival-time estimate (prompt + max output tokens); only needed under a TPM quota."""
         return _estimate_prompt_tokens(self.request) + int(self.request.max_output_tokens or 0)
 
+    def ledger_row(self) -> PlannedRow:
+        c = self.cell
+        return PlannedRow(self.cell_key, self.seq, c.case.id, c.variant.name, self.target.label, c.repeat,
+                          self.cache_key, self.request_identity)
 
 
 def resolve_providers(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> dict[str, Provider]:
@@ -59,34 +70,72 @@ def request_params(variant, seed: int | None = None) -> dict[str, Any]:
     return params
 
 
-def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> list[PlannedCell]:
-    """Render every request of the matrix and resolve its target, or fail before anything is sent."""
-    ds = exp.load_cases()
-    problems = check_variables(exp.variants, ds.cases, ds.source)
-    if problems:
-        more = " (and possibly more)" if len(problems) >= 10 else ""
-        raise DataError("Template variables are missing from the dataset" + more + ":\n  - " + "\n  - ".join(problems))
-    provs = resolve_providers(exp, providers)
-    planned: list[PlannedCell] = []
-    seen_warnings: set[str] = set()
-    base_dir = exp.base_dir
-    for cell in exp.cells():
-        provider = provs[cell.target.profile]
-        try:
-            provider.model_info(cell.target.model)
-        except WorkbenchError as e:
-            raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
-        messages = cell.variant.render(cell.case, base_dir=base_dir)
+class Planner:
+    """The matrix of an experiment, each cell rendered and keyed on demand (``planner.cell(seq)``).
+
+    Building one checks the template variables against the dataset and resolves every target's provider;
+    iterating renders every request, so a bad template, image or model fails before anything is sent. The
+    harness iterates once to check and key the whole plan, then renders each cell again when it is about to be
+    sent instead of holding every rendered request in memory: memory stays flat in the run's size.
+    """
+
+    def __init__(self, exp: Experiment, providers: Mapping[str, Provider] | None = None):
+        self.exp = exp
+        ds = exp.load_cases()
+        problems = check_variables(exp.variants, ds.cases, ds.source)
+        if problems:
+            more = " (and possibly more)" if len(problems) >= 10 else ""
+            raise DataError("Template variables are missing from the dataset" + more + ":\n  - "
+                            + "\n  - ".join(problems))
+        self.providers = resolve_providers(exp, providers)
+        self.cells: list[Cell] = list(exp.cells())
+        self._checked: set[tuple[str, str | None]] = set()
+        self._seen_warnings: set[str] = set()
+        self._identity: dict[tuple[str, str], str] = {}
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def __iter__(self) -> Iterator[PlannedCell]:
+        return (self.cell(i) for i in range(len(self.cells)))
+
+    def targets(self) -> dict[str, Provider]:
+        """Target label -> provider, for every target of the plan."""
+        return {c.target.label: self.providers[c.target.profile] for c in self.cells}
+
+    def cell(self, seq: int) -> PlannedCell:
+        """Render and key cell ``seq`` of the plan."""
+        cell = self.cells[seq]
+        exp = self.exp
+        provider = self.providers[cell.target.profile]
+        check = (cell.target.profile, cell.target.model)
+        if check not in self._checked:
+            try:
+                provider.model_info(cell.target.model)
+            except WorkbenchError as e:
+                raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
+            self._checked.add(check)
+        messages = cell.variant.render(cell.case, base_dir=exp.base_dir)
         req = provider.prepare(messages, cell.target.model, warn=False, **request_params(cell.variant, exp.seed))
         for w in req.warnings:  # say each adaptation once per run, not once per cell
-            if w not in seen_warnings:
-                seen_warnings.add(w)
+            if w not in self._seen_warnings:
+                self._seen_warnings.add(w)
                 log.warning("%s: %s", cell.variant.name, w)
-        body = req.body()
-        cache_key = ResponseCache.key(provider.identity, body, cell.repeat)
-        cell_key = content_hash(exp.name, cell.key, cache_key)[:32]
-        planned.append(PlannedCell(cell, req, cell.target, provider, cell_key, cache_key))
-    return planned
+        cache_key = ResponseCache.key(provider.identity, req.body(), cell.repeat)
+        key = cell_key(exp.name, cell.case.id, cell.variant.name, cell.target.label, cell.repeat)
+        return PlannedCell(cell, req, cell.target, provider, key, cache_key, seq,
+                           self._request_identity(cell.target.profile, provider, req.deployment))
+
+    def _request_identity(self, profile: str, provider: Provider, deployment: str) -> str:
+        key = (profile, deployment)
+        if key not in self._identity:
+            self._identity[key] = canonical_json({**provider.identity, "deployment": deployment})
+        return self._identity[key]
+
+
+def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> list[PlannedCell]:
+    """Render every request of the matrix and resolve its target, or fail before anything is sent."""
+    return list(Planner(exp, providers))
 
 
 def _estimate_prompt_tokens(req: PreparedRequest) -> int:

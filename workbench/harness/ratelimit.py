@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -103,7 +104,7 @@ class TargetLimiter:
             self.in_flight -= 1
             cond.notify(1)
 
-    def on_success(self) -> None:
+    def on_success(self, headers: Mapping[str, str] | None = None) -> None:
         self._successes_since_change += 1
         if self._ok_since_429 is not None:
             self._ok_since_429 += 1
@@ -111,7 +112,7 @@ class TargetLimiter:
             self.limit = min(self.max_concurrency, self.limit + 1)
             self._successes_since_change = 0
 
-    def on_rate_limited(self, retry_after: float | None) -> float:
+    def on_rate_limited(self, retry_after: float | None, headers: Mapping[str, str] | None = None) -> float:
         """Record a 429; returns how long the caller should wait before retrying."""
         self.rate_limited += 1
         now = time.monotonic()

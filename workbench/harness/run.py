@@ -1,7 +1,9 @@
 """The entry points: :func:`run` (sync, Jupyter-safe), :func:`arun` (async), :func:`start` (in the background).
 
-``arun`` is the pipeline in order: plan -> open the run store (resume: skip finished cells) -> budget gate on
-the uncached part -> execute -> status and totals into the store -> :class:`~workbench.results.Results`.
+``arun`` is the pipeline in order: plan (every request rendered and checked) -> the run ledger brought up to
+the plan (new cells added, failed cells back to planned, a changed request refused) -> budget gate on the
+uncached part -> preflight of every target with work left -> execute (cells claimed from the ledger) ->
+status and totals from the ledger -> :class:`~workbench.results.Results`, read from the ledger page by page.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from .._sync import run_sync
-from ..errors import BudgetExceeded, ConfigError, DataError, WorkbenchError
+from ..errors import BudgetExceeded, ConfigError, DataError, PreflightFailed, WorkbenchError
 from ..experiment import Experiment
+from ..ledger import DEFAULT_LEASE_S, RunLedger
 from ..providers import Provider
 from ..records import CellResult, utcnow
 from ..results import Results
-from ..store import ResponseCache, RunStore
-from .execute import Executor, RunProgress
-from .plan import estimate_planned, plan
+from ..store import ResponseCache
+from .execute import RATE_LIMIT_PATIENCE_S, Executor, RunProgress
+from .plan import Planner, estimate_planned
 
 log = logging.getLogger("workbench.harness")
 
@@ -40,7 +43,8 @@ def _make_bar(total: int, initial: int, name: str, enabled: bool):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=name, unit="call", dynamic_ncols=True, smoothing=0.1)
+    return tqdm(total=total, initial=initial, desc=name, unit="call", dynamic_ncols=True, smoothing=0.1,
+                mininterval=0.2)
 
 
 async def arun(
@@ -54,46 +58,117 @@ async def arun(
     on_result: Callable[[CellResult], None] | None = None,
     cancel: threading.Event | None = None,
     state: RunProgress | None = None,
+    resend_changed: bool = False,
+    preflight: bool = True,
 ) -> Results:
     """Run ``experiment`` and return its :class:`Results` (see :func:`run`)."""
     exp = experiment
-    planned = plan(exp, providers)
+    planner = Planner(exp, providers)
     run_dir = Path(out) if out is not None else default_run_dir(exp)
-    store = RunStore(run_dir)
+    ledger = RunLedger(run_dir)
+    try:
+        return await _run_in(exp, planner, ledger, run_dir, cache=cache, progress=progress, budget_usd=budget_usd,
+                             on_result=on_result, cancel=cancel, state=state, resend_changed=resend_changed,
+                             preflight=preflight)
+    finally:
+        ledger.close()
+
+
+async def _run_in(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir: Path, *, cache, progress: bool,
+                  budget_usd: float | None, on_result, cancel, state: RunProgress | None, resend_changed: bool,
+                  preflight: bool) -> Results:
     fingerprint = exp.fingerprint()
-    previous = store.get_meta("fingerprint")
+    previous = ledger.get_meta("fingerprint")
     if previous and previous != fingerprint:
-        store.close()
         raise DataError(f"{run_dir} holds results of a different version of experiment {exp.name!r} "
                         f"(fingerprint {previous}, now {fingerprint}). Use another output folder or delete it.")
-    store.set_meta("fingerprint", fingerprint)
-    store.set_meta("experiment", exp.to_dict())
-    store.set_meta("status", "running")
-    store.set_meta("started_at", store.get_meta("started_at") or utcnow())
-    done = store.done_keys()
-    pending = [p for p in planned if p.cell_key not in done]
+    # renders every request: a bad template or model fails here, before anything is sent or stored
+    sync = ledger.sync_plan((p.ledger_row() for p in planner), resend_changed=resend_changed)
+    if sync.resent:
+        log.warning("%s: re-sending %d cells whose request changed (%s)", run_dir, sync.resent,
+                    "; ".join(sync.changes[:3]))
+    ledger.set_meta("fingerprint", fingerprint)
+    ledger.set_meta("experiment", exp.to_dict())
     response_cache = _open_cache(cache)
-    limit = budget_usd if budget_usd is not None else exp.budget_usd
-    budget = None
-    if limit is not None:
-        from ..costs import Budget
+    try:
+        budget = _budget_gate(exp, planner, ledger, response_cache, budget_usd)
+        if preflight:
+            try:
+                await _preflight(planner, ledger, response_cache)
+            except PreflightFailed as e:
+                if not ledger.live_owners():
+                    ledger.set_meta("status", f"refused: preflight: profile {e.profile} cannot be used")
+                raise
+        return await _execute(exp, planner, ledger, run_dir, response_cache, budget, progress=progress,
+                              on_result=on_result, cancel=cancel, state=state)
+    finally:
+        if response_cache is not None and not isinstance(cache, ResponseCache):
+            response_cache.close()
 
-        budget = Budget(limit)
-        uncached = [p for p in pending if response_cache is None or response_cache.get(p.cache_key) is None]
-        if response_cache is not None:
-            response_cache.hits = response_cache.misses = 0
-        try:
-            # a model without a price cannot be held to a budget: that is an error too, not a silent pass
-            budget.check_estimate(estimate_planned(uncached))
-        except WorkbenchError as e:
-            store.set_meta("status", "refused: over budget" if isinstance(e, BudgetExceeded) else "refused")
-            store.close()
-            raise type(e)(f"Experiment {exp.name!r}, {len(uncached)} uncached calls: {e}") from None
+
+def _pending(planner: Planner, ledger: RunLedger):
+    """The planned cells nobody has finished (in plan order), rendered."""
+    return (planner.cell(seq) for seq in ledger.pending_seqs())
+
+
+def _budget_gate(exp: Experiment, planner: Planner, ledger: RunLedger, cache: ResponseCache | None,
+                 budget_usd: float | None):
+    limit = budget_usd if budget_usd is not None else exp.budget_usd
+    if limit is None:
+        return None
+    from ..costs import Budget
+
+    budget = Budget(limit)
+    uncached = [p for p in _pending(planner, ledger) if cache is None or not cache.has(p.cache_key)]
+    try:
+        # a model without a price cannot be held to a budget: that is an error too, not a silent pass
+        budget.check_estimate(estimate_planned(uncached))
+    except WorkbenchError as e:
+        ledger.set_meta("status", "refused: over budget" if isinstance(e, BudgetExceeded) else "refused")
+        raise type(e)(f"Experiment {exp.name!r}, {len(uncached)} uncached calls: {e}") from None
+    return budget
+
+
+async def _preflight(planner: Planner, ledger: RunLedger, cache: ResponseCache | None) -> None:
+    """Check each target that has cells left - credentials, then one cheap call - before the first request.
+    A target that fails is fine only if the cache answers every cell it has left (an offline re-run)."""
+    from ..providers.preflight import apreflight
+
+    targets = planner.targets()
+    todo = [t for t in ledger.pending_targets() if t in targets]
+    by_provider: dict[int, tuple[Provider, list[str]]] = {}
+    for label in todo:
+        prov = targets[label]
+        by_provider.setdefault(id(prov), (prov, []))[1].append(label)
+    if not by_provider:
+        return
+    checks = await asyncio.gather(*(apreflight(prov) for prov, _ in by_provider.values()))
+    for (prov, labels), check in zip(by_provider.values(), checks):
+        if check.ok:
+            continue
+        if cache is not None and all(cache.has(p.cache_key) for p in _pending(planner, ledger)
+                                     if p.target.label in labels):
+            log.warning("%s; every cell left for it is in the response cache, so the run goes on", check.error())
+            continue
+        raise PreflightFailed(check.error(labels[0]) + " Nothing was sent; finished cells are kept.",
+                              prov.profile.name)
+
+
+async def _execute(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir: Path,
+                   response_cache: ResponseCache | None, budget, *, progress: bool, on_result, cancel,
+                   state: RunProgress | None) -> Results:
     scorers = _build_scorers(exp.scorers)
+    totals = ledger.totals()
     pr = state or RunProgress()
-    pr.total, pr.skipped, pr.done = len(planned), len(planned) - len(pending), len(planned) - len(pending)
-    bar = _make_bar(len(planned), pr.done, exp.name, progress)
-    ex = Executor(exp, pending, store, response_cache, scorers, pr, budget, on_result, cancel, bar)
+    pr.total = len(planner)
+    pr.done = pr.skipped = totals["stored"] - totals["errors"]
+    pr.spent_usd = totals["spent_usd"]
+    owner = ledger.register_owner(DEFAULT_LEASE_S)
+    ledger.set_meta("status", "running")
+    ledger.set_meta("started_at", ledger.get_meta("started_at") or utcnow())
+    bar = _make_bar(pr.total, pr.done, exp.name, progress)
+    ex = Executor(exp, planner, ledger, owner, response_cache, scorers, pr, budget, on_result, cancel, bar,
+                  lease_s=DEFAULT_LEASE_S, rate_limit_patience_s=exp.rate_limit_patience_s or RATE_LIMIT_PATIENCE_S)
     status = "complete"
     try:
         await ex.run()
@@ -102,34 +177,38 @@ async def arun(
     except (asyncio.CancelledError, KeyboardInterrupt):
         status = "interrupted"
         raise
+    except BaseException as e:
+        status = f"failed: {type(e).__name__}: {e}"
+        raise
     finally:
         ex.flush()  # whatever finished in the last turn of the loop
         if bar is not None:
             bar.close()
-        for provider in {id(p.provider): p.provider for p in planned}.values():
+        for provider in {id(p): p for p in planner.providers.values()}.values():
             try:
                 await provider.aclose()  # before this loop ends, or its connections are closed too late
             except Exception:  # pragma: no cover - closing must not hide the run's own outcome
                 log.debug("closing %r failed", provider, exc_info=True)
-        counts = store.counts()
-        if status == "complete" and counts.get("error"):
+        totals = ledger.totals()
+        if status == "complete" and totals["errors"]:
             status = "complete with errors"
-        store.set_meta("status", status)
-        store.set_meta("finished_at", utcnow())
-        store.set_meta("progress", {"total": pr.total, "done": pr.done, "errors": pr.errors,
-                                    "cache_hits": pr.cache_hits, "rate_limited": pr.rate_limited,
-                                    "retries": pr.retries, "spent_usd": pr.spent_usd, "resumed": pr.skipped})
-        records = store.records()
-        store.close()
-        if response_cache is not None and not isinstance(cache, ResponseCache):
-            response_cache.close()
-    results = Results(records, exp, run_dir, status, info={"spent_usd": pr.spent_usd, "cache_hits": pr.cache_hits,
-                                                           "rate_limited": pr.rate_limited, "retries": pr.retries,
-                                                           "resumed": pr.skipped})
+        ledger.finish_owner(owner, status)
+        if not [o for o in ledger.live_owners() if o != owner]:  # the last one out says how the run ended
+            ledger.set_meta("status", status)
+            ledger.set_meta("finished_at", utcnow())
+        ledger.set_meta("progress", {"total": pr.total, "done": totals["stored"], "errors": totals["errors"],
+                                     "cache_hits": totals["cache_hits"], "rate_limited": totals["rate_limited"],
+                                     "retries": totals["retries"], "spent_usd": totals["spent_usd"],
+                                     "resumed": pr.skipped})
+    info = {"spent_usd": totals["spent_usd"], "cache_hits": totals["cache_hits"],
+            "rate_limited": totals["rate_limited"], "retries": totals["retries"], "resumed": pr.skipped,
+            "cells": pr.total, "this_process": {"sent": pr.sent, "rate_limited": pr.rate_limited,
+                                                "retries": pr.retries}}
+    results = Results.load(run_dir, experiment=exp, status=status, info=info)
     if ex.fatal is not None:
         raise ConfigError(
             f"Run stopped early: {ex.stop_reason}. Check the profile's endpoint, deployment name and credentials "
-            f"(workbench doctor). {len(records)} finished cells are saved in {run_dir}.") from ex.fatal
+            f"(workbench doctor). {len(results)} finished cells are saved in {run_dir}.") from ex.fatal
     return results
 
 
@@ -159,6 +238,7 @@ def run(
     budget_usd: float | None = None,
     on_result: Callable[[CellResult], None] | None = None,
     cancel: threading.Event | None = None,
+    resend_changed: bool = False,
 ) -> Results:
     """Run an experiment to the end and return its :class:`Results`.
 
@@ -175,9 +255,16 @@ def run(
             experiment's ``budget_usd``).
         on_result: called with each finished :class:`CellResult` (from the run's thread).
         cancel: a ``threading.Event``; setting it stops the run after the calls in flight.
+        resend_changed: when ``out`` holds finished cells whose request has changed since (another endpoint,
+            api-version, deployment or body), send those cells again into this folder. Without it such a re-run
+            is refused (:class:`~workbench.errors.RequestChanged` says what changed), so one folder never mixes
+            answers to two different requests.
+
+    Any number of processes may run the same experiment into the same ``out`` at once: they share the cells
+    (each claimed in the run ledger before it is sent), and each returns the whole run.
     """
     return run_sync(arun(experiment, out=out, cache=cache, providers=providers, progress=progress,
-                         budget_usd=budget_usd, on_result=on_result, cancel=cancel),
+                         budget_usd=budget_usd, on_result=on_result, cancel=cancel, resend_changed=resend_changed),
                     thread_name=f"workbench-run-{experiment.name}")
 
 

@@ -15,7 +15,7 @@ import openai
 
 from ..catalog import ModelInfo, load_catalog
 from ..config import ENTRA_SCOPE, Profile, get_profile, read_api_key
-from ..errors import BackendError, ConfigError
+from ..errors import BackendError, ConfigError, WorkbenchError
 from ..params import adapt_request
 from ..records import COMPLETION_SCHEMA_VERSION, Completion, ContentFilter, Usage, parse_filter_results
 from ..secrets import redact
@@ -171,7 +171,10 @@ class Provider:
         if self.profile.backend not in BACKENDS:
             raise ConfigError(f"Profile {self.profile.name!r}: unknown backend {self.profile.backend!r}.")
         self._transport = transport
-        if token_provider is None and self.profile.backend == "azure" and self.profile.auth == "entra":
+        # True when Entra ID tokens would come from azure-identity's DefaultAzureCredential (nothing injected)
+        self.default_credential = (token_provider is None and self.profile.backend == "azure"
+                                   and self.profile.auth == "entra")
+        if self.default_credential:
             token_provider = _lazy_entra_token_provider()  # one credential (and token cache) per provider
         self._token_provider = token_provider
         self.max_retries = max_retries
@@ -302,11 +305,16 @@ class Provider:
             kwargs["timeout"] = timeout
         return kwargs
 
+    def token(self) -> str | None:
+        """An Entra ID token for this provider's profile (None unless it uses Entra ID); for preflight checks."""
+        return self._token_provider() if self._token_provider is not None else None
+
     def _on_error(self, e: Exception, req: PreparedRequest, start: float) -> Completion:
-        """A rejected prompt is a recorded outcome; SDK errors propagate; anything else is a malformed body."""
+        """A rejected prompt is a recorded outcome; SDK errors and our own (a missing key) propagate; anything
+        else is a malformed body."""
         if isinstance(e, openai.BadRequestError) and _is_content_filter(e):
             return _prompt_filtered(e, req, time.perf_counter() - start)
-        if isinstance(e, openai.APIError):
+        if isinstance(e, (openai.APIError, WorkbenchError)):
             raise e
         raise BackendError(f"{self.profile.name}: unusable response from the backend: {redact(e)}") from e
 

@@ -195,11 +195,11 @@ class CallProgress:
             return None
         from tqdm import tqdm
 
-        from ..store import RunStore
+        from ..ledger import RunLedger
 
         self._bar = tqdm(total=int(info["n_calls"]), desc=f"{info.get('experiment', 'calls')} calls", unit="call",
                          position=0, dynamic_ncols=True, smoothing=0.1)
-        return RunStore(self.run_dir)
+        return RunLedger(self.run_dir)
 
     def _draw(self, store) -> None:
         counts = store.counts()

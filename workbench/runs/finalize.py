@@ -285,11 +285,11 @@ def adopt_runs(reports_dir: str | Path | None = None) -> list[Path]:
 def _experiment_info_from_ledger(run_dir: Path, source: str) -> None:
     """What the ledger knows of its experiment (the spec and its fingerprint), as ``experiment.json``: enough
     for the manifest to name the version of the experiment, so a later run of it can resume this folder."""
-    from ..store import RunStore
+    from ..ledger import RunLedger
 
     if not (run_dir / RUN_STORE_FILE).is_file():
         return
-    store = RunStore(run_dir)
+    store = RunLedger(run_dir)
     try:
         spec, fingerprint = store.get_meta("experiment"), store.get_meta("fingerprint")
     finally:
@@ -301,11 +301,11 @@ def _experiment_info_from_ledger(run_dir: Path, source: str) -> None:
 
 
 def _ledger_times(run_dir: Path) -> tuple[str | None, str | None]:
-    from ..store import RunStore
+    from ..ledger import RunLedger
 
     if not (run_dir / RUN_STORE_FILE).is_file():
         return None, None
-    store = RunStore(run_dir)
+    store = RunLedger(run_dir)
     try:
         return store.get_meta("started_at"), store.get_meta("finished_at")
     finally:

@@ -92,9 +92,14 @@ def _spend(results: Results, m: Manifest | None) -> str:
     if not priced and calls:
         cost = "cost unknown (a model has no price)"
     else:
-        spent = sum(r.cost_usd or 0.0 for r in results.records if not r.cache_hit)
+        # the ledger's spend: what this folder paid for, whichever process sent each call
+        spent = results.info.get("spent_usd")
+        if spent is None:
+            spent = sum(r.cost_usd or 0.0 for r in results.records if not r.cache_hit)
         worth = sum(priced)
-        cost = f"spent {fmt.usd(spent)}" + ("" if worth == spent else f" (all calls at list prices: {fmt.usd(worth)})")
+        cost = f"spent {fmt.usd(spent)}"
+        if abs(worth - spent) > 1e-12:
+            cost += f" (all calls at list prices: {fmt.usd(worth)})"
         if worth == 0 and calls:
             cost += " - a free model"
     as_of = f" · prices as of {totals.prices_as_of}" if totals is not None and totals.prices_as_of else ""

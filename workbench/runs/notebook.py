@@ -98,7 +98,7 @@ def estimate(exp: Experiment, providers: str | Mapping[str, Provider] | None = N
 def run_experiment(exp: Experiment, run_dir: str | Path | None = None, *,
                    providers: str | Mapping[str, Provider] | None = None, budget_usd: float | None = None,
                    progress: bool = True, cache: Any = True, source: str | None = None, resume: bool = False,
-                   record: bool | None = None, report: bool = False) -> Results:
+                   record: bool | None = None, report: bool = False, resend_changed: bool = False) -> Results:
     """Run ``exp`` into ``run_dir`` and keep it in the run history (:mod:`workbench.history`).
 
     - ``run_dir`` None: a new folder ``<history root>/<experiment>/<run-id>/`` - or, with ``resume``, the
@@ -109,6 +109,7 @@ def run_experiment(exp: Experiment, run_dir: str | Path | None = None, *,
       manifest when the run ends and update the history's index - ``workbench run`` records the runs it
       executes itself, so a papermill run (which passes ``run_dir``) does not. ``report`` writes report.html too.
     - ``source``: what started the run, for the history (default: ``notebook``).
+    - ``resend_changed``: send again the finished cells whose request changed (see :func:`workbench.harness.run`).
     """
     from ..harness import resolve_providers, run
     from ..history import default_run_dir, new_run_dir
@@ -127,7 +128,8 @@ def run_experiment(exp: Experiment, run_dir: str | Path | None = None, *,
         begin_run(run_dir, experiment=exp.name, source=source, fingerprint=exp.fingerprint(),
                   notebook=_notebook_info(source))
     try:
-        results = run(exp, out=run_dir, providers=provs, progress=progress, budget_usd=budget_usd, cache=cache)
+        results = run(exp, out=run_dir, providers=provs, progress=progress, budget_usd=budget_usd, cache=cache,
+                      resend_changed=resend_changed)
     except BaseException as e:
         if record:  # refused by the budget, a target that cannot be reached, Ctrl-C: the history says so
             from .finalize import record_failure

@@ -46,6 +46,7 @@ class FakeRequest:
     deployment: str | None  # Azure deployment from the URL, else the body's model
     api_version: str | None
     time: float = field(default_factory=time.monotonic)
+    status: int | None = None  # the HTTP status it was answered with (None: a transport fault)
 
     @property
     def model(self) -> str | None:
@@ -280,6 +281,7 @@ class FakeBackend:
         self._quota: dict[str, Any] | None = None
         self._window: deque[tuple[float, int]] = deque()
         self.status_counts: dict[int, int] = {}
+        self.paid: dict[str, int] = {}  # request_key -> chat requests answered 200 (what a service would bill)
 
     # -- scripting ----------------------------------------------------------------------------------
     def queue(self, *answers: Answer) -> FakeBackend:
@@ -440,9 +442,27 @@ class FakeBackend:
         """Decode ``request`` and decide the answer; returns (delay seconds, response). May raise faults."""
         req = self._decode(request)
         resp = self._respond(req)
+        req.status = resp.status_code
         with self._lock:
             self.status_counts[resp.status_code] = self.status_counts.get(resp.status_code, 0) + 1
         return (self.latency, resp)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for benchmarks and out-of-process tests (``GET /_fake/stats`` on a :class:`FakeServer`)."""
+        with self._lock:
+            paid = dict(self.paid)
+        return {"status_counts": {str(k): v for k, v in self.status_counts.items()},
+                "chat_status_counts": {str(k): v for k, v in self.chat_status_counts().items()},
+                "paid": sum(paid.values()), "paid_distinct": len(paid),
+                "paid_twice": sorted(k for k, n in paid.items() if n > 1)}
+
+    def chat_status_counts(self) -> dict[int, int]:
+        """HTTP statuses of the chat requests only (``status_counts`` also counts model lists, embeddings)."""
+        out: dict[int, int] = {}
+        for r in self.chat_requests:
+            if r.status is not None:
+                out[r.status] = out.get(r.status, 0) + 1
+        return out
 
     def _respond(self, req: FakeRequest) -> httpx2.Response:
         denied = self._auth_error(req)
@@ -508,6 +528,9 @@ class FakeBackend:
         elif reply.completion_filter:
             choice["content_filter_results"] = reply.completion_filter
         headers = {"x-request-id": _rid(), **json.loads(req.headers.pop("_quota_headers", "{}")), **reply.headers}
+        key = request_key(req.body)
+        with self._lock:
+            self.paid[key] = self.paid.get(key, 0) + 1
         return httpx2.Response(200, json=body, headers=headers)
 
     def _embeddings(self, req: FakeRequest) -> httpx2.Response:
@@ -519,6 +542,13 @@ class FakeBackend:
             200,
             json={"object": "list", "data": data, "model": req.model, "usage": {"prompt_tokens": n, "total_tokens": n}},
         )
+
+
+def request_key(body: dict[str, Any] | None) -> str:
+    """Which call a chat request is (its model and messages), to count calls paid more than once."""
+    body = body or {}
+    raw = json.dumps([body.get("model"), body.get("messages")], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 def _as_reply(answer: Answer) -> Reply:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 
 import httpx2
 
-from .backend import FakeBackend, ServerError
+from .backend import FakeBackend, ServerError, request_key
+
+
+def _json_or_none(body: bytes):
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
 
 
 class FakeServer:
@@ -14,12 +23,25 @@ class FakeServer:
 
     A small asyncio HTTP/1.1 server with keep-alive; latency is an ``asyncio.sleep``, so concurrent requests
     overlap as they would against a real service. ``python -m workbench.testing --port 8999 --latency 0.05
-    --rpm 1200`` runs one from the shell.
+    --rpm 1200`` runs one from the shell. ``GET /_fake/stats`` answers the backend's counters (statuses, calls
+    paid and paid twice) and the calls in flight, for benchmarks that kill their clients.
     """
 
     def __init__(self, backend: FakeBackend, host: str = "127.0.0.1", port: int = 0):
         self.backend, self.host, self.port = backend, host, port
         self._server: asyncio.base_events.Server | None = None
+        self.in_flight = 0  # requests answered but not yet delivered (their latency is running)
+        self._in_flight_keys: dict[str, int] = {}
+        self.payments: list[tuple[str, int, float]] = []  # (request_key, client port, time) of each chat 200
+
+    @staticmethod
+    def _write(writer: asyncio.StreamWriter, status: int, content: bytes, headers=None, reason: str = "OK") -> None:
+        out = [f"HTTP/1.1 {status} {reason}"]
+        for k, v in (headers or {"content-type": "application/json"}).items():
+            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                out.append(f"{k}: {v}")
+        out.append(f"content-length: {len(content)}")
+        writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + content)
 
     @property
     def base_url(self) -> str:
@@ -41,7 +63,14 @@ class FakeServer:
             self._server.close()
             await self._server.wait_closed()
 
+    def _fake_endpoint(self, target: str) -> dict:
+        if target.startswith("/_fake/payments"):
+            return {"payments": self.payments}
+        return {**self.backend.stats(), "in_flight": self.in_flight, "in_flight_keys": sorted(self._in_flight_keys)}
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        peer_port = peer[1] if peer else 0
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -53,6 +82,10 @@ class FakeServer:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
+                if target.startswith("/_fake/"):
+                    self._write(writer, 200, json.dumps(self._fake_endpoint(target)).encode())
+                    await writer.drain()
+                    continue
                 request = httpx2.Request(
                     method, f"http://{self.host}:{self.port}{target}", headers=headers, content=body
                 )
@@ -63,16 +96,24 @@ class FakeServer:
                     return
                 except httpx2.TransportError:
                     return  # a connection fault: drop the connection
-                if delay:
-                    await asyncio.sleep(delay)
-                content = response.content
-                out = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
-                for k, v in response.headers.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                        out.append(f"{k}: {v}")
-                out.append(f"content-length: {len(content)}")
-                writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + content)
-                await writer.drain()
+                chat = response.status_code == 200 and "chat/completions" in target
+                key = request_key(_json_or_none(body)) if chat else None
+                self.in_flight += 1
+                if key:
+                    self._in_flight_keys[key] = self._in_flight_keys.get(key, 0) + 1
+                    self.payments.append((key, peer_port, time.time()))
+                try:
+                    if delay:
+                        await asyncio.sleep(delay)
+                    self._write(writer, response.status_code, response.content, response.headers,
+                                response.reason_phrase)
+                    await writer.drain()
+                finally:
+                    self.in_flight -= 1
+                    if key:
+                        self._in_flight_keys[key] -= 1
+                        if not self._in_flight_keys[key]:
+                            del self._in_flight_keys[key]
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:

@@ -1,0 +1,543 @@
+"""The run ledger: one row per logical cell of a run - what is planned, being sent, sent in a batch, done or
+failed - shared safely by any number of processes working on one run folder (``results.sqlite``).
+
+A cell is (experiment, case, variant, target label, repeat); its key is a hash of those five (and the
+``custom_id`` of its Batch API line). The request it is sent as - endpoint, api-version, deployment, body -
+is its *fingerprint*: recorded per cell, never part of its identity, so a re-run after the endpoint changed
+finds the same cells and says what changed instead of adding a second copy of the matrix.
+
+States::
+
+    planned ──claim──► claimed ──answer──► done
+       ▲                  │ └───failure──► error ──(next run)──► planned
+       └─release / owner gone─┘
+    claimed ──submit──► batch (batch_id) ──answer──► done | error
+
+- **claim** runs in one ``BEGIN IMMEDIATE`` transaction (one writer at a time across processes): it takes the
+  next planned cells, and the cells of owners that are gone, for one owner. An owner is one process's run
+  (``host:pid:token``) with a heartbeat in ``owners``; its claims are live while the heartbeat is younger than
+  its lease and, on this host, while its process exists. Nobody sends a cell whose claim is live elsewhere.
+- **finish** writes a cell's record. A done cell is never overwritten: rows never exceed the plan, and a cell
+  answered twice (only possible after a lost lease) keeps its first answer.
+- Totals - spend, counts, cache hits - are sums over the rows, so every process reports the run's true totals.
+- ``batch`` cells belong to a submitted Batch API job (``batch_id``); claims never take them.
+
+Schema version 2. A version-1 folder (one row per request fingerprint, from before the ledger) is migrated when
+opened, after a copy of it is kept as ``results.v1.sqlite``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import LedgerError, RequestChanged
+from .records import CellResult
+from .store import _SQLite, canonical_json, content_hash, damaged_name
+
+LEDGER_SCHEMA_VERSION = 2
+FILENAME = "results.sqlite"
+STATES = ("planned", "claimed", "batch", "done", "error")
+DEFAULT_LEASE_S = 30.0
+
+
+def cell_key(experiment: str, case_id: str, variant: str, target: str, repeat: int) -> str:
+    """A logical cell's key: the same cell has the same key whatever endpoint or request it is sent as."""
+    return content_hash(experiment, case_id, variant, target, int(repeat))[:32]
+
+
+@dataclass
+class PlannedRow:
+    """What the plan knows about a cell before anything is sent."""
+
+    key: str
+    seq: int
+    case_id: str
+    variant: str
+    target: str
+    repeat: int
+    fingerprint: str
+    request: str  # canonical JSON of the request's identity: backend, endpoint, api_version, deployment
+
+
+@dataclass
+class SyncReport:
+    """What :meth:`RunLedger.sync_plan` found: new cells, cells whose request changed, cells to (re)send."""
+
+    new: int = 0
+    pending: int = 0
+    done: int = 0
+    changed: int = 0
+    resent: int = 0
+    adopted: int = 0  # migrated cells with no fingerprint: their request is taken as today's
+    changes: list[str] = field(default_factory=list)
+
+
+def _describe_change(old: str | None, new: str) -> str:
+    """``endpoint http://127.0.0.1:5001 -> http://127.0.0.1:5002`` for what differs between two request JSONs."""
+    try:
+        a, b = json.loads(old or "{}"), json.loads(new)
+    except ValueError:
+        a, b = {}, {}
+    diffs = [f"{k} {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return "; ".join(diffs) if diffs else "the request body (messages or parameters)"
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class RunLedger(_SQLite):
+    """The ledger of one run folder (see the module docstring). Opening it creates or migrates the file."""
+
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS cells (
+        cell_key TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        case_id TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        target TEXT NOT NULL,
+        repeat INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'planned',
+        fingerprint TEXT,
+        request TEXT,
+        owner TEXT,
+        claimed_at REAL,
+        batch_id TEXT,
+        claims INTEGER NOT NULL DEFAULT 0,
+        outcome TEXT,
+        cost_usd REAL,
+        spent_usd REAL NOT NULL DEFAULT 0,
+        cache_hit INTEGER NOT NULL DEFAULT 0,
+        retries INTEGER NOT NULL DEFAULT 0,
+        rate_limited INTEGER NOT NULL DEFAULT 0,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        latency_s REAL,
+        scores TEXT,
+        finished_at TEXT,
+        record TEXT
+    );
+    CREATE INDEX IF NOT EXISTS cells_by_state ON cells(state, seq);
+    CREATE INDEX IF NOT EXISTS cells_by_owner ON cells(owner) WHERE owner IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS owners (
+        owner TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL,
+        lease_s REAL NOT NULL,
+        finished_at REAL,
+        status TEXT
+    );
+    """
+    FILENAME = FILENAME
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        super().__init__(self.run_dir / FILENAME)
+
+    # -- opening, versions, damage -------------------------------------------------------------------------
+    def _setup(self) -> None:
+        conn = self._conn
+        version = self._version()
+        if version is not None and version > LEDGER_SCHEMA_VERSION:
+            raise LedgerError(
+                f"{self.path} was written by a newer workbench (ledger schema {version}; this one reads up to "
+                f"{LEDGER_SCHEMA_VERSION}). Upgrade the workbench, or use another run folder (--out / out=).",
+                self.path)
+        if self._is_v1():
+            self._migrate_v1()
+        self._retry(lambda: conn.executescript(self.SCHEMA))
+        self._retry(lambda: conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_schema', ?)",
+                                         (canonical_json(LEDGER_SCHEMA_VERSION),)))
+
+    def _version(self) -> int | None:
+        conn = self._conn
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'ledger_schema'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _is_v1(self) -> bool:
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(cells)")}
+        return bool(cols) and "state" not in cols
+
+    def _damaged(self, error: sqlite3.DatabaseError, opening: bool = False) -> None:
+        aside = damaged_name(self.path)
+        raise LedgerError(
+            f"The run ledger {self.path} is damaged ({error}); the results in it cannot be read. To recover, move it "
+            f"aside and run the same command again: `mv {self.path} {aside}` - answers already paid for come back "
+            f"from the response cache, not paid again. Or run into a new folder (--out / out=).", self.path) from error
+
+    def _migrate_v1(self) -> None:
+        """One row per request fingerprint (version 1) -> one row per logical cell: keep the done row of each cell
+        (the latest, if several), else its latest error. A copy of the old file is kept as results.v1.sqlite."""
+        conn = self._conn
+        backup = self.path.with_name("results.v1.sqlite")
+        if not backup.exists():
+            with sqlite3.connect(str(backup)) as dest:
+                conn.backup(dest)  # a consistent copy, write-ahead log included
+            dest.close()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._is_v1():  # another process migrated it while we waited for the lock
+                conn.execute("COMMIT")
+                return
+            old = conn.execute("SELECT record FROM cells ORDER BY rowid").fetchall()
+            keep: dict[str, tuple[int, dict[str, Any]]] = {}
+            for seq, (raw,) in enumerate(old):
+                rec = json.loads(raw)
+                key = cell_key(rec.get("experiment", ""), rec["case_id"], rec["variant"], rec["target"],
+                               rec["repeat"])
+                prev = keep.get(key)
+                if prev is None or rec.get("outcome") != "error" or prev[1].get("outcome") == "error":
+                    rec["cell_key"] = key
+                    keep[key] = (prev[0] if prev else seq, rec)
+            conn.execute("ALTER TABLE cells RENAME TO cells_v1")
+            for stmt in self.SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            for key, (seq, rec) in keep.items():
+                self._insert_finished(conn, key, seq, CellResult.model_validate(rec))
+            conn.execute("DROP TABLE cells_v1")
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('ledger_schema', ?)",
+                         (canonical_json(LEDGER_SCHEMA_VERSION),))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('migrated_from', ?)",
+                         (canonical_json({"schema": 1, "rows": len(old), "cells": len(keep),
+                                          "backup": backup.name}),))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _insert_finished(conn: sqlite3.Connection, key: str, seq: int, rec: CellResult) -> None:
+        conn.execute(
+            "INSERT INTO cells (cell_key, seq, case_id, variant, target, repeat, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, seq, rec.case_id, rec.variant, rec.target, rec.repeat, "planned"))
+        conn.execute(RunLedger._FINISH, RunLedger._finish_args(rec, rec.cost_usd if not rec.cache_hit else 0.0))
+
+    # -- meta ----------------------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        self.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, canonical_json(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        rows = self.execute("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    # -- the plan ------------------------------------------------------------------------------------------
+    def sync_plan(self, rows: Iterable[PlannedRow], *, resend_changed: bool = False, chunk: int = 500) -> SyncReport:
+        """Bring the ledger up to the plan in one transaction: insert new cells, put failed cells back to
+        planned (a re-run retries errors), and compare every finished cell's request fingerprint with today's.
+
+        A finished cell whose request changed (another endpoint, api-version, deployment or body) is refused
+        with :class:`RequestChanged` unless ``resend_changed``: then it goes back to planned and is sent again.
+        """
+        report = SyncReport()
+
+        def go(conn: sqlite3.Connection) -> SyncReport:
+            batch: list[PlannedRow] = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= chunk:
+                    self._sync_chunk(conn, batch, report, resend_changed)
+                    batch = []
+            if batch:
+                self._sync_chunk(conn, batch, report, resend_changed)
+            if report.changed and not resend_changed:
+                raise RequestChanged(self._changed_message(report), report.changes, report.changed)
+            conn.execute("UPDATE cells SET state = 'planned' WHERE state = 'error'")
+            return report
+
+        return self.transaction(go)
+
+    def _sync_chunk(self, conn: sqlite3.Connection, batch: list[PlannedRow], report: SyncReport,
+                    resend_changed: bool) -> None:
+        marks = ",".join("?" * len(batch))
+        existing = {k: (state, fp, req, seq) for k, state, fp, req, seq in conn.execute(
+            f"SELECT cell_key, state, fingerprint, request, seq FROM cells WHERE cell_key IN ({marks})",
+            [r.key for r in batch])}
+        new, refresh, resend = [], [], []
+        for r in batch:
+            old = existing.get(r.key)
+            if old is None:
+                new.append((r.key, r.seq, r.case_id, r.variant, r.target, r.repeat, r.fingerprint, r.request))
+                continue
+            state, fp, req, seq = old
+            if state == "done":
+                report.done += 1
+            if fp == r.fingerprint:
+                if req != r.request or seq != r.seq:
+                    refresh.append((r.fingerprint, r.request, r.seq, r.key))
+                continue
+            if state != "done" or fp is None:  # nothing stored was answered to another request
+                report.adopted += fp is None and state == "done"
+                refresh.append((r.fingerprint, r.request, r.seq, r.key))
+                continue
+            report.changed += 1
+            change = _describe_change(req, r.request)
+            if change not in report.changes:
+                report.changes.append(change)
+            if resend_changed:
+                resend.append((r.fingerprint, r.request, r.seq, r.key))
+        if new:
+            conn.executemany("INSERT INTO cells (cell_key, seq, case_id, variant, target, repeat, fingerprint, "
+                             "request) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new)
+            report.new += len(new)
+        if refresh:
+            conn.executemany("UPDATE cells SET fingerprint = ?, request = ?, seq = ? WHERE cell_key = ?", refresh)
+        if resend:
+            conn.executemany("UPDATE cells SET fingerprint = ?, request = ?, seq = ?, state = 'planned' "
+                             "WHERE cell_key = ?", resend)
+            report.resent += len(resend)
+            report.done -= len(resend)
+
+    def _changed_message(self, report: SyncReport) -> str:
+        shown = "; ".join(report.changes[:3]) + (f" (and {len(report.changes) - 3} more)" if len(report.changes) > 3
+                                                   else "")
+        return (f"{report.changed} finished cell{'s' if report.changed != 1 else ''} in {self.run_dir} would now be "
+                f"sent with a different request: {shown}. Their stored answers came from the old request, so this "
+                f"run folder would mix the two. Use a new run folder (--out / out=) to keep both, or re-send just "
+                f"the changed cells into this one with `workbench eval --resend-changed` (Python: "
+                f"run(..., resend_changed=True)).")
+
+    # -- owners and claims ---------------------------------------------------------------------------------
+    def register_owner(self, lease_s: float = DEFAULT_LEASE_S) -> str:
+        """A new owner id for this process's run, with a first heartbeat."""
+        owner = f"{_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        now = time.time()
+        self.execute("INSERT INTO owners (owner, host, pid, started_at, heartbeat_at, lease_s) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (owner, _host(), os.getpid(), now, now, lease_s))
+        return owner
+
+    def heartbeat(self, owner: str) -> None:
+        self.execute("UPDATE owners SET heartbeat_at = ? WHERE owner = ?", (time.time(), owner))
+
+    def finish_owner(self, owner: str, status: str) -> None:
+        """This owner is done: its unsent claims go back to planned for anyone to take."""
+        def go(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE cells SET state = 'planned', owner = NULL, claimed_at = NULL "
+                         "WHERE owner = ? AND state = 'claimed'", (owner,))
+            conn.execute("UPDATE owners SET finished_at = ?, status = ? WHERE owner = ?", (time.time(), status, owner))
+        self.transaction(go)
+
+    def _live_owners(self, conn: sqlite3.Connection, now: float) -> set[str]:
+        """Owners whose claims hold: unfinished, heartbeat younger than the lease, and (on this host) alive."""
+        host = _host()
+        return {owner for owner, h, pid, beat, lease in conn.execute(
+            "SELECT owner, host, pid, heartbeat_at, lease_s FROM owners WHERE finished_at IS NULL")
+            if beat + lease >= now and (h != host or _pid_alive(pid))}
+
+    def claim(self, owner: str, limit: int) -> list[tuple[str, int]]:
+        """Claim up to ``limit`` cells for ``owner`` in plan order: planned ones, and those claimed by owners that
+        are gone. Returns ``(cell_key, seq)`` pairs; nobody else sends them while ``owner`` heartbeats."""
+        now = time.time()
+
+        def go(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            rows = conn.execute("SELECT cell_key, seq FROM cells WHERE state = 'planned' ORDER BY seq LIMIT ?",
+                                (limit,)).fetchall()
+            if len(rows) < limit:
+                live = self._live_owners(conn, now) | {owner}
+                marks = ",".join("?" * len(live))
+                rows += conn.execute(f"SELECT cell_key, seq FROM cells WHERE state = 'claimed' AND owner NOT IN "
+                                     f"({marks}) ORDER BY seq LIMIT ?", (*live, limit - len(rows))).fetchall()
+            if rows:
+                conn.executemany("UPDATE cells SET state = 'claimed', owner = ?, claimed_at = ?, claims = claims + 1 "
+                                 "WHERE cell_key = ?", [(owner, now, k) for k, _ in rows])
+            return rows
+
+        return self.transaction(go) or []
+
+    def busy_elsewhere(self, owner: str) -> int:
+        """Cells claimed by other owners that are alive: their answers are on the way."""
+        def go() -> int:
+            live = self._live_owners(self._conn, time.time()) - {owner}
+            if not live:
+                return 0
+            marks = ",".join("?" * len(live))
+            return self._conn.execute(f"SELECT COUNT(*) FROM cells WHERE state = 'claimed' AND owner IN ({marks})",
+                                      tuple(live)).fetchone()[0]
+
+        with self._lock:
+            return self._guarded(go) or 0
+
+    def live_owners(self) -> list[str]:
+        with self._lock:
+            return sorted(self._guarded(lambda: self._live_owners(self._conn, time.time())) or ())
+
+    def release(self, keys: Sequence[str], owner: str) -> None:
+        """Give claimed cells back (a stopping run that did not send them)."""
+        self.executemany("UPDATE cells SET state = 'planned', owner = NULL, claimed_at = NULL "
+                         "WHERE cell_key = ? AND owner = ? AND state = 'claimed'", [(k, owner) for k in keys])
+
+    # -- batches (the Batch API builds on these) ----------------------------------------------------------
+    def submit_batch(self, keys: Sequence[str], batch_id: str, owner: str) -> int:
+        """Mark claimed cells as sent in batch ``batch_id`` (their batch lines' ``custom_id`` is the cell key)."""
+        def go(conn: sqlite3.Connection) -> int:
+            cur = conn.executemany("UPDATE cells SET state = 'batch', batch_id = ?, owner = NULL "
+                                   "WHERE cell_key = ? AND owner = ? AND state = 'claimed'",
+                                   [(batch_id, k, owner) for k in keys])
+            return cur.rowcount
+        return self.transaction(go) or 0
+
+    def batch_cells(self, batch_id: str) -> list[str]:
+        return [r[0] for r in self.execute("SELECT cell_key FROM cells WHERE batch_id = ? AND state = 'batch' "
+                                           "ORDER BY seq", (batch_id,))]
+
+    # -- results -------------------------------------------------------------------------------------------
+    _FINISH = """UPDATE cells SET state = ?, outcome = ?, record = ?, cost_usd = ?, spent_usd = ?, cache_hit = ?,
+                 retries = ?, rate_limited = ?, prompt_tokens = ?, completion_tokens = ?, latency_s = ?, scores = ?,
+                 finished_at = ?, owner = NULL, claimed_at = NULL, batch_id = NULL
+                 WHERE cell_key = ? AND state != 'done'"""
+
+    @staticmethod
+    def _finish_args(r: CellResult, spent: float | None) -> tuple:
+        scores = {s.scorer: [s.value, s.passed, s.outcome] for s in r.scores} if r.scores else None
+        return ("error" if r.outcome == "error" else "done", r.outcome, r.model_dump_json(), r.cost_usd,
+                spent or 0.0, int(r.cache_hit), r.retries, getattr(r, "rate_limited", 0) or 0, r.prompt_tokens,
+                r.completion_tokens, r.latency_s, canonical_json(scores) if scores else None, r.finished_at,
+                r.cell_key)
+
+    def finish_many(self, results: Sequence[tuple[CellResult, float]]) -> None:
+        """Store finished cells, each with what was paid for it here (0 for a cache hit), in one transaction."""
+        if results:
+            self.executemany(self._FINISH, [self._finish_args(r, spent) for r, spent in results])
+
+    def put_many(self, records: Sequence[CellResult]) -> None:
+        """Store finished cells that were planned by :meth:`sync_plan` (or add them, for imported records)."""
+        def go(conn: sqlite3.Connection) -> None:
+            for r in records:
+                cur = conn.execute(self._FINISH, self._finish_args(r, r.cost_usd if not r.cache_hit else 0.0))
+                if cur.rowcount == 0 and not conn.execute("SELECT 1 FROM cells WHERE cell_key = ?",
+                                                          (r.cell_key,)).fetchone():
+                    seq = conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM cells").fetchone()[0]
+                    self._insert_finished(conn, r.cell_key, seq, r)
+        self.transaction(go)
+
+    def put(self, record: CellResult) -> None:
+        self.put_many([record])
+
+    def pending_seqs(self) -> list[int]:
+        """Plan positions of the cells nobody has finished or submitted in a batch."""
+        return [r[0] for r in self.execute("SELECT seq FROM cells WHERE state IN ('planned', 'claimed', 'error') "
+                                           "ORDER BY seq")]
+
+    def pending_targets(self) -> list[str]:
+        return [r[0] for r in self.execute("SELECT target FROM cells WHERE state IN ('planned', 'claimed', 'error') "
+                                           "GROUP BY target ORDER BY MIN(seq)")]
+
+    def state_of(self, key: str) -> str | None:
+        rows = self.execute("SELECT state FROM cells WHERE cell_key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def done_keys(self) -> set[str]:
+        return {r[0] for r in self.execute("SELECT cell_key FROM cells WHERE state = 'done'")}
+
+    def __len__(self) -> int:
+        """Cells with a stored record (done or failed)."""
+        return self.execute("SELECT COUNT(*) FROM cells WHERE record IS NOT NULL")[0][0]
+
+    def iter_records(self, page: int = 1000, outcome: str | None = None) -> Iterator[CellResult]:
+        """Stored records in plan order (only ``outcome`` ones if given), read a page at a time: memory stays
+        flat in the run's size."""
+        last: tuple[int, str] = (-1, "")
+        only = "AND outcome = ?" if outcome is not None else ""
+        while True:
+            rows = self.execute(f"SELECT seq, cell_key, record FROM cells WHERE record IS NOT NULL {only} AND "
+                                f"(seq, cell_key) > (?, ?) ORDER BY seq, cell_key LIMIT ?",
+                                (*((outcome,) if outcome is not None else ()), *last, page))
+            if not rows:
+                return
+            for _seq, _key, raw in rows:
+                yield CellResult.model_validate_json(raw)
+            last = rows[-1][0], rows[-1][1]
+
+    def records(self) -> list[CellResult]:
+        return list(self.iter_records())
+
+    def iter_rows(self, columns: Sequence[str], page: int = 5000) -> Iterator[tuple]:
+        """Selected summary columns of the stored cells (no record parsing), a page at a time."""
+        allowed = {"cell_key", "seq", "case_id", "variant", "target", "repeat", "state", "outcome", "cost_usd",
+                   "spent_usd", "cache_hit", "retries", "rate_limited", "prompt_tokens", "completion_tokens",
+                   "latency_s", "scores", "finished_at", "fingerprint"}
+        bad = [c for c in columns if c not in allowed]
+        if bad:
+            raise LedgerError(f"no ledger column {bad[0]!r}; columns: {', '.join(sorted(allowed))}", self.path)
+        last: tuple[int, str] = (-1, "")
+        cols = ", ".join(columns)
+        while True:
+            rows = self.execute(f"SELECT seq, cell_key, {cols} FROM cells WHERE record IS NOT NULL AND "
+                                f"(seq, cell_key) > (?, ?) ORDER BY seq, cell_key LIMIT ?", (*last, page))
+            if not rows:
+                return
+            for row in rows:
+                yield row[2:]
+            last = rows[-1][0], rows[-1][1]
+
+    def counts(self) -> dict[str, int]:
+        """Stored cells by outcome (``ok``, ``length``, ..., ``error``)."""
+        return {o: n for o, n in self.execute(
+            "SELECT outcome, COUNT(*) FROM cells WHERE outcome IS NOT NULL GROUP BY outcome")}
+
+    def states(self) -> dict[str, int]:
+        return {s: n for s, n in self.execute("SELECT state, COUNT(*) FROM cells GROUP BY state")}
+
+    def totals(self) -> dict[str, Any]:
+        """The run's true totals, whoever sent the cells: counts by state, spend, cache hits, 429s, retries."""
+        row = self.execute(
+            "SELECT COUNT(*), COUNT(record), SUM(state = 'done'), SUM(outcome = 'error'), COALESCE(SUM(spent_usd), 0), "
+            "SUM(CASE WHEN record IS NOT NULL THEN cost_usd END), COALESCE(SUM(cache_hit), 0), "
+            "COALESCE(SUM(rate_limited), 0), COALESCE(SUM(retries), 0), "
+            "SUM(outcome IN ('completion_filtered', 'prompt_filtered')) FROM cells")[0]
+        states = self.states()
+        return {"cells": row[0], "stored": row[1], "done": row[2] or 0, "errors": row[3] or 0,
+                "spent_usd": float(row[4] or 0.0), "cost_usd": row[5], "cache_hits": row[6], "rate_limited": row[7],
+                "retries": row[8], "filtered": row[9] or 0,
+                "planned": states.get("planned", 0), "claimed": states.get("claimed", 0),
+                "batch": states.get("batch", 0)}
+
+    def scorer_names(self) -> list[str]:
+        names: dict[str, None] = {}
+        for (raw,) in self.execute("SELECT DISTINCT scores FROM cells WHERE scores IS NOT NULL"):
+            for name in json.loads(raw):
+                names.setdefault(name, None)
+        return list(names)
+
+    def distinct(self, column: str) -> list[str]:
+        if column not in ("variant", "target", "case_id"):
+            raise LedgerError(f"distinct({column!r}): use variant, target or case_id", self.path)
+        return [r[0] for r in self.execute(f"SELECT {column} FROM cells WHERE record IS NOT NULL GROUP BY {column} "
+                                           f"ORDER BY MIN(seq)")]
+
+
+RunStore = RunLedger  # the name before the ledger; notebooks may still use it
+
+
+def open_ledger(run_dir: str | Path) -> RunLedger:
+    """The ledger of an existing run folder (:class:`LedgerError` naming the folder if there is none)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / FILENAME).is_file():
+        raise LedgerError(f"{run_dir} holds no results ({FILENAME} is missing): is it a run folder?", run_dir)
+    return RunLedger(run_dir)
