@@ -247,9 +247,9 @@ def test_list_filter_and_sort_runs(history):
 
 def test_a_run_in_progress_is_listed_before_it_has_a_manifest(history):
     run_dir = history / "sentiment-demo" / "20990101-000000-abcdef"
-    from workbench.store import RunStore
+    from workbench.ledger import RunLedger
 
-    store = RunStore(run_dir)
+    store = RunLedger(run_dir)
     store.set_meta("experiment", {"name": "sentiment-demo"})
     store.set_meta("fingerprint", "f" * 16)
     store.set_meta("status", "running")
