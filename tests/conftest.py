@@ -57,3 +57,16 @@ def run_cli():
         )
 
     return _run
+
+
+@pytest.fixture
+def project(tmp_path, run_cli):
+    """A project folder (workbench.toml, cases.csv, cat.png, spec.yaml) whose ``fake`` profiles reach a
+    FakeServer on 127.0.0.1; ``project.backend.requests`` is what it received (see tests/served.py)."""
+    from served import Project
+
+    from workbench.testing import FakeBackend, serve_in_background
+
+    backend = FakeBackend(lambda req: "positive")
+    with serve_in_background(backend) as server:
+        yield Project(tmp_path, backend, server.base_url, run_cli).setup()

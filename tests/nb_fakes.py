@@ -40,3 +40,16 @@ def sentiment():
 
 def hostile():
     return {PROFILE: FakeBackend(lambda req: Reply(text=HOSTILE, system_fingerprint="fp_fake0001")).provider("openai")}
+
+
+# An answer that tries every trick on a reader: the backend's own key echoed back (a known secret), a
+# right-to-left override that makes "liaf" read as "fail" reversed, a zero-width space, and terminal escapes.
+def tricky_text() -> str:
+    from workbench.testing import FAKE_API_KEY
+
+    return f"positive \u202eliaf\u202c ok\u200bay \x1b[2J\x1b]0;title\x07 key={FAKE_API_KEY} end"
+
+
+def tricky():
+    return {PROFILE: FakeBackend(lambda req: Reply(text=tricky_text(), system_fingerprint="fp_fake0001"))
+            .provider("openai")}

@@ -95,7 +95,7 @@ def test_missing_file_and_unsupported_format(tmp_path):
 def test_ragged_csv_is_reported(tmp_path):
     f = tmp_path / "r.csv"
     f.write_text('id,t\na,1\nb,2,3,4\n')
-    with pytest.raises(DataError, match="cannot parse CSV"):
+    with pytest.raises(DataError, match=r"r.csv, row 3: 4 fields, but the header has 2 \(id, t\)"):
         load_dataset(f)
 
 

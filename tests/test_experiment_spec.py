@@ -46,7 +46,7 @@ def test_validation_errors_name_the_file_and_field(tmp_path):
 def test_yaml_syntax_error_has_a_line(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("name: x\nvariants: [\n")
-    with pytest.raises(DataError, match=r"not valid YAML \(line \d+"):
+    with pytest.raises(DataError, match=r"not valid YAML at line \d+"):
         load_experiment(f)
 
 

@@ -6,6 +6,7 @@ import json
 import openai
 import pytest
 
+from workbench.errors import DataError
 from workbench.providers import get_provider
 
 pytestmark = pytest.mark.local_model
@@ -47,8 +48,10 @@ def test_max_tokens_gives_finish_reason_length(local):
 def test_image_input_is_refused_with_a_clear_error(local):
     msg = [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]
-    with pytest.raises(openai.BadRequestError, match="reads text only"):
+    with pytest.raises(DataError, match="smollm2-135m-instruct does not accept images"):  # refused before sending
         local.complete(msg)
+    with pytest.raises(openai.BadRequestError, match="reads text only"):  # and the local server refuses it too
+        local.client.chat.completions.create(model="smollm2-135m-instruct", messages=msg)
 
 
 def test_async_calls_are_serialised_safely(local):

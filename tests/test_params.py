@@ -47,3 +47,27 @@ def test_input_is_not_mutated():
     msgs = [dict(m) for m in MSGS]
     adapt_request(resolve("o3"), msgs, {"temperature": 1}, warn=False)
     assert msgs == MSGS
+
+
+def test_the_known_parameters_are_the_sdks():
+    """params.CHAT_PARAMETERS is the SDK's Completions.create keywords minus what the workbench builds itself and
+    the client-side options: a new SDK parameter fails this test until the table has it."""
+    from workbench.params import CHAT_PARAMETERS
+    from workbench.providers.provider import _sdk_create_params
+
+    built_or_client_side = {"model", "messages", "extra_headers", "extra_query", "extra_body", "timeout"}
+    assert CHAT_PARAMETERS == _sdk_create_params() - built_or_client_side
+
+
+def test_extra_body_is_the_escape_hatch_and_is_sent_as_it_is():
+    from workbench import Experiment
+    from workbench.harness import run
+    from workbench.testing import FakeBackend
+
+    fake = FakeBackend()
+    exp = Experiment(name="hatch", dataset={"rows": [{"id": "a", "input": "hi"}]}, targets=["fake-openai"],
+                     variants=[{"name": "v", "params": {"temperature": 0, "extra_body": {"data_sources": [{"x": 1}],
+                                                                                         "brand_new": True}}}])
+    run(exp, providers={"fake-openai": fake.provider("openai")}, progress=False)
+    body = fake.chat_requests[0].body
+    assert body["data_sources"] == [{"x": 1}] and body["brand_new"] is True and body["temperature"] == 0

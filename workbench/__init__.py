@@ -33,3 +33,8 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+# no key in a log line: records of the workbench's, the SDK's and httpx's loggers are masked where they are made
+from .secrets import install_log_redaction  # noqa: E402
+
+install_log_redaction()

@@ -33,14 +33,6 @@ DEFAULT_AZURE_API_VERSION = "2025-04-01-preview"
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 PROJECT_FILE = "workbench.toml"
 
-_FIELDS = {
-    "backend", "endpoint", "base_url", "api_version", "auth", "api_key_env", "api_key_file", "model",
-    "deployments", "defaults", "timeout", "max_concurrency", "rpm", "tpm", "model_path", "azure_v1",
-    "description",
-}
-_SECRET_FIELDS = {"api_key", "key", "token", "password", "secret"}
-
-
 @dataclass
 class Profile:
     """Where and how to reach one backend. Holds no secret: keys are looked up when a client is built."""
@@ -180,57 +172,40 @@ def config_files() -> list[Path]:
 
 
 def _parse_profile(name: str, raw: Mapping[str, Any], path: Path, base: Profile | None) -> Profile:
-    secret = _SECRET_FIELDS & set(raw)
-    if secret:
-        raise ConfigError(
-            f"{path}: [profiles.{name}] contains {sorted(secret)[0]!r}. Secrets do not belong in config files "
-            f"(they end up in git and in reports). Put the key in an environment variable and name it with "
-            f"`api_key_env = \"MY_KEY_VAR\"`, or in a file outside the repository with `api_key_file = \"~/.keys/x\"`."
-        )
-    unknown = set(raw) - _FIELDS
-    if unknown:
-        raise ConfigError(
-            f"{path}: [profiles.{name}] has unknown field(s) {sorted(unknown)}. Known fields: {sorted(_FIELDS)}."
-        )
+    """``raw``: the validated settings the file gives (see :mod:`workbench.config_file`), over ``base``."""
     if base is None and "backend" not in raw:
         raise ConfigError(
             f"{path}: [profiles.{name}] needs a backend: add `backend = \"azure\"`, \"openai\" or \"local\"."
         )
     merged = asdict(base) if base else asdict(Profile(name=name))
-    merged.update({k: v for k, v in raw.items()})
+    merged.update(raw)
     merged["name"] = name
     merged["source"] = str(path)
-    if merged.get("backend") not in ("local", "azure", "openai"):
-        raise ConfigError(
-            f"{path}: [profiles.{name}] backend = {merged.get('backend')!r}; use \"local\", \"azure\" or \"openai\" "
-            f"(OpenAI-compatible servers use \"openai\" with base_url)."
-        )
-    if merged.get("auth") not in ("key", "entra", "none"):
-        raise ConfigError(f"{path}: [profiles.{name}] auth = {merged.get('auth')!r}; "
-                          'use "key", "entra" or "none".')
     return Profile(**merged)
 
 
 def load_config(files: list[Path] | None = None) -> Config:
-    """Read profiles from the built-ins, the config files and the environment."""
+    """Read profiles from the built-ins, the config files and the environment; a file is validated whole
+    (unknown keys, wrong types, secrets) before any of it is used."""
     files = config_files() if files is None else files
     profiles = builtin_profiles()
     default = "local"
     prices_file: Path | None = None
     for path in files:
+        from .config_file import validate_config_file  # pydantic only when there is a file to read
+
         try:
             data = tomllib.loads(path.read_text("utf-8"))
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(
                 f"{path} is not valid TOML: {e}. Fix the file or point WORKBENCH_CONFIG elsewhere."
             ) from e
-        default = data.get("default_profile", default)
-        if "prices_file" in data:
-            prices_file = (path.parent / Path(data["prices_file"]).expanduser()).resolve()
-        for name, raw in (data.get("profiles") or {}).items():
-            if not isinstance(raw, dict):
-                raise ConfigError(f"{path}: profiles.{name} must be a table ([profiles.{name}]).")
-            profiles[name] = _parse_profile(name, raw, path, profiles.get(name))
+        settings = validate_config_file(data, path)
+        default = settings.default_profile or default
+        if settings.prices_file:
+            prices_file = (path.parent / Path(settings.prices_file).expanduser()).resolve()
+        for name, raw in settings.profiles.items():
+            profiles[name] = _parse_profile(name, raw.model_dump(exclude_unset=True), path, profiles.get(name))
     if _env("WORKBENCH_PRICES"):
         prices_file = Path(_env("WORKBENCH_PRICES")).expanduser()
     return Config(profiles=profiles, default_profile=default, files=files, prices_file=prices_file)

@@ -2,21 +2,28 @@
 
 Each case has a stable id (an id column, or a hash of its content) so results, caches and resumed runs
 line up across reorderings. Errors name the file, the row and the field, and say what to do.
+
+CSV, TSV, JSON and JSONL are read with the standard library, strictly: a row with more or fewer fields than the
+header is refused (naming the file, the line and the fields), never padded or cut. pandas is imported only for
+Parquet and DataFrames, so loading a spec and its cases stays light.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import random
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 ID_COLUMNS = ("id", "case_id")
 
@@ -55,10 +62,12 @@ class Dataset:
         return self.cases[i]
 
     def head(self, k: int) -> Dataset:
+        _check_count("head", k)
         return self._subset(self.cases[:k], f"head({k})")
 
     def sample(self, n: int, seed: int = 0) -> Dataset:
         """A reproducible random sample of ``n`` cases (kept in dataset order)."""
+        _check_count("sample", n)
         if n >= len(self.cases):
             return self
         picked = sorted(random.Random(seed).sample(range(len(self.cases)), n))
@@ -68,6 +77,8 @@ class Dataset:
         return Dataset(self.name, cases, f"{self.source} | {how}", _hash_cases(cases), self.columns)
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         # the id column is shown once, as case_id (not again under its own name)
         return pd.DataFrame([{"case_id": c.id, **{k: v for k, v in c.vars.items()
                                                   if not (k in ("id", "case_id") and str(v) == c.id)}}
@@ -76,6 +87,11 @@ class Dataset:
     def _repr_html_(self) -> str:
         head = self.to_frame().head(10).to_html(index=False, escape=True)
         return f"<p><b>Dataset {self.name}</b>: {len(self)} cases from {self.source}</p>{head}"
+
+
+def _check_count(what: str, n: Any) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise DataError(f"{what}({n!r}): give a whole number of cases, 1 or more.")
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -95,7 +111,7 @@ def load_dataset(
     of the row). ``expected_column``: the expected answer (optional). Relative paths resolve against
     ``base_dir`` (an experiment file's folder).
     """
-    if isinstance(source, pd.DataFrame):
+    if is_dataframe(source):
         rows = _frame_rows(source)
         return _build(rows, id_column, expected_column, name or "dataframe", "DataFrame", first_row=1)
     if isinstance(source, (list, tuple)):
@@ -120,6 +136,12 @@ def load_dataset(
     return _build(rows, id_column, expected_column, name or path.stem, str(source), first_row=None)
 
 
+def is_dataframe(value: Any) -> bool:
+    """Whether ``value`` is a pandas DataFrame - without importing pandas (if it is not loaded, it is not one)."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(value, pd.DataFrame)
+
+
 def _frame_rows(df: pd.DataFrame) -> list[tuple[int, dict[str, Any]]]:
     records = df.to_dict(orient="records")
     return [(i, {str(k): _clean(v) for k, v in r.items()}) for i, r in enumerate(records, 1)]
@@ -140,21 +162,55 @@ def _clean(v: Any) -> Any:
 
 
 def _read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    """Rows keyed by the header, each with the line it starts on. Strings stay strings ("007" is not 7); an
+    empty cell is an empty string; blank lines are skipped; a row whose field count differs from the header's
+    is refused - a missing comma or an unquoted comma, never a case to guess at."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    start = 1  # the line the current row starts on (a quoted field may span lines)
     try:
-        # strings stay strings ("007" is not 7); empty cells stay empty strings
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter, strict=True)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path} is empty: a CSV dataset needs a header row and at least one case.")
+            _check_header(path, header)
+            rows, start = [], reader.line_num + 1
+            for fields in reader:
+                if fields:  # a blank line
+                    if len(fields) != len(header):
+                        raise DataError(_field_count_message(path, start, fields, header, delimiter))
+                    rows.append((start, dict(zip(header, fields))))
+                start = reader.line_num + 1
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}). Save the file as UTF-8.") from e
-    except pd.errors.ParserError as e:
-        raise DataError(f"{path}: cannot parse CSV: {e}. Check quoting and the number of fields on that line.") from e
-    except pd.errors.EmptyDataError as e:
-        raise DataError(f"{path} is empty: a CSV dataset needs a header row and at least one case.") from e
-    unnamed = [c for c in df.columns if str(c).startswith("Unnamed:")]
-    if unnamed:
-        raise DataError(f"{path}: the header has {len(unnamed)} empty column name(s); name every column.")
-    # header is line 1, so data row i is line i + 1
-    return [(i + 1, r) for i, r in enumerate(df.to_dict(orient="records"), 1)]
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}). Save the file as UTF-8.") from None
+    except csv.Error as e:
+        raise DataError(f"{path}, row {start}: cannot parse CSV ({e}). Check the quoting: a field that contains "
+                        f"a quote, a comma or a line break goes in double quotes, with quotes inside doubled.") \
+            from None
+    return rows
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    empty = [i for i, name in enumerate(header, 1) if not name.strip()]
+    if empty:
+        raise DataError(f"{path}: the header has {len(empty)} empty column name(s) (column {empty[0]}); name "
+                        "every column.")
+    repeated = sorted({n for n in header if header.count(n) > 1})
+    if repeated:
+        raise DataError(f"{path}: the header names column {repeated[0]!r} more than once; column names must be "
+                        "unique.")
+
+
+def _field_count_message(path: Path, line: int, fields: list[str], header: list[str], delimiter: str) -> str:
+    sep = "tab" if delimiter == "\t" else "comma"
+    if len(fields) < len(header):
+        missing = ", ".join(header[len(fields):])
+        return (f"{path}, row {line}: {len(fields)} field(s), but the header has {len(header)} "
+                f"({', '.join(header)}); missing: {missing}. Add the missing field(s) (an empty one is just a "
+                f"{sep}), or quote a value that contains a line break.")
+    return (f"{path}, row {line}: {len(fields)} fields, but the header has {len(header)} ({', '.join(header)}). "
+            f"A value that contains a {sep} must be in double quotes (\"like{',' if sep == 'comma' else ''} "
+            f"this\"), or the header is missing a column.")
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -190,6 +246,8 @@ def _read_json(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _read_parquet(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    import pandas as pd
+
     try:
         df = pd.read_parquet(path)
     except Exception as e:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from .datasets import Case, Dataset, load_dataset
+from .datasets import Case, Dataset, is_dataframe, load_dataset
 from .errors import DataError, SpecError
 from .gates.spec import Gate, bounded_scorers, gate_problems
 from .schema import Model, format_problems
@@ -118,14 +118,7 @@ class Experiment(Model):
             return {"path": v}
         if isinstance(v, list):
             return {"rows": v}
-        try:
-            import pandas as pd
-
-            if isinstance(v, pd.DataFrame):
-                return load_dataset(v)
-        except ImportError:  # pragma: no cover
-            pass
-        return v
+        return load_dataset(v) if is_dataframe(v) else v
 
     @model_validator(mode="after")
     def _unique_variants(self) -> Experiment:
@@ -252,14 +245,21 @@ def apply_overrides(exp: Experiment, overrides: Mapping[str, tuple[str, Any]], *
         return exp.replace(**changes)
     except SpecError as e:
         by_field = {field: (name, value) for name, (field, value) in overrides.items() if value is not None}
-        problems, lines = [], []
+        shown = []
         for path, msg in e.problems:
             head = path.split(".", 1)[0].split("[", 1)[0]
             name, value = by_field.get(head, (path, None))
-            shown = f"{name} {_shown(value)}" if head in by_field and not isinstance(value, list) else name
-            problems.append((name, msg))
-            lines.append(f"{shown}: {msg}" + (f" (spec field {path})" if path != head else ""))
-        raise SpecError(f"bad {kind}{'s' if len(lines) > 1 else ''}: " + "; ".join(lines), problems) from None
+            typed = f"{name} {_shown(value)}" if head in by_field and not isinstance(value, list) else name
+            shown.append((typed, msg + (f" (spec field {path})" if path != head else "")))
+        raise flag_error(shown, kind=kind) from None
+
+
+def flag_error(problems: list[tuple[str, str]], *, kind: str) -> SpecError:
+    """The error for values refused where the user typed them: ``bad flag: --repeats -1: <why>`` - a flag, a
+    notebook parameter, a widget field. ``problems`` pairs what was typed (``"--repeats -1"``) with why."""
+    lines = [f"{typed}: {msg}" for typed, msg in problems]
+    return SpecError(f"bad {kind}{'s' if len(lines) > 1 else ''}: " + "; ".join(lines),
+                     [(typed.split(" ", 1)[0], msg) for typed, msg in problems])
 
 
 def _shown(value: Any) -> str:
@@ -304,9 +304,61 @@ def load_experiment(path: str | Path) -> Experiment:
     if not path.is_file():
         raise DataError(f"Experiment file {path} does not exist.")
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        text = path.read_text("utf-8")
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}). Save the file as UTF-8.") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise DataError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+        raise DataError(f"{path}: not valid YAML at {_yaml_problem(e, text)}") from None
     return experiment_from_dict(data, where=str(path), base_dir=path.parent.resolve())
+
+
+def _multiline_quote(text: str, before_line: int | None) -> Any:
+    """The last quoted value spanning several lines that ends before ``before_line`` (a YAML token), if any."""
+    last = None
+    try:
+        for token in yaml.scan(text):
+            if before_line is not None and token.start_mark.line > before_line:
+                break
+            if isinstance(token, yaml.ScalarToken) and token.style in ('"', "'") and \
+                    token.end_mark.line > token.start_mark.line:
+                last = token
+    except yaml.YAMLError:
+        pass
+    return last
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load``, except that a key given twice in one mapping is an error: PyYAML keeps the last one
+    silently, so a second ``variants:`` would replace the first without a word."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice (first at line {seen[key].line + 1}); YAML would keep "
+                    "only the last", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(e: yaml.YAMLError, text: str) -> str:
+    """Where the problem is, in words. PyYAML marks where it gave up - after an unclosed quote, often lines later
+    or at the end of the file - and, separately, where the construct it was reading began. An unclosed quote is
+    the usual cause, so a quoted value that runs over several lines up to that point is named first."""
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    problem, pmark = getattr(e, "problem", None) or str(e), getattr(e, "problem_mark", None)
+    context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if "quoted scalar" in (context or "") and cmark is not None:
+        return f"{at(cmark)}: this quote is never closed ({problem} at {at(pmark)}). Close the quote."
+    quote = _multiline_quote(text, pmark.line if pmark is not None else None)
+    if quote is not None:
+        return (f"{at(quote.start_mark)}: this quoted value runs on to line {quote.end_mark.line + 1} - is its "
+                f"closing quote missing? (YAML then stopped at {at(pmark)}: {problem})")
+    if context and cmark is not None and pmark is not None and cmark.line != pmark.line:
+        return f"{at(cmark)}: {context.removeprefix('while ')}, {problem} at {at(pmark)}"
+    return f"{at(pmark)}: {problem}" if pmark is not None else problem

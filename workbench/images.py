@@ -265,39 +265,100 @@ def decode_data_url(url: str, name: str | None = None) -> bytes:
         raise DataError(f"{name}: the data URL's base64 payload is invalid ({e}).") from e
 
 
+def _read_source(source: ImageSource, name: str) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, str) and source.startswith("data:"):
+        return decode_data_url(source, name)
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        raise DataError(f"{name}: a remote URL. The workbench does not download images; save it and pass the file.")
+    path = Path(source[7:] if isinstance(source, str) and source.startswith("file://") else source).expanduser()
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{name}: cannot read the image file ({e.strerror or e}).") from e
+
+
+def _open_header(data: bytes):
+    """The image whose header ``data`` starts with, if it is in an accepted format - its format and size read from
+    the header alone, however many pixels it claims. PIL's ``Image.open`` refuses an image above
+    ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb) before saying its size, but a size is all a budget needs and
+    nothing here decodes pixels, so the accepted formats' own openers are used (what ``Image.open`` calls)."""
+    from PIL import Image
+
+    Image.init()
+    for fmt in ACCEPTED_FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        if accept is None or accept(data[:16]):
+            try:
+                return factory(io.BytesIO(data), None)
+            except (SyntaxError, OSError, ValueError, EOFError):
+                continue
+    return None
+
+
 def open_image(source: ImageSource, name: str | None = None):
     """A PIL image from a path, ``file://`` URL, bytes, data URL or PIL image; refuses what OpenAI refuses.
 
-    Raises :class:`DataError` naming the image when it is missing, corrupt or not PNG/JPEG/WEBP/GIF.
+    The format is read from the content, never from a file name (a text file called ``x.png`` is refused), and
+    only the header is read: a huge image (or a decompression bomb) gives its size without being decoded - call
+    :func:`decodable` before decoding pixels. Raises :class:`DataError` naming the image when it is missing,
+    corrupt, animated or not PNG/JPEG/WEBP/GIF.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if isinstance(source, Image.Image):
         return source
     name = name or _describe(source)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif isinstance(source, str) and source.startswith("data:"):
-        data = decode_data_url(source, name)
-    elif isinstance(source, str) and source.startswith(("http://", "https://")):
-        raise DataError(f"{name}: a remote URL. The workbench does not download images; save it and pass the file.")
-    else:
-        path = Path(source[7:] if isinstance(source, str) and source.startswith("file://") else source).expanduser()
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise DataError(f"{name}: cannot read the image file ({e.strerror or e}).") from e
+    data = _read_source(source, name)
+    img = _open_header(data)
+    if img is None:
+        raise DataError(f"{name}: {_not_accepted(data)} Use a PNG, JPEG, WEBP or GIF file.")
     try:
-        img = Image.open(io.BytesIO(data))
         img.verify()  # checks structure (chunks, CRCs) without decoding pixels
-        img = Image.open(io.BytesIO(data))  # verify() leaves the image unusable; reopen
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{name}: not a readable image ({e}). Use a PNG, JPEG, WEBP or GIF file.") from e
-    if img.format not in ACCEPTED_FORMATS:
-        raise DataError(f"{name}: {img.format} images are not accepted; convert it to PNG, JPEG, WEBP or GIF.")
+        img = _open_header(data)  # verify() leaves the image unusable; reopen
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DataError(f"{name}: not a readable image: a damaged {img.format} file ({e}). Use a PNG, JPEG, WEBP or "
+                        "GIF file.") from e
     if img.format == "GIF" and getattr(img, "is_animated", False):
         raise DataError(f"{name}: animated GIFs are not accepted; send a single frame as PNG.")
     return img
+
+
+def _not_accepted(data: bytes) -> str:
+    """What the bytes are, when they are not an accepted image (for the message)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as other:
+            return f"{other.format} images are not accepted; convert it to PNG, JPEG, WEBP or GIF."
+    except Image.DecompressionBombError:
+        return "an image in a format that is not accepted."
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        head = data[:64]
+        text = bool(head) and all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+        return ("not a readable image: its content is text, whatever its name says." if text
+                else "not a readable image (unknown or damaged content).")
+
+
+def decodable(img) -> bool:
+    """Whether decoding ``img``'s pixels is safe: within PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``,
+    about 89 megapixels by default). A larger image is still budgeted (by its header size); it is just not drawn."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    return limit is None or img.size[0] * img.size[1] <= limit
+
+
+def mime_type(img) -> str:
+    """``image/png`` etc. for an image :func:`open_image` accepted."""
+    return f"image/{img.format.lower()}"
+
+
+def data_url(data: bytes, name: str | None = None) -> str:
+    """A ``data:`` URL for image bytes, checked first (:func:`open_image`); the MIME type comes from the content."""
+    img = open_image(data, name)
+    return f"data:{mime_type(img)};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def image_size(source: ImageSource, name: str | None = None) -> tuple[int, int]:

@@ -14,6 +14,8 @@ go through it.
 
 from __future__ import annotations
 
+import collections.abc
+import contextlib
 import contextvars
 import difflib
 import types
@@ -53,14 +55,27 @@ def _plain_message(err: dict[str, Any]) -> str:
 def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model class that holds the last part of ``loc`` (for suggestions), walking fields and lists."""
     current: Any = cls
+    keyed = False  # the previous field was a dict of models: this part is one of its keys
     for part in loc[:-1]:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if keyed or isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            keyed = False
             continue
         field = current.model_fields.get(part)
         if field is None:
             return None
         current = _inner_model(field.annotation)
+        keyed = _is_mapping(field.annotation)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _is_mapping(annotation: Any) -> bool:
+    """``dict[str, Profile]``, ``dict[str, Profile] | None`` -> True: the next part of a path is a key."""
+    origin = typing.get_origin(annotation)
+    if origin in (dict, collections.abc.Mapping):
+        return True
+    if origin is typing.Union or isinstance(annotation, types.UnionType):
+        return any(_is_mapping(a) for a in typing.get_args(annotation))
+    return False
 
 
 def _inner_model(annotation: Any) -> Any:
@@ -84,6 +99,15 @@ def _suggestion(cls: type[BaseModel], loc: tuple[Any, ...]) -> str:
     close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
     known = ", ".join(names)
     return (f"; did you mean {close[0]!r}?" if close else "") + f" (known fields: {known})"
+
+
+def located_problems(title: str, problems: list[tuple[str, str, Any]]) -> ValidationError:
+    """For a validator to raise: one error per ``(key, message, value)`` inside the field it validates, each
+    located under that field (pydantic prefixes the path), so a user reads ``variants[0].params.temprature``
+    rather than ``variants[0].params`` and a sentence to find the key in."""
+    return ValidationError.from_exception_data(title, [
+        {"type": "value_error", "loc": (key,), "input": value, "ctx": {"error": ValueError(msg)}}
+        for key, msg, value in problems])
 
 
 def problems_of(e: ValidationError, cls: type[BaseModel]) -> list[tuple[str, str]]:
@@ -118,7 +142,11 @@ def spec_error(e: ValidationError, cls: type[BaseModel], where: str | None = Non
 
 def format_problems(problems: list[tuple[str, str]], *, what: str, where: str | None = None,
                     hint: str | None = None) -> SpecError:
+    """One line for one problem; a header line and one indented line a problem for several."""
     head = f"{where}: " if where else ""
+    if len(problems) == 1:
+        path, msg = problems[0]
+        return SpecError(f"{head}the {what} is not valid: {path}: {msg}" + (f". {hint}" if hint else ""), problems)
     lines = [f"{head}the {what} is not valid:"]
     lines += [f"  - {path}: {msg}" for path, msg in problems[:MAX_PROBLEMS]]
     if len(problems) > MAX_PROBLEMS:
@@ -128,38 +156,41 @@ def format_problems(problems: list[tuple[str, str]], *, what: str, where: str | 
     return SpecError("\n".join(lines), problems)
 
 
+@contextlib.contextmanager
+def _converting(cls: type[BaseModel]):
+    """Turn a pydantic error into a :class:`SpecError` - in the outermost validation only. pydantic calls a
+    custom ``__init__`` for nested models too: their errors must reach the outer model as pydantic errors, so
+    they keep their full field path (``variants[1].params``) instead of becoming one opaque value error."""
+    token = _VALIDATING.set(True) if not _VALIDATING.get() else None
+    try:
+        yield
+    except ValidationError as e:
+        if token is None:
+            raise
+        raise spec_error(e, cls) from None
+    finally:
+        if token is not None:
+            _VALIDATING.reset(token)
+
+
 class Model(BaseModel):
     """Base class: validation errors become :class:`SpecError`; :meth:`replace` derives a validated copy."""
 
     _spec_noun: typing.ClassVar[str] = ""  # "experiment spec", "variant"...: how errors name this model
 
     def __init__(self, /, **data: Any) -> None:
-        # pydantic calls a custom __init__ for nested models too: only the outermost one converts, so a nested
-        # model's errors reach the outer one as pydantic errors and keep their full field path
-        token = _VALIDATING.set(True) if not _VALIDATING.get() else None
-        try:
+        with _converting(type(self)):
             super().__init__(**data)
-        except ValidationError as e:
-            if token is None:
-                raise
-            raise spec_error(e, type(self)) from None
-        finally:
-            if token is not None:
-                _VALIDATING.reset(token)
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
-        try:
+        with _converting(cls):
             return super().model_validate(obj, *args, **kwargs)
-        except ValidationError as e:
-            raise spec_error(e, cls) from None
 
     @classmethod
     def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
-        try:
+        with _converting(cls):
             return super().model_validate_json(json_data, *args, **kwargs)
-        except ValidationError as e:
-            raise spec_error(e, cls) from None
 
     def replace(self, **changes: Any):
         """A copy with ``changes`` applied, validated as a new model would be: a bad value raises

@@ -6,9 +6,9 @@ variant, the template field, the variable and the case - found before the run st
 
 from __future__ import annotations
 
-import base64
+import difflib
 import itertools
-import mimetypes
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +20,8 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .datasets import Case
 from .errors import DataError
-from .schema import Model
+from .params import param_problems
+from .schema import Model, located_problems
 
 Role = Literal["system", "developer", "user", "assistant"]
 
@@ -35,18 +36,6 @@ def _compile(source: str) -> jinja2.Template:
 def template_variables(source: str) -> set[str]:
     """Variables a template reads (``{{ text }}`` -> ``{"text"}``)."""
     return set(jinja2.meta.find_undeclared_variables(_ENV.parse(source)))
-
-
-# Request parameters whose type we can check before a run (the API would reject them one call at a time).
-_PARAM_RULES: dict[str, tuple[Any, float | None, float | None]] = {
-    "temperature": ((int, float), 0, 2), "top_p": ((int, float), 0, 1),
-    "presence_penalty": ((int, float), -2, 2), "frequency_penalty": ((int, float), -2, 2),
-    "max_tokens": (int, 1, 10_000_000), "max_completion_tokens": (int, 1, 10_000_000), "seed": (int, None, None),
-}
-
-
-def kind_name(kind: Any) -> str:
-    return "number" if kind == (int, float) else "whole number"
 
 
 class Target(Model):
@@ -113,15 +102,9 @@ class Variant(Model):
     @field_validator("params")
     @classmethod
     def _params_ok(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for name, value in v.items():
-            rule = _PARAM_RULES.get(name)
-            if rule is None or value is None:
-                continue
-            kind, lo, hi = rule
-            ok = isinstance(value, kind) and not isinstance(value, bool) and (lo is None or lo <= value <= hi)
-            if not ok:
-                rng = f" between {lo} and {hi}" if lo is not None else ""
-                raise ValueError(f"params.{name} = {value!r}: expected a {kind_name(kind)}{rng}")
+        problems = param_problems(v)
+        if problems:
+            raise located_problems("params", [(name, msg, v[name]) for name, msg in problems])
         return v
 
     @field_validator("target", mode="before")
@@ -162,14 +145,12 @@ class Variant(Model):
         return bool(self.response_format and self.response_format.get("type") in ("json_object", "json_schema"))
 
     def render(
-        self, case: Case | Mapping[str, Any], *, base_dir: str | Path | None = None, system_role: str = "system"
+        self, case: Case | Mapping[str, Any], *, base_dir: str | Path | None = None, system_role: str = "system",
+        source: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The chat messages for one case. Raises :class:`DataError` naming what is missing."""
-        if isinstance(case, Case):
-            values, where, columns = dict(case.vars), case.where(), list(case.vars)
-        else:
-            values, where, columns = dict(case), "the input", list(case)
-        values.setdefault("case", values)
+        """The chat messages for one case (``source``: the dataset file, for messages). Raises :class:`DataError`
+        naming what is missing or wrong, and where."""
+        values, where, columns = _values(case, source)
         messages: list[dict[str, Any]] = []
         if self.system:
             messages.append(
@@ -180,19 +161,19 @@ class Variant(Model):
         text = self._render("user", self.user, values, where, columns)
         if self.images:
             parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
-            for i, src in enumerate(self.images):
-                ref = self._render(f"images[{i}]", src, values, where, columns).strip()
-                if ref:
-                    parts.append(
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": image_url(ref, base_dir, where), "detail": self.image_detail},
-                        }
-                    )
+            for ref in self.image_refs(case, source=source):
+                parts.append({"type": "image_url", "image_url": {
+                    "url": image_url(ref, base_dir, f"variant {self.name!r}, {where}"), "detail": self.image_detail}})
             messages.append({"role": "user", "content": parts})
         else:
             messages.append({"role": "user", "content": text})
         return messages
+
+    def image_refs(self, case: Case | Mapping[str, Any], *, source: str | None = None) -> list[str]:
+        """The images this variant sends for ``case``: its ``images`` templates rendered (empty ones left out)."""
+        values, where, columns = _values(case, source)
+        refs = (self._render(f"images[{i}]", src, values, where, columns).strip() for i, src in enumerate(self.images))
+        return [ref for ref in refs if ref]
 
     def _render(self, fieldname: str, source: str, values: dict, where: str, columns: list[str]) -> str:
         try:
@@ -200,10 +181,8 @@ class Variant(Model):
         except jinja2.UndefinedError as e:
             missing = sorted(template_variables(source) - set(values))
             var = missing[0] if missing else str(e.message)
-            raise DataError(
-                f"Variant {self.name!r}, {fieldname}: variable {{{{ {var} }}}} is not defined for {where}. "
-                f"Available columns: {', '.join(columns) or '(none)'}. Rename the variable or add the column."
-            ) from None
+            raise DataError(f"Variant {self.name!r}, {fieldname}: variable {{{{ {var} }}}} is not defined for "
+                            f"{where}. {missing_hint(var, columns)}") from None
         except jinja2.TemplateError as e:
             raise DataError(f"Variant {self.name!r}, {fieldname}: template error for {where}: {e}") from None
 
@@ -214,6 +193,16 @@ class Variant(Model):
             data["params"] = {**data["params"], **changes.pop("params")}
         data.update(changes)
         return Variant(**data)
+
+
+def _values(case: Case | Mapping[str, Any], source: str | None) -> tuple[dict[str, Any], str, list[str]]:
+    """A case's template values (``case`` itself included), how messages name it, and its columns."""
+    if isinstance(case, Case):
+        values, where, columns = dict(case.vars), case.where(source), list(case.vars)
+    else:
+        values, where, columns = dict(case), "the input", list(case)
+    values.setdefault("case", values)
+    return values, where, columns
 
 
 def normalize_response_format(v: Any) -> dict[str, Any] | None:
@@ -251,18 +240,42 @@ def normalize_response_format(v: Any) -> dict[str, Any] | None:
 
 
 def image_url(ref: str, base_dir: str | Path | None = None, where: str = "") -> str:
-    """A URL the API accepts: http(s) and data URLs as they are, local files inlined as base64 data URLs."""
-    if ref.startswith(("http://", "https://", "data:")):
+    """A URL the API accepts, checked before anything is sent: a local file is opened (its format read from its
+    content, its size from its header) and inlined as a base64 data URL; a data URL is decoded and opened the same
+    way; an http(s) URL must be one (it is not downloaded: its size is budgeted at the most the model's rule
+    allows). Errors name the image, the case and its row."""
+    where = where or "a case"
+    if ref.startswith(("http://", "https://")):
+        parts = urllib.parse.urlsplit(ref)
+        if not parts.netloc or " " in ref:
+            raise DataError(f"Image {ref!r} for {where}: not a valid URL (no host, or spaces). Give a file path, an "
+                            "http(s) URL or a data URL.")
         return ref
+    if ref.startswith("data:"):
+        return _checked_data_url(ref, f"the image data URL for {where}")
     path = Path(ref)
     if base_dir is not None and not path.is_absolute():
         path = Path(base_dir) / path
     if not path.is_file():
-        raise DataError(f"Image {ref!r} for {where or 'a case'} not found (looked at {path}).")
-    mime = mimetypes.guess_type(path.name)[0] or "image/png"
-    if not mime.startswith("image/"):
-        raise DataError(f"{path} is not an image file ({mime}); use PNG, JPEG, GIF or WEBP.")
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+        raise DataError(f"Image {ref!r} for {where} not found (looked at {path}).")
+    stat = path.stat()
+    return _file_data_url(str(path.resolve()), stat.st_mtime_ns, stat.st_size, f"Image {ref!r} for {where} ({path})")
+
+
+@lru_cache(maxsize=64)
+def _file_data_url(path: str, mtime_ns: int, size: int, name: str) -> str:
+    # (path, mtime, size) keys the cache: every variant and repeat of a case shares one checked, encoded string
+    from .images import data_url
+
+    return data_url(Path(path).read_bytes(), name)
+
+
+@lru_cache(maxsize=64)
+def _checked_data_url(url: str, name: str) -> str:
+    from .images import open_image
+
+    open_image(url, name)
+    return url
 
 
 def check_variables(
@@ -275,10 +288,18 @@ def check_variables(
         for c in cases:
             missing = sorted(needed - set(c.vars))
             for var in missing:
-                problems.append(f"variant {v.name!r} uses {{{{ {var} }}}}, missing for {c.where(source)}")
+                problems.append(f"variant {v.name!r} uses {{{{ {var} }}}}, missing for {c.where(source)}. "
+                                + missing_hint(var, list(c.vars)))
                 if len(problems) >= limit:
                     return problems
     return problems
+
+
+def missing_hint(var: str, columns: Sequence[str]) -> str:
+    """What to do about a template variable the case does not have: the nearest column, and every column."""
+    close = difflib.get_close_matches(var, list(columns), n=1, cutoff=0.6)
+    nearest = f"Did you mean {{{{ {close[0]} }}}}? " if close else ""
+    return (f"{nearest}The columns are: {', '.join(columns) or '(none)'}. Rename the variable or add the column.")
 
 
 def grid(variants: Variant | Sequence[Variant], **param_values: Sequence[Any]) -> list[Variant]:

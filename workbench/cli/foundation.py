@@ -8,6 +8,7 @@ import sys
 
 from ..config import load_config
 from ..errors import ConfigError
+from ..safe_text import terminal_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +70,22 @@ def doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat_params(args: argparse.Namespace) -> dict:
+    """The flags as request parameters, checked by the rules every variant's ``params`` are checked by; a bad
+    value is refused naming the flag, before a client is even built."""
+    from ..experiment import flag_error
+    from ..params import param_problems
+
+    flags = {"--temperature": ("temperature", args.temperature), "--max-tokens": ("max_tokens", args.max_tokens),
+             "--seed": ("seed", args.seed)}
+    params = {name: value for name, value in flags.values() if value is not None}
+    problems = dict(param_problems(params))
+    bad = [(f"{flag} {value:g}", problems[name]) for flag, (name, value) in flags.items() if name in problems]
+    if bad:
+        raise flag_error(bad, kind="flag")
+    return params
+
+
 def chat(args: argparse.Namespace) -> int:
     from ..providers import get_provider
 
@@ -76,11 +93,7 @@ def chat(args: argparse.Namespace) -> int:
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
         {"role": "user", "content": prompt}
     ]
-    params = {
-        k: v
-        for k, v in {"temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed}.items()
-        if v is not None
-    }
+    params = _chat_params(args)
     provider = get_provider(args.profile)
     result = provider.complete(messages, model=args.model, **params)
     if args.json:
@@ -91,7 +104,7 @@ def chat(args: argparse.Namespace) -> int:
     if result.outcome == "prompt_filtered":
         print(f"prompt rejected by the content filter: {', '.join(result.content_filter.flagged)}", file=sys.stderr)
         return 1
-    print(result.text)
+    print(terminal_text(result.text))
     u = result.usage
     extra = f", cached {u.cached_tokens}" if u.cached_tokens else ""
     extra += f", reasoning {u.reasoning_tokens}" if u.reasoning_tokens else ""

@@ -101,13 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     clash = sorted(set(grid) & set(params))
     if clash:
         raise RunError(f"{', '.join(clash)} is given both with -p and --sweep; use one.")
-    n = 1
-    for values in grid.values():
-        n *= len(values)
     grid_text = " x ".join(f"{k}={v}" for k, v in grid.items())
-    print(f"sweep: {n} runs ({grid_text}), {args.jobs} at a time", file=sys.stderr)
     outcomes = run_sweep(args.notebook, params, grid, jobs=args.jobs, reports_dir=args.reports,
-                         kernel_name=args.kernel, cell_timeout=args.cell_timeout, on_done=_print_outcome)
+                         kernel_name=args.kernel, cell_timeout=args.cell_timeout, on_done=_print_outcome,
+                         on_start=lambda n: print(f"sweep: {n} runs ({grid_text}), {args.jobs} at a time",
+                                                  file=sys.stderr))
     for o in outcomes:
         if o.run_id != "-":
             print(o.report)
@@ -176,11 +174,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from ..formatting import count, interval, is_rate, usd
-    from ..runs import list_runs, reports_root, update_index
+    from ..runs import RunError, list_runs, reports_root, update_index
     from ..runs.finalize import adopt_runs
     from ..runs.index import headline_metric, sort_runs
 
     root = Path(args.reports).resolve() if args.reports else reports_root()
+    if args.reports and not root.is_dir():  # a mistyped folder is not a new, empty history
+        raise RunError(f"--reports {args.reports}: no such folder. Give the folder `workbench run` writes to "
+                       "(default: ./reports).")
     adopt_runs(root)
     runs = sort_runs(list_runs(root, experiment=args.experiment, source=args.source), args.sort)
     for _run_dir, m in runs:

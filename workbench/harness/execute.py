@@ -36,6 +36,7 @@ from ..catalog import ModelInfo
 from ..errors import BackendError, CellFailed, CellStopped, ConfigError, LocalModelError, WorkbenchError
 from ..experiment import Cell, Experiment
 from ..ledger import DEFAULT_LEASE_S, RunLedger
+from ..providers import error_text
 from ..records import CellResult, Completion, Score, utcnow
 from ..secrets import redact
 from ..store import ResponseCache
@@ -437,19 +438,6 @@ _CELL_DEFAULTS: dict[str, Any] = {
 
 
 def _error_message(error: BaseException | None) -> str:
-    if error is None:
-        return "unknown error"
-    if isinstance(error, CellFailed):
-        return redact(str(error))
-    if isinstance(error, openai.APIStatusError):
-        body = error.body if isinstance(error.body, dict) else {}
-        msg = body.get("message") or str(error)
-        return redact(f"HTTP {error.status_code}: {msg}")
-    if isinstance(error, openai.APIConnectionError):  # "Connection error." alone does not say where or why
-        url = getattr(getattr(error, "request", None), "url", None)
-        cause = error.__cause__ or error.__context__
-        where = f" to {url.scheme}://{url.host}{f':{url.port}' if url.port else ''}" if url is not None else ""
-        return redact(f"{error}{where}" + (f" ({cause})" if cause else ""))
-    return redact(f"{error}") or type(error).__name__
+    return error_text(error)
 
 

@@ -88,6 +88,9 @@ class Planner:
             raise DataError("Template variables are missing from the dataset" + more + ":\n  - "
                             + "\n  - ".join(problems))
         self.providers = resolve_providers(exp, providers)
+        for provider in self.providers.values():
+            provider.register_key()  # so a prompt holding the key is refused below, not sent
+        self.source = ds.source
         self.cells: list[Cell] = list(exp.cells())
         self._checked: set[tuple[str, str | None]] = set()
         self._seen_warnings: set[str] = set()
@@ -115,8 +118,8 @@ class Planner:
             except WorkbenchError as e:
                 raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
             self._checked.add(check)
-        messages = cell.variant.render(cell.case, base_dir=exp.base_dir)
-        req = provider.prepare(messages, cell.target.model, warn=False, **request_params(cell.variant, exp.seed))
+        messages = cell.variant.render(cell.case, base_dir=exp.base_dir, source=self.source)
+        req = checked_prepare(provider, cell, messages, request_params(cell.variant, exp.seed), self.source)
         for w in req.warnings:  # say each adaptation once per run, not once per cell
             if w not in self._seen_warnings:
                 self._seen_warnings.add(w)
@@ -136,6 +139,23 @@ class Planner:
 def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> list[PlannedCell]:
     """Render every request of the matrix and resolve its target, or fail before anything is sent."""
     return list(Planner(exp, providers))
+
+
+def checked_prepare(provider: Provider, cell: Cell, messages: list[dict[str, Any]], params: dict[str, Any],
+                    source: str | None) -> PreparedRequest:
+    """``provider.prepare``, whose refusal of a request (a parameter, an image for a model without vision)
+    is told with the variant, the target and the case's row, and before the first request of the run is sent."""
+    try:
+        return provider.prepare(messages, cell.target.model, warn=False, **params)
+    except DataError as e:
+        images = cell.variant.image_refs(cell.case) if cell.variant.images else []
+        shown = f" (images: {', '.join(_short(r) for r in images)})" if images else ""
+        raise DataError(f"Variant {cell.variant.name!r} on target {cell.target.label!r}, "
+                        f"{cell.case.where(source)}{shown}: {e}") from None
+
+
+def _short(ref: str) -> str:
+    return ref if not ref.startswith("data:") else ref[:ref.find(",") if "," in ref else 30] + ",..."
 
 
 def _estimate_prompt_tokens(req: PreparedRequest) -> int:

@@ -16,9 +16,9 @@ import openai
 from ..catalog import ModelInfo, load_catalog
 from ..config import ENTRA_SCOPE, Profile, get_profile, read_api_key
 from ..errors import BackendError, ConfigError, WorkbenchError
-from ..params import adapt_request
+from ..params import adapt_request, refuse_unsendable
 from ..records import COMPLETION_SCHEMA_VERSION, Completion, ContentFilter, Usage, parse_filter_results
-from ..secrets import redact
+from ..secrets import mask_known, redact
 
 TokenProvider = Callable[[], str]
 
@@ -238,6 +238,15 @@ class Provider:
             ident["base_url"] = (p.base_url or "https://api.openai.com/v1").rstrip("/")
         return ident
 
+    def register_key(self) -> None:
+        """Read the profile's key now, if it has one that can be read, so it is registered for masking before a
+        request is planned: a prompt or dataset that holds it is then refused (see :mod:`workbench.params`).
+        A missing key is not an error here - pricing a plan needs none; sending says how to set it."""
+        try:
+            read_api_key(self.profile)  # (None for keyless and Entra profiles)
+        except ConfigError:
+            pass
+
     # -- requests --------------------------------------------------------------------------------------
     def model_info(self, model: str | None = None) -> ModelInfo:
         name = model or self.profile.default_model
@@ -252,7 +261,8 @@ class Provider:
         _stacklevel: int = 3,
         **params: Any,
     ) -> PreparedRequest:
-        """Adapt messages and parameters (profile defaults first) to the model behind ``model``."""
+        """Adapt messages and parameters (profile defaults first) to the model behind ``model``; a request no model,
+        or not this model, would take raises :class:`DataError` before anything is sent."""
         deployment = model or self.profile.default_model
         info = self.model_info(deployment)
         merged = dict(self.profile.defaults)
@@ -260,6 +270,7 @@ class Provider:
             merged.pop("max_tokens", None)
         merged.update(params)
         adapted = adapt_request(info, messages, merged, warn=warn, stacklevel=_stacklevel)
+        refuse_unsendable(deployment, info, adapted.params, adapted.messages)
         return PreparedRequest(deployment, info, adapted.messages, adapted.params, adapted.warnings)
 
     def _split_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -408,7 +419,7 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
     return Completion.model_construct(
         schema_version=COMPLETION_SCHEMA_VERSION,
         outcome=outcome,
-        text=(choice.message.content or "") if choice.message else "",
+        text=mask_known(choice.message.content or "") if choice.message else "",  # a key we hold never gets stored
         finish_reason=finish,
         usage=usage,
         latency_s=latency,
@@ -423,3 +434,34 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         error_code=None,
         error_message=None,
     )
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+# What to check when a backend refuses a request, by HTTP status (the CLI adds it to its one error line).
+STATUS_ADVICE = {
+    400: "the backend refused the request as sent",
+    401: "the backend refused the credentials: check the profile's key (its api_key_env variable or api_key_file) "
+         "and that it belongs to this endpoint",
+    403: "the credentials are valid but not allowed to use this deployment or model",
+    404: "no such deployment, model or endpoint: check --model, the profile's endpoint/base_url and api_version",
+    408: "the backend timed out",
+    429: "rate limited or out of quota: wait, or lower the concurrency or the profile's rpm/tpm",
+}
+
+
+def error_text(error: BaseException | None) -> str:
+    """One masked line saying what went wrong talking to a backend, with where (status, host) and the
+    backend's own message: for the harness's records and the CLI's ``error:`` line."""
+    if error is None:
+        return "unknown error"
+    if isinstance(error, openai.APIStatusError):
+        body = error.body if isinstance(error.body, dict) else {}
+        msg = body.get("message") or str(error)
+        return redact(f"HTTP {error.status_code}: {msg}")
+    if isinstance(error, openai.APIConnectionError):  # "Connection error." alone does not say where or why
+        url = getattr(getattr(error, "request", None), "url", None)
+        cause = error.__cause__ or error.__context__
+        where = f" to {url.scheme}://{url.host}{f':{url.port}' if url.port else ''}" if url is not None else ""
+        return redact(f"{error}{where}" + (f" ({cause})" if cause else ""))
+    return redact(f"{error}") or type(error).__name__

@@ -33,7 +33,7 @@ def resolve_experiment(spec: str | Path | Experiment | None = None, *, targets: 
     ``seed`` is the request seed; ``sample_seed`` picks the cases of ``sample_size`` - two runs that differ only
     in ``seed`` or ``temperature`` run on the same cases."""
     from ..examples import EXAMPLES, example_path, load_example
-    from ..experiment import Experiment, apply_overrides, load_experiment
+    from ..experiment import Experiment, apply_overrides, flag_error, load_experiment
 
     if spec is None:
         exp = load_example()
@@ -54,8 +54,7 @@ def resolve_experiment(spec: str | Path | Experiment | None = None, *, targets: 
         try:
             variants = [v.replace(params={**v.params, "temperature": temperature}) for v in exp.variants]
         except SpecError as e:
-            raise SpecError(f"bad notebook parameter: temperature {temperature!r}: {e.problems[0][1]}",
-                            [("temperature", e.problems[0][1])]) from None
+            raise flag_error([(f"temperature {temperature!r}", e.problems[0][1])], kind="notebook parameter") from None
     return apply_overrides(exp, {
         "targets": ("targets", [targets] if isinstance(targets, str) else targets),
         "sample_size": ("sample", sample_size),

@@ -17,15 +17,14 @@ from typing import Any
 
 from markupsafe import Markup
 
-from ..secrets import redact
+from ..secrets import redact, shorten
 
 OUTPUT_CHARS = 400  # longer outputs are cut in the report's tables (the full text is in results.jsonl)
 
 
 def clip(text: Any, n: int = OUTPUT_CHARS) -> str:
-    """``text`` cut to ``n`` characters with an ellipsis."""
-    s = "" if text is None else str(text)
-    return s if len(s) <= n else s[: n - 1] + "…"
+    """``text`` masked, then cut to ``n`` characters with an ellipsis (:func:`workbench.secrets.shorten`)."""
+    return shorten(text, n)
 
 
 _ALLOWED_TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details",

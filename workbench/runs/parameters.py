@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import ast
+import difflib
+import inspect
 import itertools
 import json
 import os
@@ -45,7 +47,14 @@ def parse_sweep(items: Iterable[str]) -> dict[str, list[Any]]:
             parsed = parse_value(values)
             vals = parsed if isinstance(parsed, list) else [parsed]
         else:
-            vals = [parse_value(v) for v in values.split(",")]
+            items = values.split(",")
+            empty = [i for i, v in enumerate(items, 1) if not v.strip()]
+            if empty:
+                raise RunError(f"--sweep {item!r}: value {empty[0]} of {len(items)} is empty (two commas, or a comma "
+                               "at the end). Write NAME=V1,V2, or [\"\", \"x\"] for an empty text value.")
+            vals = [parse_value(v) for v in items]
+        if name.strip() in grid:
+            raise RunError(f"--sweep {name.strip()} is given twice; give all its values in one --sweep.")
         grid[name.strip()] = vals
     return grid
 
@@ -59,13 +68,32 @@ def notebook_parameters(notebook: str | Path) -> dict[str, Any]:
     """The notebook's parameters (cell tagged ``parameters``) with their default values."""
     import papermill
 
+    _check_notebook_file(Path(notebook))
+    try:
+        declared = papermill.inspect_notebook(str(notebook))
+    except Exception as e:  # nbformat's and papermill's reading errors: the file is the user's, not a bug
+        raise RunError(f"{notebook}: cannot read the notebook ({type(e).__name__}: {e}).") from None
     out: dict[str, Any] = {}
-    for name, p in papermill.inspect_notebook(str(notebook)).items():
+    for name, p in declared.items():
         try:
             out[name] = ast.literal_eval(p["default"])
         except (ValueError, SyntaxError, TypeError):
             out[name] = p["default"]
     return out
+
+
+def _check_notebook_file(notebook: Path) -> None:
+    """A notebook is a JSON document with ``cells``: say where it is not (nbformat's NotJSONError does not)."""
+    try:
+        data = json.loads(notebook.read_text("utf-8"))
+    except UnicodeDecodeError as e:
+        raise RunError(f"{notebook}: not a notebook - not UTF-8 text ({e.reason} at byte {e.start}).") from None
+    except json.JSONDecodeError as e:
+        raise RunError(f"{notebook}: not a notebook - not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}). "
+                       "Give an .ipynb file saved by Jupyter, or open this one in Jupyter to repair it.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise RunError(f"{notebook}: not a notebook - valid JSON, but without the list of `cells` a Jupyter "
+                       "notebook has.")
 
 
 _PATH_SUFFIXES = {".yaml", ".yml", ".json", ".csv", ".jsonl", ".parquet", ".ipynb", ".toml", ".txt"}
@@ -87,9 +115,23 @@ def _absolute_paths(params: Mapping[str, Any], cwd: Path) -> dict[str, Any]:
 def experiment_name(notebook: Path, params: Mapping[str, Any], declared: Mapping[str, Any]) -> str:
     """The folder a run goes under: the experiment's name when the notebook takes a ``spec``, else the
     notebook's name."""
-    if "spec" in declared:
-        return resolve_experiment(params.get("spec", declared.get("spec"))).name
-    return notebook.stem
+    exp = resolved_experiment(params, declared)
+    return exp.name if exp is not None else notebook.stem
+
+
+def resolved_experiment(params: Mapping[str, Any], declared: Mapping[str, Any]):
+    """The experiment a notebook that takes a ``spec`` will run with these parameters, or None for another
+    notebook. Resolved here, before a kernel starts, by the function the notebook calls itself
+    (:func:`~workbench.runs.notebook.resolve_experiment`), and its dataset loaded: a bad value (``-p sample_size
+    -2``, an image list as ``targets``, a CSV row with a missing field) is refused naming the parameter, the
+    file or the row, and nothing runs."""
+    if "spec" not in declared:
+        return None
+    keywords = [k for k in inspect.signature(resolve_experiment).parameters if k != "spec" and k in declared]
+    exp = resolve_experiment(params.get("spec", declared.get("spec")),
+                             **{k: params.get(k, declared.get(k)) for k in keywords})
+    exp.load_cases()
+    return exp
 
 
 def check_parameters(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,7 +139,9 @@ def check_parameters(notebook: Path, parameters: Mapping[str, Any]) -> dict[str,
     declared = notebook_parameters(notebook)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
-        raise RunError(f"{notebook.name} has no parameter {', '.join(map(repr, unknown))}; its parameters are: "
+        close = difflib.get_close_matches(unknown[0], list(declared), n=1, cutoff=0.6)
+        raise RunError(f"{notebook.name} has no parameter {', '.join(map(repr, unknown))}"
+                       + (f" (did you mean {close[0]!r}?)" if close else "") + "; its parameters are: "
                        f"{', '.join(declared) or '(none: tag a cell `parameters`)'}.")
     if "run_dir" in parameters:
         raise RunError("run_dir is chosen by `workbench run` (reports/<experiment>/<run-id>/); do not pass it.")

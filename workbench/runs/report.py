@@ -36,6 +36,7 @@ from markupsafe import Markup, escape
 from .. import formatting as fmt
 from ..formatting import summary_row, usd
 from ..records import VERDICTS
+from ..safe_text import visible_text
 from ..scorers.registry import scorer_name
 from ..secrets import redact
 from .manifest import SOURCES, Manifest
@@ -731,8 +732,9 @@ def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[
         ctx["flaky"] = flaky_section(results)
         ctx["cases"] = cases_section(results, sample_cases or max_cases)
         ctx["summary"] = summary_box(results, m, rows)
-    # every part is redacted where it is built; this last pass catches anything a future section forgets
-    return redact(_env().get_template("report.html.j2").render(**ctx))
+    # every part is redacted where it is built; this last pass catches anything a future section forgets, and
+    # shows bidi controls and invisible characters (a reversed "fail" must not read as "pass" next to a badge)
+    return visible_text(redact(_env().get_template("report.html.j2").render(**ctx)))
 
 
 def build_index(runs: Iterable[tuple[str, Manifest]]) -> str:
@@ -756,7 +758,8 @@ def build_index(runs: Iterable[tuple[str, Manifest]]) -> str:
             "commit": ((m.git.commit or "")[:8] + ("*" if m.git.dirty else "")) if m.git.commit else "",
             "files": m.files, "cases": m.dataset.n_cases if m.dataset else None,
         })
-    return redact(_env().get_template("index.html.j2").render(rows=rows, csp=CSP, experiments=experiments))
+    return visible_text(redact(_env().get_template("index.html.j2").render(rows=rows, csp=CSP,
+                                                                            experiments=experiments)))
 
 
 __all__ = ["build_report", "build_index", "sanitize_html", "NotebookRenderer", "comparisons", "cases_section",

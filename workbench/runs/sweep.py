@@ -27,23 +27,35 @@ if TYPE_CHECKING:  # pragma: no cover
 from .execute import RunOutcome, RunSpec, execute_run
 from .index import update_index
 from .layout import new_run_id, reports_root
-from .parameters import RUN_LOCAL_PARAMETERS, check_parameters, grid_points, notebook_parameters
+from .parameters import (
+    RUN_LOCAL_PARAMETERS,
+    check_parameters,
+    grid_points,
+    notebook_parameters,
+    resolved_experiment,
+)
 
 log = logging.getLogger("workbench.runs")
 
 
 def run_sweep(notebook: str | Path, parameters: Mapping[str, Any], grid: Mapping[str, Sequence[Any]], *,
               jobs: int = 1, reports_dir: str | Path | None = None, kernel_name: str | None = None,
-              cell_timeout: float | None = None, on_done=None) -> list[RunOutcome]:
+              cell_timeout: float | None = None, on_done=None, on_start=None) -> list[RunOutcome]:
     """Run every point of ``grid`` (on top of ``parameters``), ``jobs`` at a time, each in its own worker
-    process with its own kernel. Returns the outcomes in grid order."""
+    process with its own kernel. Returns the outcomes in grid order.
+
+    Every point's parameters are checked first (names and values, the spec resolved and its dataset loaded): a
+    bad point raises :class:`RunError` before any point runs. ``on_start(n)`` is called once they all passed."""
     points = grid_points(grid)
     if not points:
         raise RunError("the sweep grid is empty.")
     notebook = Path(notebook).expanduser().resolve()
     if not notebook.is_file():
         raise RunError(f"{notebook}: no such notebook.")
-    check_parameters(notebook, {**parameters, **points[0]})
+    for point in points:  # every point is checked before the first one starts: a bad value runs nothing
+        _check_point(notebook, parameters, point)
+    if on_start:
+        on_start(len(points))
     sweep_id = new_run_id()
     specs = [RunSpec(notebook, {**parameters, **pt}, Path(reports_dir).resolve() if reports_dir else None,
                      kernel_name=kernel_name, cell_timeout=cell_timeout, progress=False, cwd=Path.cwd(),
@@ -72,6 +84,14 @@ def run_sweep(notebook: str | Path, parameters: Mapping[str, Any], grid: Mapping
                 done(futures[fut], fut.result)
     update_index(Path(reports_dir) if reports_dir else reports_root())
     return [o for o in outcomes if o is not None]
+
+
+def _check_point(notebook: Path, parameters: Mapping[str, Any], point: Mapping[str, Any]) -> None:
+    try:
+        resolved_experiment({**parameters, **point}, check_parameters(notebook, {**parameters, **point}))
+    except WorkbenchError as e:
+        raise RunError(f"sweep point {', '.join(f'{k}={v!r}' for k, v in point.items())}: {e} (nothing was run)") \
+            from None
 
 
 def rerun(manifest_path: str | Path, *, reports_dir: str | Path | None = None, progress: bool = True,

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, ScoreFailed
+from ..secrets import shorten
 
 if TYPE_CHECKING:  # pragma: no cover
     from .base import ScoreInput
@@ -55,8 +56,7 @@ def _is_missing(value: Any) -> bool:
 
 
 def _clip(text: Any, n: int = 120) -> str:
-    s = _as_text(text)
-    return s if len(s) <= n else s[: n - 1] + "…"
+    return shorten(_as_text(text), n)
 
 
 _FENCE = re.compile(r"^```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)\n?```$", re.DOTALL)

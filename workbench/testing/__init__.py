@@ -36,7 +36,7 @@ from .backend import (
     fake_profile,
     filter_results,
 )
-from .server import FakeServer
+from .server import FakeServer, serve_in_background
 
 __all__ = [
     "FakeBackend",
@@ -53,6 +53,7 @@ __all__ = [
     "HTTPError",
     "fake_profile",
     "FakeServer",
+    "serve_in_background",
     "FakeTransport",
     "filter_results",
     "FAKE_API_KEY",

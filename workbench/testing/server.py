@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 import time
+from collections.abc import Iterator
 
 import httpx2
 
@@ -118,6 +121,24 @@ class FakeServer:
             pass
         finally:
             writer.close()
+
+
+@contextlib.contextmanager
+def serve_in_background(backend: FakeBackend) -> Iterator[FakeServer]:
+    """A :class:`FakeServer` for ``backend`` on its own event loop in a thread, for the length of the ``with``:
+    how a test drives a ``workbench`` subprocess against a fake whose request log it then reads."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-server", daemon=True)
+    thread.start()
+    server = FakeServer(backend)
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=30)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..images import PATCH_PX, TILE_PX, ImageTokens, image_tokens, open_image
+from ..images import PATCH_PX, TILE_PX, ImageTokens, decodable, image_tokens, open_image
 
 DISPLAY_MAX = 640  # longest side of the picture on screen; the grid is drawn after scaling so lines stay crisp
 GRID_COLOUR = (230, 0, 60, 255)
@@ -68,8 +68,8 @@ class ImageView:
         self.result = image_tokens(self.image if is_size else self._pil, self.model, self.detail, self.deployments)
 
     def picture(self):
-        """The rendered picture (a PIL image)."""
-        return _render(self.result, self._pil)
+        """The rendered picture (a PIL image); an image too large to decode safely is drawn as a stand-in."""
+        return _render(self.result, self._pil if self._pil is not None and decodable(self._pil) else None)
 
     def png(self) -> bytes:
         buf = io.BytesIO()

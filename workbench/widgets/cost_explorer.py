@@ -11,7 +11,6 @@ table. :func:`explore` computes all of it without widgets.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,20 +26,16 @@ from .fallback import StaticFallback, esc, hide_snapshots_widget
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "o4-mini")
 DETAILS = ("auto", "low", "high")
-_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
-
-
 def chat_models() -> list[str]:
     """Catalog models that take chat messages (the choices of the model picker)."""
     return [m.name for m in load_catalog().models.values() if m.supports("chat")]
 
 
 def image_data_url(data: bytes) -> str:
-    """A ``data:`` URL for image bytes (the format read from the bytes, not from a file name)."""
-    from ..images import open_image
+    """A ``data:`` URL for uploaded image bytes (checked, the format read from the bytes, not from a file name)."""
+    from ..images import data_url
 
-    fmt = open_image(data).format
-    return f"data:{_MIME.get(fmt, 'image/png')};base64,{base64.b64encode(data).decode('ascii')}"
+    return data_url(data, "the uploaded image")
 
 
 def prompt_messages(text: str, image: bytes | None, detail: str) -> list[dict[str, Any]]:

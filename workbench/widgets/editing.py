@@ -19,6 +19,7 @@ from ..config import Profile
 from ..datasets import Case, Dataset, load_dataset
 from ..errors import DataError, SpecError, WorkbenchError
 from ..experiment import DatasetSpec, Experiment
+from ..secrets import shorten
 from ..variants import Target, Variant, template_variables
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
@@ -375,5 +376,4 @@ class CaseSource:
 
 def case_label(case: Case, limit: int = 80) -> str:
     shown = {k: v for k, v in case.vars.items() if k not in ("id", "case_id", "expected")}
-    text = "; ".join(f"{v}" for v in shown.values())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten("; ".join(f"{v}" for v in shown.values()), limit)

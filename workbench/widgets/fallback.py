@@ -19,6 +19,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..safe_text import visible_text
+from ..secrets import mask_known, shorten
+
 FALLBACK_CLASS = "wb-static-fallback"
 
 # Rendered only inside a live widget view: hides the static snapshots (and the output areas holding them).
@@ -40,12 +43,14 @@ def hide_snapshots_widget() -> widgets.HTML:
 
 
 def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    """``value`` as HTML text for a widget: known secrets masked, bidi controls and invisible characters shown
+    (``\\u202e``). Every widget's text passes here, so what a saved notebook keeps of its state holds no key."""
+    return html.escape(visible_text(mask_known("" if value is None else str(value))))
 
 
 def clip(text: Any, n: int = 200) -> str:
-    s = "" if text is None else str(text)
-    return s if len(s) <= n else s[: n - 1] + "…"
+    """``text`` masked, then cut to ``n`` characters (a key is never cut to a prefix that escapes masking)."""
+    return shorten(text, n)
 
 
 def html_table(header: list[str], rows: list[list[str]], *, raw: bool = False) -> str:
