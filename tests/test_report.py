@@ -141,7 +141,9 @@ def test_refused_and_ambiguous_answers_fail_and_are_shown_as_such(honest_run):
     assert '<tr id="case-refuse" class="' in cases and "has-refused" in cases  # an anchor per case, filterable
     assert 'id="cf-has-refused"' in cases and 'id="cf-has-ambiguous"' in cases  # the CSS-only filter
     assert "<mark>I&#39;m sorry, but I can&#39;t</mark>" in cases  # the evidence, marked in the output
-    assert '<details class="fold">' in cases  # the long ramble is folded
+    assert '<details class="fold">' in cases  # the long ramble is folded...
+    fold = cases[cases.index('<details class="fold">'):]
+    assert "<mark>positive</mark>" in fold[:fold.index("</summary>")]  # ...and still shows the label it ends with
 
 
 def test_each_table_once_numbers_for_people_and_no_empty_sections(honest_run):

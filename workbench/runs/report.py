@@ -51,6 +51,7 @@ REPORT_SCHEMA = 1
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 MAX_CASES = 300  # per variant in the outputs section (all of them are in results.jsonl)
 FOLD_CHARS = 320  # longer outputs are folded: the first lines show, the rest opens on a click
+EVIDENCE_CONTEXT = 60  # characters shown either side of evidence that a fold would hide
 OPEN_GROUP = 25  # an outcome group with at most this many cases starts open (passes always start closed)
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 OUTCOME_ORDER = ("fail", "refused", "ambiguous", "filtered", "error", "pass", "none")
@@ -536,9 +537,24 @@ def _output_html(text: str, span: Sequence[int] | None) -> Markup:
     if len(text) <= FOLD_CHARS:
         return Markup('<pre class="output">{}</pre>').format(marked)
     head = text[:FOLD_CHARS].rsplit(" ", 1)[0]
-    return Markup('<details class="fold"><summary><pre class="output">{}…</pre><span class="more">show all '
+    return Markup('<details class="fold"><summary><pre class="output">{}</pre><span class="more">show all '
                   '{} characters</span></summary><pre class="output">{}</pre></details>').format(
-        _marked(head, span if span and span[1] <= len(head) else None), fmt.count(len(text)), marked)
+        _folded(text, head, span), fmt.count(len(text)), marked)
+
+
+def _folded(text: str, head: str, span: Sequence[int] | None) -> Markup:
+    """The first lines of a long output - and, when the scorer's evidence lies further on, the words around it:
+    a folded "ambiguous" must still show what made it ambiguous."""
+    if not span or not (0 <= span[0] < span[1] <= len(text)):
+        return Markup("{}…").format(show(head))
+    if span[1] <= len(head):
+        return Markup("{}…").format(_marked(head, span))
+    a, b = max(len(head), span[0] - EVIDENCE_CONTEXT), min(len(text), span[1] + EVIDENCE_CONTEXT)
+    if a > len(head):  # start on a word
+        space = text.find(" ", a, span[0])
+        a = space + 1 if space != -1 else a
+    tail = "…" if b < len(text) else ""
+    return Markup("{}… {}{}").format(show(head), _marked(text[a:b], (span[0] - a, span[1] - a)), tail)
 
 
 def _marked(text: str, span: Sequence[int] | None) -> Markup:
