@@ -353,7 +353,7 @@ def latency_section(results: Results) -> dict[str, Any] | None:
         rows.append({"variant": variant, **({"target": target} if several_targets else {}),
                      "calls": fmt.count(len(recs)), "p50": fmt.seconds(np.percentile(lat, 50)),
                      "p95": fmt.seconds(np.percentile(lat, 95)), "slowest": fmt.seconds(lat.max()),
-                     "output tokens/s": f"{np.median(speed):.0f}" if speed else fmt.MISSING})
+                     "output tokens/s": fmt.count(np.median(speed)) if speed else fmt.MISSING})
     columns = ["variant", *(["target"] if several_targets else []), "calls", "p50", "p95", "slowest",
                "output tokens/s"]
     return {"table": table(rows, columns), "note": note, "cached": len(sent) - len(fresh)}
