@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-seed", type=int, help="which cases --sample picks (default: the spec's sample_seed, 0)")
     p.add_argument("--repeats", type=int, help="override the number of repeats")
     p.add_argument("--target", action="append", help="override targets: PROFILE[:MODEL] (repeatable)")
-    p.add_argument("--concurrency", type=int)
+    p.add_argument("--concurrency", type=int, help="calls in flight at once, per run (default: the spec's)")
     p.add_argument("--budget", type=float, help="refuse to start above, and stop when spend crosses, this many USD")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.add_argument("--resend-changed", action="store_true",
@@ -129,14 +129,15 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def _dry_run(exp, baseline_info) -> int:
-    from ..formatting import usd
+    from ..formatting import plural, usd
     from ..harness import estimate_cost, plan
 
     planned = plan(exp)
     est = estimate_cost(planned)
     n_targets = len({p.target.label for p in planned})
-    print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
-          f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
+    print(f"{exp.name}: {plural(len(planned), 'call')} ({plural(len(exp.load_cases()), 'case')} x "
+          f"{plural(len(exp.variants), 'variant')} x {plural(n_targets, 'target')} x "
+          f"{plural(exp.repeats, 'repeat')})")
     print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to {usd(est)}"))
     for gate in exp.gates:
         print(f"gate: {gate.label}")
@@ -181,8 +182,10 @@ def _print_summary(results) -> None:
     if results.n_errors:
         import pandas as pd
 
-        print(f"\n{results.n_errors} calls failed (first 5 below). Run the same command again to retry them; "
-              "finished calls are kept and not paid again.")
+        from ..formatting import plural
+
+        print(f"\n{plural(results.n_errors, 'call')} failed (first 5 below). Run the same command again to "
+              "retry them; finished calls are kept and not paid again.")
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(results.errors().head(5).to_string(index=False))
 

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "come out identical, and the command fails if it does not.")
     rr.add_argument("manifest", help="a run's manifest.json (or its folder)")
     _common(rr)
-    rr.add_argument("--no-progress", action="store_true")
+    rr.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
     rr.set_defaults(func=cmd_rerun)
 
     rp = sub.add_parser("report", help="rebuild a run folder's manifest.json and report.html")
