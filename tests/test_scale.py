@@ -68,31 +68,24 @@ def fake_server(tmp_path):
         proc.wait(timeout=30)
 
 
-def test_eval_prints_its_summary_and_errors_without_a_table_library(tmp_path, fake_server):
+def test_eval_lists_its_first_errors_from_the_ledger(tmp_path, fake_server):
+    # The end-of-run headline (the run history, #13) reads the results table; the error list does not.
     (tmp_path / "workbench.toml").write_text(
         f'[profiles.fake]\nbackend = "openai"\nbase_url = "{fake_server}"\nauth = "none"\nmodel = "gpt-4o-mini"\n')
     spec = _spec(tmp_path)
     data = yaml.safe_load(spec.read_text())
     spec.write_text(yaml.safe_dump({**data, "max_retries": 0}))
     out = _python(f"""
-        import sys
         from workbench.cli import main
 
         code = main(["eval", {str(spec)!r}, "--out", "run", "-q"])
         print("EXIT", code)
-        print("HEAVY", sorted(m for m in {HEAVY!r} if m in sys.modules))
     """, tmp_path)
     assert "EXIT 4" in out.stdout, out.stdout + out.stderr  # failed cells: "the run failed" and the advice to rerun
     lines = out.stdout.splitlines()
-    assert "HEAVY []" in lines
-    assert "exact (mean with 95% CI)" in lines
-    header = lines.index("exact (mean with 95% CI)") + 1
-    assert lines[header].split()[:3] == ["variant", "target", "n"] and "score [95% CI]" in lines[header]
-    variant, target, n, *_ = lines[header + 1].split()
-    assert (variant, target) == ("a", "fake") and 0 < int(n) < 20  # the failed calls are not scored
-    assert "%" in lines[header + 1]  # a pass rate, with its interval, as the report writes it
     assert "calls failed (first 5 below). Run the same command again" in out.stdout
-    assert any("InternalServerError" in line and "max_retries = 0" in line for line in lines)
+    listed = [line for line in lines if line.startswith("  case c") and "InternalServerError" in line]
+    assert 1 <= len(listed) <= 5 and all("max_retries = 0" in line for line in listed), out.stdout
 
 
 def test_the_plan_holds_no_object_per_cell_and_keeps_the_matrix_order():

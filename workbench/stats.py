@@ -395,7 +395,8 @@ def _result(a: str, b: str, xa: np.ndarray, xb: np.ndarray, low: float, high: fl
     )
     scale = 100.0 if np.all((xa >= 0) & (xa <= 1) & (xb >= 0) & (xb <= 1)) else 1.0
     unit = "points" if scale == 100 else "(mean difference)"
-    unit_name = "paired cases" if pair_keys[1:] == [] else f"paired ({', '.join(pair_keys)}) cells"
+    plural = "" if n == 1 else "s"
+    unit_name = f"paired case{plural}" if pair_keys[1:] == [] else f"paired ({', '.join(pair_keys)}) cell{plural}"
     object.__setattr__(comparison, "summary", _sentence(comparison, scale, unit, unit_name))
     return comparison
 
@@ -408,6 +409,8 @@ def _sentence(c: PairedComparison, scale: float, unit: str, pairs: str) -> str:
     num = (lambda v: f"{v * scale:.0f}") if scale == 100 else (lambda v: f"{v:.3g}")
     ci = f"{pct}% CI {num(c.ci_low)} to {num(c.ci_high)}"
     evidence = f"{ci}, {_p(c.p_value)}, on {c.n_pairs} {pairs}"
+    if c.n_unpaired:  # cases only one side has: the comparison is on the overlap, and says so
+        evidence += f"; {c.n_unpaired} unpaired left out"
     size = f"{num(abs(c.diff))} {unit}"
     if c.diff == 0:
         return f"{c.b} and {c.a} score the same ({evidence})."
