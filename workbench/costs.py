@@ -550,8 +550,10 @@ class MatrixEstimate:
         return out.reset_index()
 
     def __str__(self) -> str:
+        from .formatting import usd
+
         return (
-            f"{self.requests} requests: up to ${self.usd:,.4f} (expected ${self.usd_expected:,.4f}); "
+            f"{self.requests} requests: up to {usd(self.usd)} (expected {usd(self.usd_expected)}); "
             f"prices as of {self.as_of}"
         )
 

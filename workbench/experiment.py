@@ -83,7 +83,10 @@ class Experiment(Model):
     review: ReviewSpec | None = Field(None, description="how people review the cells: a scale and instructions")
     repeats: int = Field(1, ge=1)
     sample: int | None = Field(None, ge=1, description="run on a reproducible sample of this many cases")
-    seed: int | None = Field(None, description="sampling seed; also sent as the request seed (best effort)")
+    sample_seed: int = Field(0, description="which cases `sample` picks; the sample depends on this (and the "
+                                            "dataset) only, so runs that differ in anything else share their cases")
+    seed: int | None = Field(None, description="the request seed sent with every call (best effort: not every "
+                                               "model honours it); it does not change which cases are sampled")
     concurrency: int = Field(8, ge=1)
     budget_usd: float | None = Field(None, ge=0)
     timeout_s: float = Field(60.0, gt=0)
@@ -157,7 +160,7 @@ class Experiment(Model):
                 ds = load_dataset(src, id_column=spec.id_column, expected_column=spec.expected_column,
                                   name=spec.name, base_dir=self.base_dir)
             if self.sample:
-                ds = ds.sample(self.sample, seed=self.seed or 0)
+                ds = ds.sample(self.sample, seed=self.sample_seed)
             self._dataset = ds
         return self._dataset
 
@@ -284,6 +287,14 @@ def experiment_from_dict(data: dict[str, Any], *, where: str = "experiment",
             f"{where}: `base_dir` is not a spec field: relative dataset and image paths resolve from "
             "the spec file's folder. Remove it, or give absolute paths."
         )
+    if data.get("sample") and data.get("seed") is not None and "sample_seed" not in data:
+        import warnings
+
+        from .errors import SpecWarning
+
+        warnings.warn(f"{where}: `seed` no longer picks the case sample (it is the request seed only); the sample "
+                      f"is picked by `sample_seed` (default 0). Add `sample_seed: {data['seed']}` to get the cases "
+                      f"a run of this spec sampled before.", SpecWarning, stacklevel=2)
     try:
         return Experiment(**data, base_dir=base_dir)
     except SpecError as e:  # say which file (or notebook parameter) the fields are in

@@ -302,6 +302,83 @@ class Results:
         name = self._scorer(scorer)
         return summarize(self._scores_frame(), value=f"score.{name}", by=("variant", "target"))
 
+    def summary_rows(self, scorer: str | None = None) -> list[dict[str, Any]]:
+        """:meth:`summary` as plain rows, computed without pandas straight from the run's ledger (what
+        ``workbench eval`` prints): the same numbers, through the same interval functions."""
+        from .intervals import summarize_values
+
+        name = self._scorer(scorer)
+        sums = ("cost_usd", "prompt_tokens", "completion_tokens")
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return summarize_values((((v, t), case, value, dict(zip(sums, (cost, pt, ct))), verdict)
+                                         for v, t, case, value, cost, pt, ct, verdict in ledger.iter_scores(name)),
+                                        ("variant", "target"))
+            finally:
+                ledger.close()
+        recs = sorted(self.records, key=lambda r: (r.case_id, r.variant, r.target, r.repeat))
+        rows = []
+        for r in recs:
+            score = next((s for s in r.scores if s.scorer == name), None)
+            rows.append(((r.variant, r.target), r.case_id, score.value if score else None,
+                         {"cost_usd": r.cost_usd, "prompt_tokens": r.prompt_tokens,
+                          "completion_tokens": r.completion_tokens}, score.outcome if score else None))
+        return summarize_values(rows, ("variant", "target"))
+
+    def totals(self) -> dict[str, Any]:
+        """Calls, outcomes, tokens, cost and spend over every record (SQL for a run folder: no record parsed).
+        ``cost_usd``/``spent_usd`` are None when no call had a price; spend leaves out cache hits."""
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return ledger.record_totals()
+            finally:
+                ledger.close()
+        recs = self.records
+        costs = [r.cost_usd for r in recs if r.cost_usd is not None]
+        return {"calls": len(recs), "ok": sum(r.outcome == "ok" for r in recs),
+                "errors": sum(r.outcome == "error" for r in recs),
+                "filtered": sum(r.outcome in ("completion_filtered", "prompt_filtered") for r in recs),
+                "cache_hits": sum(bool(r.cache_hit) for r in recs),
+                "prompt_tokens": sum(r.prompt_tokens for r in recs),
+                "completion_tokens": sum(r.completion_tokens for r in recs),
+                "cached_tokens": sum(r.cached_tokens for r in recs),
+                "reasoning_tokens": sum(r.reasoning_tokens for r in recs),
+                "cost_usd": float(sum(costs)) if costs else None,
+                "spent_usd": float(sum(r.cost_usd for r in recs if r.cost_usd is not None and not r.cache_hit))
+                if costs else None}
+
+    def target_facts(self) -> list[dict[str, Any]]:
+        """Per target: profile, deployment, model, calls and the system fingerprints the service reported."""
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return ledger.target_facts()
+            finally:
+                ledger.close()
+        by: dict[str, dict[str, Any]] = {}
+        for r in self.records:
+            t = by.setdefault(r.target, {"target": r.target, "profile": r.profile, "deployment": r.deployment,
+                                         "model": r.model, "calls": 0, "system_fingerprints": []})
+            t["calls"] += 1
+            if r.system_fingerprint and r.system_fingerprint not in t["system_fingerprints"]:
+                t["system_fingerprints"].append(r.system_fingerprint)
+        for t in by.values():
+            t["system_fingerprints"].sort()
+        return list(by.values())
+
+    def first_errors(self, limit: int = 5) -> list[CellResult]:
+        """The first failed calls (in the table's order), without building the table."""
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return ledger.first_errors(limit)
+            finally:
+                ledger.close()
+        errs = [r for r in self.records if r.outcome == "error"]
+        return sorted(errs, key=lambda r: (r.case_id, r.variant, r.target, r.repeat))[:limit]
+
     def compare(self, a: str, b: str, scorer: str | None = None, target: str | None = None):
         """Paired comparison of variants ``a`` and ``b`` on the same cases."""
         from .stats import paired_comparison

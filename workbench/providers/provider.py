@@ -48,9 +48,23 @@ ClientFactory = Callable[..., tuple[Any, Any]]
 
 
 def _http_clients(transport, timeout: float):
-    if transport is None:
-        return None, None
+    if transport is None:  # the SDK's own HTTP clients, sharing one TLS context
+        verify = _tls_context()
+        return (openai.DefaultHttpxClient(verify=verify, timeout=timeout),
+                openai.DefaultAsyncHttpxClient(verify=verify, timeout=timeout))
     return httpx2.Client(transport=transport, timeout=timeout), httpx2.AsyncClient(transport=transport, timeout=timeout)
+
+
+_TLS: list[Any] = []
+
+
+def _tls_context():
+    """The process's TLS context, as httpx builds it (honours SSL_CERT_FILE / SSL_CERT_DIR). Built once:
+    loading the CA bundle costs tens of ms, and every provider builds a sync and an async client, one more for
+    each event loop."""
+    if not _TLS:
+        _TLS.append(httpx2.create_ssl_context())
+    return _TLS[0]
 
 
 def _entra_token_provider() -> TokenProvider:
