@@ -559,7 +559,7 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         warnings=req.warnings,
         error_code=None,
         error_message=None,
-        tool_calls=_tool_calls(choice.message),
+        tool_calls=_tool_calls(getattr(choice, "message", None)),  # (a completions choice has none)
     )
 
 
