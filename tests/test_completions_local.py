@@ -46,4 +46,6 @@ def test_a_prompt_variant_and_a_chat_variant_on_the_local_model_with_logprobs(tm
     # the label probability is a score in its own right (a real number or a fail with a reason, never a crash)
     scores = [s for r in res.records for s in r.scores]
     assert all(s.verdict in ("pass", "fail") for s in scores), [s.error for s in scores]
-    assert any(s.metadata.get("confidence") is not None for s in scores)
+    for s in scores:  # a confidence exactly when the labels hold enough of the answer token (min_coverage 0.2)
+        assert (s.metadata.get("confidence") is not None) == (s.metadata.get("coverage", 0) >= 0.2), s
+        assert s.explanation

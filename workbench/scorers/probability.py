@@ -76,8 +76,9 @@ class LabelProbabilityScorer(Scorer):
       coverage says the figure rests on little), ``shared`` (mass of tokens that begin several labels),
       ``confidence`` (the most probable label's probability: what calibration compares with being right).
 
-    No label among the alternatives, or labels holding less than ``min_coverage`` of the token's probability (the
-    model was not choosing between the labels there, and normalising would invent a certainty), is a fail with
+    No label among the alternatives, or labels holding less than ``min_coverage`` (default 0.2) of the token's
+    probability (the model was not choosing between the labels there, and normalising would invent a certainty;
+    a small model's top alternatives are diffuse, so labels often hold 25-60%), is a fail with
     no confidence: calibration leaves it out and counts it. A cell with no log-probabilities is an error that
     says how to ask for them.
     """
@@ -85,7 +86,7 @@ class LabelProbabilityScorer(Scorer):
     primary: ClassVar[str | None] = "labels"
     evidence_in_output: ClassVar[bool] = True
     labels: Sequence[str] = ()
-    min_coverage: float = 0.5
+    min_coverage: float = 0.2
 
     def __post_init__(self) -> None:
         super().__post_init__()
