@@ -21,7 +21,7 @@ from pydantic import ConfigDict, Field
 
 from .schema import Model
 
-COMPLETION_SCHEMA_VERSION = 2  # 2: first_token_s, streamed
+COMPLETION_SCHEMA_VERSION = 3  # 2: first_token_s, streamed. 3: tool_calls
 
 Outcome = Literal["ok", "length", "completion_filtered", "prompt_filtered"]
 
@@ -97,6 +97,9 @@ class Completion(Model):
     """Seconds from sending the request to the first piece of answer text; only a streamed call can measure it."""
     streamed: bool = False
     """The answer came as a stream (``stream=True``): ``first_token_s`` is measured."""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The functions the model called, in the OpenAI shape ``{id, type: function, function: {name, arguments}}``
+    (``arguments`` is JSON text, as the service sent it); ``finish_reason`` is then ``tool_calls``."""
 
     @property
     def filtered(self) -> bool:
@@ -139,8 +142,9 @@ def parse_filter_results(raw: dict[str, Any] | None) -> list[FilterResult]:
 
 # ------------------------------------------------------------------------------------------ results of a run
 
-# 2: cell_key is the logical cell; request_fingerprint, rate_limited. 3: first_token_s, tokens_per_s, streamed
-CELL_SCHEMA_VERSION = 3
+# 2: cell_key is the logical cell; request_fingerprint, rate_limited. 3: first_token_s, tokens_per_s, streamed.
+# 4: tool_calls, steps
+CELL_SCHEMA_VERSION = 4
 DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
 
 
@@ -188,6 +192,38 @@ class Score(Model):
 
 VERDICTS = ("pass", "fail", "ambiguous", "refused", "filtered", "error")
 """Every verdict a :class:`Score` can carry, in the order reports list them."""
+
+
+class ToolResult(Model):
+    """What one tool call was answered with, in a step of a cell that loops (model -> tools -> model)."""
+
+    tool_call_id: str
+    name: str
+    content: str
+    """The result as the model read it (text; JSON for anything else)."""
+    error: str | None = None
+    """Why the call got an error result instead (no result for that tool, bad arguments, the function raised)."""
+
+
+class Step(Model):
+    """One model call of a cell that loops: what it answered, the tools it called and what they gave back."""
+
+    step: int
+    """1 for the reply to the case's own messages, then 2, 3... after each round of tool results."""
+    request_fingerprint: str
+    """This step's request fingerprint, its response cache key: a resumed cell finds finished steps by it."""
+    output: str = ""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_results: list[ToolResult] = Field(default_factory=list)
+    finish_reason: str | None = None
+    outcome: str = "ok"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    cache_hit: bool = False
+    """The answer came from the response cache (this step was not paid again)."""
 
 
 class CellResult(Model):
@@ -242,6 +278,12 @@ class CellResult(Model):
     request_fingerprint: str | None = None
     """What the request was: a hash of the backend identity (endpoint, api-version), the body and the repeat -
     the response cache key. A re-run into the same folder compares it to refuse mixing two requests."""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The calls of the model's first answer (the reply to the case's messages), OpenAI-shaped: what the
+    ``tool_call`` and ``no_tool_call`` scorers look at. Every step's calls are in :attr:`steps`."""
+    steps: list[Step] = Field(default_factory=list)
+    """Every model call of a cell that loops over tool results (empty for a single call). The cell's tokens,
+    cost and latency are the sums over its steps; ``output`` is the last step's."""
 
     @property
     def done(self) -> bool:
@@ -255,6 +297,8 @@ class CellResult(Model):
         d["params"] = json.dumps(self.params, sort_keys=True)
         d["filter_flags"] = ", ".join(self.filter_flags)
         d["warnings"] = "; ".join(self.warnings)
+        d["tool_calls"] = json.dumps(self.tool_calls, ensure_ascii=False) if self.tool_calls else None
+        d["steps"] = len(self.steps)
         d["filtered"] = self.outcome in ("completion_filtered", "prompt_filtered")
         for s in self.scores:
             d[f"score.{s.scorer}"] = s.value

@@ -474,7 +474,23 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         warnings=req.warnings,
         error_code=None,
         error_message=None,
+        first_token_s=None,
+        streamed=False,
+        tool_calls=_tool_calls(choice.message),
     )
+
+
+def _tool_calls(message: Any) -> list[dict[str, Any]]:
+    """The message's function calls as plain OpenAI-shaped dicts (masked: arguments can echo a prompt)."""
+    out = []
+    for call in getattr(message, "tool_calls", None) or []:
+        fn = getattr(call, "function", None)
+        if fn is None:  # a custom (non-function) tool call: kept as the service sent it
+            out.append(call.model_dump(exclude_none=True))
+            continue
+        out.append({"id": call.id, "type": "function",
+                    "function": {"name": fn.name, "arguments": mask_known(fn.arguments or "")}})
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- streaming
@@ -514,6 +530,7 @@ class _StreamAssembler:
         self.meta: dict[str, Any] = {}
         self.prompt_filters: list[dict[str, Any]] = []
         self.completion_filters: list[dict[str, Any]] = []
+        self.calls: dict[int, dict[str, Any]] = {}  # tool calls by index, their arguments arriving in pieces
 
     def feed(self, chunk: Any) -> str:
         """Take one chunk; return its text (possibly empty)."""
@@ -536,11 +553,23 @@ class _StreamAssembler:
             if choice.finish_reason:
                 self.finish = choice.finish_reason
             text = (choice.delta.content or "") if choice.delta else ""
+            for delta in (getattr(choice.delta, "tool_calls", None) or []) if choice.delta else []:
+                self._feed_call(delta)
         if text:
             if self.first is None:
                 self.first = time.perf_counter() - self.start
             self.parts.append(text)
         return text
+
+    def _feed_call(self, delta: Any) -> None:
+        call = self.calls.setdefault(delta.index, {"id": None, "type": "function",
+                                                   "function": {"name": "", "arguments": ""}})
+        if delta.id:
+            call["id"] = delta.id
+        fn = delta.function
+        if fn is not None:
+            call["function"]["name"] += fn.name or ""
+            call["function"]["arguments"] += fn.arguments or ""
 
     def completion(self, stopped: bool = False) -> Completion:
         """The record of the stream so far (``stopped``: the reader closed it before the end)."""
@@ -558,7 +587,9 @@ class _StreamAssembler:
             system_fingerprint=self.meta.get("system_fingerprint"), model=self.meta.get("model"),
             deployment=self.req.deployment, rate_limit=_rate_headers(self.headers), content_filter=filters,
             retries=self.retries, warnings=warnings, error_code=None, error_message=None,
-            first_token_s=self.first, streamed=True)
+            first_token_s=self.first, streamed=True,
+            tool_calls=[{**c, "function": {**c["function"], "arguments": mask_known(c["function"]["arguments"])}}
+                        for _, c in sorted(self.calls.items())])
 
     def _usage(self, warnings: list[str], stopped: bool) -> Usage:
         u = self.usage

@@ -36,6 +36,7 @@ from .backend import (
     Timeout,
     fake_profile,
     filter_results,
+    tool_reply,
 )
 from .server import FakeServer, serve_in_background
 
@@ -57,6 +58,7 @@ __all__ = [
     "serve_in_background",
     "FakeTransport",
     "filter_results",
+    "tool_reply",
     "FAKE_API_KEY",
     "FAKE_API_VERSION",
     "FAKE_AZURE_ENDPOINT",

@@ -71,6 +71,16 @@ class FakeRequest:
         )
 
     @property
+    def tool_names(self) -> list[str]:
+        """The functions the request offered."""
+        return [t.get("function", {}).get("name") for t in (self.body or {}).get("tools") or []]
+
+    @property
+    def tool_results(self) -> list[dict[str, Any]]:
+        """The ``role: tool`` messages of the request (results of earlier calls)."""
+        return [m for m in self.messages if m.get("role") == "tool"]
+
+    @property
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model")}
 
@@ -80,10 +90,13 @@ class FakeRequest:
 
 @dataclass
 class Reply:
-    """A successful chat completion. Token counts default to a rough word count of the request."""
+    """A successful chat completion. Token counts default to a rough word count of the request.
+
+    ``tool_calls``: the functions the model calls, each ``{"name": ..., "arguments": {...}}`` (or OpenAI's own
+    shape); ids default to ``call_<n>_<name>`` and the finish reason to ``tool_calls``."""
 
     text: str = "ok"
-    finish_reason: str = "stop"
+    finish_reason: str | None = None  # default: "tool_calls" with tool_calls, else "stop"
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
@@ -95,6 +108,29 @@ class Reply:
     system_fingerprint: str | None = "fp_fake0001"
     chunk_delay: float | None = None  # streamed: seconds between chunks (default: the backend's chunk_delay)
     model: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finish(self) -> str:
+        return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The tool calls in the OpenAI shape, arguments as JSON text."""
+        from ..tools import tool_call
+
+        out = []
+        for i, call in enumerate(self.tool_calls):
+            if "function" in call:
+                out.append({"type": "function", "id": call.get("id") or f"call_{i}", **call})
+            else:
+                out.append(tool_call(call["name"], call.get("arguments"), call.get("id") or f"call_{i}_{call['name']}"))
+        return out
+
+
+def tool_reply(*calls: tuple[str, dict[str, Any]] | dict[str, Any], text: str = "", **fields: Any) -> Reply:
+    """A reply that calls functions: ``tool_reply(("get_weather", {"city": "Paris"}))``."""
+    listed = [c if isinstance(c, dict) else {"name": c[0], "arguments": c[1]} for c in calls]
+    return Reply(text=text, tool_calls=listed, **fields)
 
 
 class Fault:
@@ -507,12 +543,10 @@ class FakeBackend:
     def _chat_body(self, req: FakeRequest, reply: Reply) -> httpx2.Response:
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages)
         completion = reply.completion_tokens if reply.completion_tokens is not None else max(1, len(reply.text.split()))
-        choice: dict[str, Any] = {
-            "index": 0,
-            "finish_reason": reply.finish_reason,
-            "logprobs": None,
-            "message": {"role": "assistant", "content": reply.text},
-        }
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text or (None if reply.tool_calls else "")}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.calls()
+        choice: dict[str, Any] = {"index": 0, "finish_reason": reply.finish, "logprobs": None, "message": message}
         body: dict[str, Any] = {
             "id": f"chatcmpl-{_rid()[:12]}",
             "object": "chat.completion",
@@ -560,7 +594,13 @@ class FakeBackend:
             events.append({**head, "choices": [], "prompt_filter_results": whole["prompt_filter_results"]})
         events.append(chunk({"role": "assistant", "content": ""}))
         events.extend(chunk({"content": piece}) for piece in re.findall(r"\s*\S+\s*|\s+", reply.text))
-        events.append(chunk({}, reply.finish_reason))
+        for i, call in enumerate(reply.calls()):  # each call's head, then its arguments in two pieces
+            args = call["function"]["arguments"]
+            events.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                                 "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+            for piece in (args[:len(args) // 2], args[len(args) // 2:]):
+                events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
+        events.append(chunk({}, reply.finish))
         if self.stream_usage and ((req.body or {}).get("stream_options") or {}).get("include_usage"):
             events.append({**head, "choices": [], "usage": whole["usage"]})
         delay = reply.chunk_delay if reply.chunk_delay is not None else self.chunk_delay
