@@ -60,9 +60,11 @@ def resolve_providers(exp: Experiment, providers: Mapping[str, Provider] | None 
     return out
 
 
-def request_params(variant, seed: int | None = None) -> dict[str, Any]:
-    """The parameters sent for ``variant``: its own, the experiment's seed, and its response format."""
+def request_params(variant, seed: int | None = None, case: Any = None, source: str | None = None) -> dict[str, Any]:
+    """The parameters sent for ``variant``: its own, the experiment's seed, its response format and its tools
+    (their templates rendered for ``case`` when one is given)."""
     params = dict(variant.params)
+    params.update(variant.tool_params(case, source))
     if seed is not None:
         params.setdefault("seed", seed)
     if variant.response_format:
@@ -91,6 +93,7 @@ class Planner:
         for provider in self.providers.values():
             provider.register_key()  # so a prompt holding the key is refused below, not sent
         self.source = ds.source
+        check_tools(exp, ds.cases, ds.source)
         self.cells: list[Cell] = list(exp.cells())
         self._checked: set[tuple[str, str | None]] = set()
         self._seen_warnings: set[str] = set()
@@ -119,7 +122,8 @@ class Planner:
                 raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
             self._checked.add(check)
         messages = cell.variant.render(cell.case, base_dir=exp.base_dir, source=self.source)
-        req = checked_prepare(provider, cell, messages, request_params(cell.variant, exp.seed), self.source)
+        params = request_params(cell.variant, exp.seed, cell.case, self.source)
+        req = checked_prepare(provider, cell, messages, params, self.source)
         for w in req.warnings:  # say each adaptation once per run, not once per cell
             if w not in self._seen_warnings:
                 self._seen_warnings.add(w)
@@ -134,6 +138,28 @@ class Planner:
         if key not in self._identity:
             self._identity[key] = canonical_json({**provider.identity, "deployment": deployment})
         return self._identity[key]
+
+
+def check_tools(exp: Experiment, cases: list, source: str | None) -> None:
+    """Before anything is sent: every ``tool_functions`` entry imports, and every case's expected tool calls
+    name a tool of each variant that offers tools (a typo would otherwise fail every cell, silently)."""
+    from ..tools import EXPECTED_TOOL_CALLS, did_you_mean, expected_calls, resolve_function, tool_names
+
+    for v in exp.variants:
+        for name, ref in v.tool_functions.items():
+            resolve_function(ref, f"Variant {v.name!r}, tool_functions.{name}")
+        if not v.tools:
+            continue
+        names = tool_names(v.tools)
+        for case in cases:
+            if case.vars.get(EXPECTED_TOOL_CALLS) in (None, "") or case.vars.get(EXPECTED_TOOL_CALLS) != \
+                    case.vars.get(EXPECTED_TOOL_CALLS):  # (NaN: an empty cell of a table)
+                continue
+            for call in expected_calls(case.vars[EXPECTED_TOOL_CALLS], case.where(source)):
+                if call["name"] not in names:
+                    raise DataError(f"{case.where(source)}: {EXPECTED_TOOL_CALLS} names {call['name']!r}, which "
+                                    f"variant {v.name!r} does not offer (its tools: {', '.join(names)})"
+                                    f"{did_you_mean(call['name'], names) or '.'}")
 
 
 def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> list[PlannedCell]:
@@ -184,6 +210,7 @@ def estimate_planned(planned: list[PlannedCell], repeats: int = 1):
 
     return estimate_matrix_cost(
         (PlannedRequest(p.request.messages, p.request.model.name, p.request.max_output_tokens,
+                        tools=p.request.params.get("tools"),
                         labels={"case": p.cell.case.id, "variant": p.cell.variant.name, "target": p.target.label,
                                 "model": p.request.model.name})
          for p in planned),

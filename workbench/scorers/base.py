@@ -32,6 +32,8 @@ class ScoreInput:
     variant: str = ""
     messages: Sequence[Mapping[str, Any]] = ()  # rendered request messages
     outcome: str = "ok"  # ok | length | completion_filtered | prompt_filtered
+    tool_calls: Sequence[Mapping[str, Any]] = ()  # the first answer's function calls (OpenAI shape)
+    steps: Sequence[Any] = ()  # a looping cell's steps (workbench.records.Step), empty for a single call
 
     @classmethod
     def of(cls, output: str = "", expected: Any = None, **fields: Any) -> ScoreInput:

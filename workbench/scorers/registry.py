@@ -14,6 +14,7 @@ from .model_graded import EmbeddingScorer, JudgeScorer  # noqa: F401
 from .python import PythonScorer
 from .structured import JsonSchemaScorer, JsonValidScorer, NumericScorer  # noqa: F401
 from .text import ContainsScorer, ExactScorer, LabelScorer, RegexScorer  # noqa: F401
+from .tools import NoToolCallScorer, ToolCallScorer, ToolSequenceScorer  # noqa: F401
 
 
 def build_scorer(spec: str | Mapping[str, Any] | Scorer | type[Scorer] | Callable[..., Any]) -> Scorer:

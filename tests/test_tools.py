@@ -1,0 +1,225 @@
+"""Tool calls and conversations as cases: the spec, the fake backend, the scorers, the loop and its resume."""
+
+import json
+
+import pytest
+
+from workbench.errors import DataError, SpecError
+from workbench.experiment import Experiment
+from workbench.harness import run
+from workbench.scorers import ScoreInput, build_scorer
+from workbench.testing import FakeBackend, Reply, tool_reply
+from workbench.tools import tool_call
+from workbench.variants import Variant
+
+WEATHER = {"name": "get_weather", "description": "Today's weather in a city.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+CONVERT = {"name": "convert_temperature", "description": "Celsius to another unit.",
+           "parameters": {"type": "object", "properties": {"celsius": {"type": "number"},
+                                                           "unit": {"type": "string"}}, "required": ["celsius"]}}
+
+
+def score(spec, calls, **vars):
+    return build_scorer(spec).score(ScoreInput.of("", tool_calls=calls, vars=vars))
+
+
+# ------------------------------------------------------------------------------------------------ the spec
+
+def test_a_bad_tool_schema_or_an_unknown_tool_name_is_refused_when_the_variant_is_built():
+    with pytest.raises(SpecError, match=r"tools\[0\] \(get_weather\)\.parameters: invalid JSON Schema at "
+                                        r"\$\.properties\.city\.type"):
+        Variant(name="v", tools=[{**WEATHER, "parameters": {"type": "object",
+                                                            "properties": {"city": {"type": "strin"}}}}])
+    with pytest.raises(SpecError, match="tool_choice names 'get_wether'.*did you mean 'get_weather'"):
+        Variant(name="v", tools=[WEATHER], tool_choice="get_wether")
+    with pytest.raises(SpecError, match="tool_functions answers 'weather'"):
+        Variant(name="v", tools=[WEATHER], tool_functions={"weather": "m:f"})
+    with pytest.raises(SpecError, match="parallel_tool_calls is set but the variant has no tools"):
+        Variant(name="v", parallel_tool_calls=False)
+
+
+def test_an_expected_call_of_a_tool_the_variant_does_not_offer_is_refused_before_anything_is_sent(tmp_path):
+    fake = FakeBackend()
+    exp = Experiment(name="t", dataset=[{"id": "a", "input": "hi", "expected_tool_calls": [{"name": "get_wether"}]}],
+                     variants=[Variant(name="v", tools=[WEATHER])], targets=["fake"], scorers=["tool_call"])
+    with pytest.raises(DataError, match=r"case 'a' \(row 1 of inline\): expected_tool_calls names 'get_wether'.*"
+                                        r"did you mean 'get_weather'"):
+        run(exp, providers={"fake": fake.provider()}, out=tmp_path / "run", progress=False, cache=False)
+    assert fake.chat_requests == []
+
+
+def test_tools_are_templated_and_sent_in_the_openai_shape(tmp_path):
+    fake = FakeBackend("ok")
+    tool = {**WEATHER, "description": "Weather in {{ country }}."}
+    exp = Experiment(name="t", dataset=[{"id": "a", "input": "hi", "country": "France"}], targets=["fake"],
+                     variants=[Variant(name="v", tools=[tool], tool_choice="required", parallel_tool_calls=False)])
+    run(exp, providers={"fake": fake.provider()}, out=tmp_path / "run", progress=False, cache=False)
+    body = fake.chat_requests[0].body
+    assert body["tools"] == [{"type": "function", "function": {**WEATHER, "description": "Weather in France."}}]
+    assert body["tool_choice"] == "required" and body["parallel_tool_calls"] is False
+
+
+# --------------------------------------------------------------------------------------------- the scorers
+
+def test_a_single_call_scored_right_and_wrong_by_name_and_arguments():
+    right = [tool_call("get_weather", {"city": "Paris"})]
+    expected = [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    s = score("tool_call", right, expected_tool_calls=expected)
+    assert s.verdict == "pass" and s.value == 1.0 and s.evidence == 'get_weather({"city": "Paris"})'
+
+    wrong_name = score("tool_call", [tool_call("get_time", {"city": "Paris"})], expected_tool_calls=expected)
+    assert wrong_name.verdict == "fail" and "no call of 'get_weather'" in wrong_name.explanation
+    assert wrong_name.evidence == 'get_time({"city": "Paris"})'
+
+    wrong_args = score("tool_call", [tool_call("get_weather", {"city": "Lyon"})], expected_tool_calls=expected)
+    assert wrong_args.verdict == "fail" and wrong_args.value == 0.0
+    assert '{"city": "Lyon"} != {"city": "Paris"}' in wrong_args.explanation
+
+    extra_key = [tool_call("get_weather", {"city": "Paris", "unit": "c"})]
+    assert score("tool_call", extra_key, expected_tool_calls=expected).verdict == "fail"  # equal: exactly these
+    assert score({"tool_call": {"match": "subset"}}, extra_key, expected_tool_calls=expected).verdict == "pass"
+    missing = score({"tool_call": {"match": "subset"}}, [tool_call("get_weather", {})], expected_tool_calls=expected)
+    assert missing.verdict == "fail" and "argument 'city' missing" in missing.explanation
+
+
+def test_arguments_matching_a_json_schema():
+    schema = {"type": "object", "properties": {"celsius": {"type": "number", "minimum": -90}},
+              "required": ["celsius"]}
+    spec = {"tool_call": {"function": "convert_temperature", "schema": schema, "match": "schema"}}
+    assert score(spec, [tool_call("convert_temperature", {"celsius": 18})]).verdict == "pass"
+    bad = score(spec, [tool_call("convert_temperature", {"celsius": "warm"})])
+    assert bad.verdict == "fail" and "arguments $.celsius: 'warm' is not of type 'number'" in bad.explanation
+    broken = score(spec, [tool_call("convert_temperature", '{"celsius": 18')])
+    assert broken.verdict == "fail" and "not valid JSON" in broken.explanation
+    with pytest.raises(DataError, match="invalid JSON Schema"):
+        build_scorer({"tool_call": {"function": "f", "schema": {"type": "nope"}, "match": "schema"}})
+
+
+def test_parallel_calls_match_in_any_order_and_extras_fail():
+    expected = [{"name": "get_weather", "arguments": {"city": "Paris"}},
+                {"name": "get_weather", "arguments": {"city": "Oslo"}}]
+    forward = [tool_call("get_weather", {"city": "Paris"}, "a"), tool_call("get_weather", {"city": "Oslo"}, "b")]
+    assert score("tool_call", forward, expected_tool_calls=expected).verdict == "pass"
+    assert score("tool_call", forward[::-1], expected_tool_calls=expected).verdict == "pass"
+    half = score("tool_call", [forward[1]], expected_tool_calls=expected)
+    assert half.verdict == "fail" and half.value == 0.5 and "expected get_weather" in half.explanation
+    extra = forward + [tool_call("get_weather", {"city": "Lima"}, "c")]
+    s = score("tool_call", extra, expected_tool_calls=expected)
+    assert s.verdict == "fail" and "extra call get_weather" in s.explanation and s.value == pytest.approx(2 / 3)
+    assert score({"tool_call": {"allow_extra": True}}, extra, expected_tool_calls=expected).verdict == "pass"
+
+
+def test_no_call_made_and_no_tool_call_scorer():
+    s = build_scorer("tool_call").score(ScoreInput.of("It is sunny in Paris.", vars={
+        "expected_tool_calls": "get_weather"}))
+    assert s.verdict == "fail" and "no tool call; the model answered 'It is sunny in Paris.'" in s.evidence
+    refused = build_scorer("tool_call").score(ScoreInput.of("I'm sorry, I can't help with that.", vars={
+        "expected_tool_calls": "get_weather"}))
+    assert refused.verdict == "refused" and not refused.passed
+    assert score("no_tool_call", []).verdict == "pass"
+    called = score("no_tool_call", [tool_call("get_weather", {"city": "Paris"})])
+    assert called.verdict == "fail" and called.evidence == 'get_weather({"city": "Paris"})'
+    assert score("tool_call", [], expected_tool_calls="[]").verdict == "pass"  # expecting no call
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+
+def get_weather(city):
+    return {"city": city, "celsius": 18}
+
+
+def convert_temperature(celsius, unit="fahrenheit"):
+    return {"fahrenheit": celsius * 9 / 5 + 32}
+
+
+def agent(req):
+    """Step 1: call get_weather; step 2: convert what it said; step 3: answer with both results."""
+    results = req.tool_results
+    if not results:
+        return tool_reply(("get_weather", {"city": req.user_text.split()[-1]}))
+    if len(results) == 1:
+        return tool_reply(("convert_temperature", {"celsius": json.loads(results[0]["content"])["celsius"]}))
+    return Reply(text=f"It is {json.loads(results[1]['content'])['fahrenheit']:g} F.")
+
+
+def loop_exp(**kw):
+    variant = Variant(name="agent", user="Weather in {{ city }}", tools=[WEATHER, CONVERT], max_steps=3,
+                      tool_functions={"get_weather": "tests.test_tools:get_weather",
+                                      "convert_temperature": "tests.test_tools:convert_temperature"})
+    return Experiment(name="loop", dataset=[{"id": "p", "city": "Paris", "expected": "64.4",
+                                             "expected_tool_sequence": "get_weather, convert_temperature"}],
+                      variants=[variant], targets=["fake"], scorers=["tool_sequence", "contains", "tool_call"], **kw)
+
+
+def test_a_three_step_loop_with_tool_results_from_a_python_function(tmp_path):
+    fake = FakeBackend(agent)
+    exp = loop_exp()
+    exp = exp.replace(dataset=[{**exp.load_cases().cases[0].vars,
+                                "expected_tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}])
+    res = run(exp, providers={"fake": fake.provider()}, out=tmp_path / "run", progress=False,
+              cache=tmp_path / "cache.sqlite")
+    rec = res.records[0]
+    assert len(fake.chat_requests) == 3
+    assert [s.step for s in rec.steps] == [1, 2, 3]
+    assert rec.steps[0].tool_results[0].content == '{"city": "Paris", "celsius": 18}'
+    assert rec.steps[1].tool_results[0].name == "convert_temperature"
+    assert rec.output == "It is 64.4 F." and rec.tool_calls[0]["function"]["name"] == "get_weather"
+    # the third request holds the whole conversation: both calls and both results
+    last = fake.chat_requests[2].messages
+    assert [m["role"] for m in last] == ["user", "assistant", "tool", "assistant", "tool"]
+    assert rec.prompt_tokens == sum(s.prompt_tokens for s in rec.steps)
+    assert rec.completion_tokens == sum(s.completion_tokens for s in rec.steps)
+    assert rec.cost_usd == pytest.approx(sum(s.cost_usd for s in rec.steps))
+    assert {s.scorer: s.verdict for s in rec.scores} == {"tool_sequence": "pass", "contains": "pass",
+                                                        "tool_call": "pass"}
+    # a rerun into a new folder is answered by the cache, step by step
+    again = run(exp, providers={"fake": fake.provider()}, out=tmp_path / "run2", progress=False,
+                cache=tmp_path / "cache.sqlite")
+    assert len(fake.chat_requests) == 3 and again.records[0].cache_hit
+    assert all(s.cache_hit for s in again.records[0].steps)
+
+
+def test_the_step_limit_stops_the_loop_and_says_so(tmp_path):
+    fake = FakeBackend(tool_reply(("get_weather", {"city": "Paris"})))  # calls forever
+    exp = loop_exp().replace(variants=[loop_exp().variants[0].replace(max_steps=2)])
+    rec = run(exp, providers={"fake": fake.provider()}, out=tmp_path / "run", progress=False, cache=False).records[0]
+    assert len(fake.chat_requests) == 2 and len(rec.steps) == 2
+    assert any("stopped at max_steps = 2" in w for w in rec.warnings)
+
+
+def test_static_tool_results_per_case_and_unknown_calls_get_an_error_result(tmp_path):
+    fake = FakeBackend(agent)
+    variant = Variant(name="agent", user="Weather in {{ city }}", tools=[WEATHER, CONVERT], max_steps=3,
+                      tool_results={"get_weather": '{"celsius": {{ celsius }}}'})
+    exp = Experiment(name="static", dataset=[{"id": "p", "city": "Paris", "celsius": 10}], variants=[variant],
+                     targets=["fake"])
+    rec = run(exp, providers={"fake": fake.provider()}, out=tmp_path / "run", progress=False, cache=False).records[0]
+    assert rec.steps[0].tool_results[0].content == '{"celsius": 10}'
+    second = rec.steps[1].tool_results[0]
+    assert second.name == "convert_temperature" and "no result for tool 'convert_temperature'" in second.error
+
+
+# ------------------------------------------------------------------------------------- conversations (JSONL)
+
+def test_a_conversation_case_from_jsonl_with_tool_calls_and_results(tmp_path):
+    convo = [{"role": "user", "content": "Weather in Paris?"},
+             {"role": "assistant", "content": None, "tool_calls": [tool_call("get_weather", {"city": "Paris"}, "c1")]},
+             {"role": "tool", "tool_call_id": "c1", "content": '{"celsius": 18}'},
+             {"role": "user", "content": "And in Fahrenheit?"}]
+    path = tmp_path / "cases.jsonl"
+    path.write_text(json.dumps({"id": "c", "conversation": convo,
+                                "expected_tool_calls": [{"name": "convert_temperature",
+                                                         "arguments": {"celsius": 18}}]}) + "\n")
+    fake = FakeBackend(tool_reply(("convert_temperature", {"celsius": 18.0})))
+    exp = Experiment(name="conv", dataset={"path": str(path)}, variants=[Variant(name="v", tools=[WEATHER, CONVERT])],
+                     targets=["fake"], scorers=["tool_call"])
+    rec = run(exp, providers={"fake": fake.provider()}, out=tmp_path / "run", progress=False, cache=False).records[0]
+    sent = fake.chat_requests[0].messages
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "get_weather" and sent[2]["role"] == "tool"
+    assert rec.scores[0].verdict == "pass"  # 18.0 == 18
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "b", "conversation": [{"role": "user", "content": "x"},
+                                                           {"role": "tool", "tool_call_id": "zz", "content": "1"}]}))
+    exp_bad = exp.replace(dataset={"path": str(bad)}, scorers=[])
+    with pytest.raises(DataError, match=r"conversation\[1\]: a tool result answers tool_call_id 'zz'"):
+        run(exp_bad, providers={"fake": fake.provider()}, out=tmp_path / "run-bad", progress=False, cache=False)
