@@ -223,3 +223,42 @@ def test_a_conversation_case_from_jsonl_with_tool_calls_and_results(tmp_path):
     exp_bad = exp.replace(dataset={"path": str(bad)}, scorers=[])
     with pytest.raises(DataError, match=r"conversation\[1\]: a tool result answers tool_call_id 'zz'"):
         run(exp_bad, providers={"fake": fake.provider()}, out=tmp_path / "run-bad", progress=False, cache=False)
+
+
+# ------------------------------------------------------------------------------------ kill -9 mid-cell
+
+def test_kill_9_in_the_middle_of_a_multi_step_cell_pays_no_step_twice(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from workbench.results import Results
+
+    script = Path(__file__).parent / "scripts" / "fake_tool_loop.py"
+    run_dir, cache, log1, log2 = tmp_path / "run", tmp_path / "cache.sqlite", tmp_path / "r1.log", tmp_path / "r2.log"
+    proc = subprocess.Popen([sys.executable, str(script), str(run_dir), str(cache), str(log1), "Oslo:3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:  # Paris done; Oslo's steps 1-2 answered, 3 in flight
+        if log1.exists() and "Oslo 3" in log1.read_text().splitlines():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the kill: " + proc.communicate()[1]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = sorted(log1.read_text().split("\n")[:-1])
+    assert first == ["Oslo 1", "Oslo 2", "Oslo 3", "Paris 1", "Paris 2", "Paris 3"]
+    out = subprocess.run([sys.executable, str(script), str(run_dir), str(cache), str(log2), "-"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "DONE 2 complete" in out.stdout
+    # only the steps in flight at the kill were sent again; the finished steps came from the cache
+    assert log2.read_text().split("\n")[:-1] == ["Oslo 3"]
+    records = {r.case_id: r for r in Results.load(run_dir).records}
+    assert [(s.step, s.cache_hit) for s in records["Oslo"].steps] == [(1, True), (2, True), (3, False)]
+    assert [(s.step, s.cache_hit) for s in records["Paris"].steps] == [(1, False), (2, False), (3, False)]
+    for rec in records.values():
+        assert rec.output == f"{rec.case_id}: {'64.4' if rec.case_id == 'Paris' else '39.2'} F"
