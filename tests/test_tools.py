@@ -262,3 +262,29 @@ def test_kill_9_in_the_middle_of_a_multi_step_cell_pays_no_step_twice(tmp_path):
     assert [(s.step, s.cache_hit) for s in records["Paris"].steps] == [(1, False), (2, False), (3, False)]
     for rec in records.values():
         assert rec.output == f"{rec.case_id}: {'64.4' if rec.case_id == 'Paris' else '39.2'} F"
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+
+def test_the_estimate_counts_tool_definitions_by_the_documented_rule():
+    """facts §5 / docs/tokens-and-costs.md: gpt-4o family func_init 7, prop_init 3, prop_key 3, enum_init -3,
+    enum_item 3, func_end 12; the name:description and key:type:description strings are encoded."""
+    from workbench.harness import estimate
+    from workbench.tokens import get_encoding
+
+    enc = get_encoding("o200k_base")
+    unit = {"type": "string", "description": "the unit", "enum": ["celsius", "fahrenheit"]}
+    tool = {**WEATHER, "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": unit}}}
+    by_rule = (7 + len(enc.encode("get_weather:Today's weather in a city"))  # the description's period dropped
+               + 3 + 3 + len(enc.encode("city:string:"))
+               + 3 + (-3) + (3 + len(enc.encode("celsius"))) + (3 + len(enc.encode("fahrenheit")))
+               + len(enc.encode("unit:string:the unit")) + 12)
+    fake = FakeBackend()
+    rows = [{"id": "a", "input": "Weather in Paris?"}]
+
+    def input_tokens(variant):
+        exp = Experiment(name="t", dataset=rows, variants=[variant], targets=["fake"])
+        return estimate(exp, providers={"fake": fake.provider()}).rows[0].input_tokens
+
+    assert input_tokens(Variant(name="tools", tools=[tool])) - input_tokens(Variant(name="plain")) == by_rule
+    assert fake.chat_requests == []  # an estimate sends nothing

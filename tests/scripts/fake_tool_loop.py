@@ -3,7 +3,8 @@
 usage: fake_tool_loop.py RUN_DIR CACHE_PATH REQUEST_LOG BLOCK_AT
 Every chat request is appended (and flushed) to REQUEST_LOG as "case step" before it is answered, so the parent
 test knows which steps were paid for even after a kill -9. BLOCK_AT "CASE:STEP": that request hangs (the parent
-kills the process there); "-": nothing hangs. One cell at a time: Paris, then Oslo. Prints "DONE <cells> <status>" at the end.
+kills the process there); "-": nothing hangs. One cell at a time: Paris, then Oslo. Prints "DONE <cells> <status>"
+at the end.
 """
 
 import json

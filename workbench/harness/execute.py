@@ -334,7 +334,7 @@ class Executor:
         Each step's request is its own response-cache entry, written the moment it is answered (not at the next
         group commit): a cell killed between steps comes back with its finished steps from the cache, and only
         the step that was in flight is sent again."""
-        variant, case = p.cell.variant, p.cell.case
+        variant = p.cell.variant
         runner = self._tool_runner(p)
         req, steps, done = p.request, [], []
         error: BaseException | None = None

@@ -188,7 +188,7 @@ def _estimate_prompt_tokens(req: PreparedRequest) -> int:
     try:
         from ..tokens import count_messages
 
-        return int(count_messages(req.messages, req.model.name).total)
+        return int(count_messages(req.messages, req.model.name, tools=req.params.get("tools")).total)
     except Exception:  # an estimate is only for pacing: fall back to ~4 characters a token
         return sum(len(json.dumps(m.get("content", ""))) for m in req.messages) // 4 + 3 * len(req.messages) + 3
 

@@ -172,7 +172,9 @@ class LocalModel:
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """A whole chat completion (``stream`` false): one job, run to its end without interruption."""
         kwargs = _llama_kwargs(body)
-        end = self._worker.submit(Job(lambda llm: llm.create_chat_completion(**kwargs), stream=False)).get()
+        run = (lambda llm: _function_calling(llm, kwargs)) if "tools" in kwargs else (
+            lambda llm: llm.create_chat_completion(**kwargs))
+        end = self._worker.submit(Job(run, stream=False)).get()
         if end.error is not None:
             raise _rejection(end.error) from None
         out = end.result
@@ -229,12 +231,41 @@ def _text_content(content: Any, index: int) -> str:
     return "\n".join(parts)
 
 
+def _tool_kwargs(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tools for llama-cpp-python's ``chatml-function-calling`` handler (SmolLM2 speaks ChatML).
+
+    The handler's template renders assistant calls but not ``role: tool`` messages, so each result becomes a
+    user message naming the function; it knows ``auto`` and a named function, so ``required`` with one tool names
+    it, and (as OpenAI does) tools without a ``tool_choice`` mean ``auto``. After tool results, ``auto`` answers
+    in words (see below): the embedded model makes one round of calls per turn."""
+    if body.get("functions"):
+        raise LocalRequestRejected(400, "unsupported_parameter", "Use `tools`; the legacy `functions` is not served.",
+                                   "functions")
+    tools = body["tools"]
+    choice = body.get("tool_choice") or "auto"
+    if choice == "required":
+        if len(tools) != 1:
+            raise LocalRequestRejected(400, "unsupported_parameter", "The local model takes tool_choice 'required' "
+                                       "with one tool only; name the function, or use 'auto'.", "tool_choice")
+        choice = {"type": "function", "function": {"name": tools[0]["function"]["name"]}}
+    if choice == "auto" and messages and messages[-1]["role"] == "tool":
+        # the handler's `auto` can only ever call again (its grammar for a free message admits nothing but a
+        # function name or the end), so with the results in, the model answers in words: tool_choice none
+        choice = "none"
+    names = {c["id"]: c["function"]["name"] for m in messages for c in m.get("tool_calls") or []}
+    for i, m in enumerate(messages):
+        if m["role"] == "tool":
+            name = names.get(m.get("tool_call_id"), "the function")
+            messages[i] = {"role": "user", "content": f"functions.{name} returned:\n{m['content']}"}
+        elif m["role"] == "assistant" and not m.get("tool_calls"):
+            m.pop("tool_calls", None)
+    if choice != "none" and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": ""})  # the template lists the functions in a system message
+    return {"tools": tools, "tool_choice": choice}
+
+
 def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
     """Translate an OpenAI chat request body into ``Llama.create_chat_completion`` arguments."""
-    if body.get("tools") or body.get("functions"):
-        raise LocalRequestRejected(
-            400, "unsupported_parameter", "The local model does not support tools/function calling.", "tools"
-        )
     if int(body.get("n") or 1) != 1:
         raise LocalRequestRejected(
             400, "unsupported_parameter", "The local model returns one choice per request (n=1).", "n"
@@ -244,7 +275,12 @@ def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
         role = m.get("role")
         if role == "developer":  # SmolLM2's chat template knows system, user, assistant
             role = "system"
-        messages.append({"role": role, "content": _text_content(m.get("content"), i)})
+        out: dict[str, Any] = {"role": role, "content": _text_content(m.get("content"), i)}
+        if m.get("tool_calls"):
+            out["tool_calls"] = m["tool_calls"]
+        if m.get("tool_call_id"):
+            out["tool_call_id"] = m["tool_call_id"]
+        messages.append(out)
     if not messages:
         raise LocalRequestRejected(400, "invalid_request_error", "messages must not be empty", "messages")
     kwargs: dict[str, Any] = {
@@ -274,7 +310,25 @@ def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
         schema = (fmt.get("json_schema") or {}).get("schema")
         # llama.cpp turns the schema into a grammar, so the output is guaranteed to parse
         kwargs["response_format"] = {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+    if body.get("tools"):
+        if body.get("stream"):
+            raise LocalRequestRejected(400, "unsupported_parameter", "The local model does not stream tool calls; "
+                                       "send the request without stream.", "stream")
+        kwargs.update(_tool_kwargs(body, messages))
     return kwargs
+
+
+def _function_calling(llm: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion through llama-cpp-python's ``chatml-function-calling`` handler, with call ids that
+    depend on the answer only (the handler's hold a random completion id: a rerun's next step would differ)."""
+    from llama_cpp.llama_chat_format import chatml_function_calling
+
+    out = chatml_function_calling(llama=llm, **kwargs)
+    message = out["choices"][0]["message"]
+    message.pop("function_call", None)
+    for i, call in enumerate(message.get("tool_calls") or []):
+        call["id"] = f"call_{i}_{call['function']['name']}"
+    return out
 
 
 class _ChunkStream:

@@ -314,6 +314,7 @@ def sample_outputs(results: Results, n: int = SAMPLE_CASES) -> dict[str, Any]:
             r = part.loc[v]
             text = r["output"] if r["outcome"] != "error" else \
                 f"[error] {r.get('error_type') or ''}: {r.get('error_message') or ''}"
+            text = _with_tool_calls(text, r)
             mark = ""
             if scorer and f"passed.{scorer}" in part.columns:
                 p = r[f"passed.{scorer}"]
@@ -323,6 +324,19 @@ def sample_outputs(results: Results, n: int = SAMPLE_CASES) -> dict[str, Any]:
         rows.append(row)
     columns = ["case", "input"] + (["expected"] if expected else []) + variants
     return {"rows": rows, "columns": columns, "n": len(picked), "of": len(cases), "scorer": scorer}
+
+
+def _with_tool_calls(text: str, row: Any) -> str:
+    """An output with the first answer's function calls (name and arguments) and how many steps the cell took."""
+    raw = row.get("tool_calls") if hasattr(row, "get") else None
+    if not isinstance(raw, str) or not raw:
+        return text
+    from ..tools import show_call
+
+    calls = "\n".join(f"-> {show_call(c)}" for c in json.loads(raw))
+    steps = row.get("steps")
+    loop = f"\n[{int(steps)} steps; final answer:]\n" if isinstance(steps, (int, float)) and steps > 1 else "\n"
+    return f"{calls}{loop}{text}".rstrip("\n")
 
 
 def _input_text(row: Any) -> str:

@@ -19,7 +19,7 @@ from ..errors import DataError, ScoringError
 from ..records import Score
 from ..tools import EXPECTED_TOOL_CALLS, call_arguments, call_name, expected_calls, show_call
 from ._util import _clip
-from .base import Scorer, ScoreInput, register_scorer
+from .base import ScoreInput, Scorer, register_scorer
 from .refusal import find_refusal
 
 MATCHES = ("equal", "subset", "schema")
@@ -118,8 +118,8 @@ class ToolCallScorer(Scorer):
         ok = not reasons
         explanation = (f"{matched} of {len(expected)} expected call{'s' if len(expected) > 1 else ''} made "
                        f"(match: {self.match})" + ("" if ok else "; " + "; ".join(reasons)))
-        return Score(scorer=self.name, value=value, passed=ok, verdict="pass" if ok else "fail", answer=call_name(calls[0]),
-                     explanation=explanation, evidence=_shown(calls),
+        return Score(scorer=self.name, value=value, passed=ok, verdict="pass" if ok else "fail",
+                     answer=call_name(calls[0]), explanation=explanation, evidence=_shown(calls),
                      metadata={"expected": expected, "calls": calls, "match": self.match})
 
     def _problem(self, e: Mapping[str, Any], call: Mapping[str, Any]) -> str | None:
