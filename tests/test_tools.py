@@ -288,3 +288,52 @@ def test_the_estimate_counts_tool_definitions_by_the_documented_rule():
 
     assert input_tokens(Variant(name="tools", tools=[tool])) - input_tokens(Variant(name="plain")) == by_rule
     assert fake.chat_requests == []  # an estimate sends nothing
+
+
+# ------------------------------------------------------------------------------------------------ views
+
+def test_the_results_viewer_shows_each_step_with_calls_arguments_and_results(tmp_path):
+    from workbench.widgets.cells import cell_detail_html, cell_statuses
+
+    fake = FakeBackend(agent)
+    res = run(loop_exp(), providers={"fake": fake.provider()}, out=tmp_path / "run", progress=False, cache=False)
+    st = next(iter(cell_statuses(res.records).values()))
+    html = cell_detail_html(st)
+    assert "3 steps" in html and html.count('class="wb-step"') == 3
+    assert "<b>step 1</b> · tool_calls" in html and "<b>step 3</b> · stop" in html
+    assert "call <b>get_weather</b>" in html and "&#34;city&#34;: &#34;Paris&#34;" in html
+    assert "result: " in html and "&#34;celsius&#34;: 18" in html
+    assert "It is 64.4 F." in html
+
+
+def test_a_single_call_cell_shows_its_call_as_the_output(tmp_path):
+    from workbench.widgets.cells import output_text
+
+    fake = FakeBackend(tool_reply(("get_weather", {"city": "Paris"})))
+    exp = Experiment(name="one", dataset=[{"id": "a", "input": "Weather in Paris?"}], targets=["fake"],
+                     variants=[Variant(name="v", tools=[WEATHER])])
+    rec = run(exp, providers={"fake": fake.provider()}, out=tmp_path / "run", progress=False, cache=False).records[0]
+    assert rec.finish_reason == "tool_calls" and rec.steps == []
+    assert output_text(rec) == '-> get_weather({"city": "Paris"})'
+
+
+# ---------------------------------------------------------------------------------------- the local model
+
+@pytest.mark.local_model
+def test_the_shipped_tool_example_runs_on_the_local_model(tmp_path):
+    """One real run: SmolLM2 through llama-cpp-python's chatml-function-calling, the Python tool answering."""
+    from workbench.examples import load_example
+
+    exp = load_example("tools")
+    exp = exp.replace(dataset={"rows": [r.vars for r in exp.load_cases().cases if r.id in ("w1", "w2")],
+                               "id_column": "id"})
+    res = run(exp, out=tmp_path / "run", cache=tmp_path / "c.sqlite", progress=False)
+    assert len(res) == 2 and res.n_errors == 0
+    for rec in res.records:
+        assert rec.system_fingerprint.startswith("fp_llamacpp") and rec.steps
+        first = rec.steps[0]
+        assert first.finish_reason == "tool_calls" and first.tool_calls[0]["function"]["name"] == "get_weather"
+        assert first.tool_results and first.tool_results[0].name == "get_weather"
+        assert {s.scorer for s in rec.scores} == {"tool_call", "contains"}
+        assert all(s.verdict in ("pass", "fail", "refused") and s.evidence for s in rec.scores if s.scorer == "tool_call")
+    assert sum(s.completion_tokens for r in res.records for s in r.steps) == sum(r.completion_tokens for r in res.records)

@@ -325,6 +325,11 @@ def _function_calling(llm: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 
     out = chatml_function_calling(llama=llm, **kwargs)
     message = out["choices"][0]["message"]
+    if kwargs.get("tool_choice") == "auto" and not message.get("tool_calls"):
+        # the handler chose to answer in words, but its grammar for that answer admits only a function name or
+        # the end of the turn (always empty): the words come from its own tool_choice none path instead
+        out = chatml_function_calling(llama=llm, **{**kwargs, "tool_choice": "none"})
+        message = out["choices"][0]["message"]
     message.pop("function_call", None)
     for i, call in enumerate(message.get("tool_calls") or []):
         call["id"] = f"call_{i}_{call['function']['name']}"
