@@ -105,7 +105,7 @@ def local_concurrent(max_tokens: int) -> None:
 async def harness_runs(n_cases: int) -> None:
     variants = [Variant(name="a", user="{{ text }}", params={"max_tokens": 16})]
     rows = [{"id": f"c{i}", "text": f"Question {i}: tell me a story in about twelve words."} for i in range(n_cases)]
-    async with fake_server(latency=0.02) as base_url:
+    with fake_server(latency=0.02) as base_url:  # a server process: a plain context manager
         prof = Profile(name="bench", backend="openai", base_url=base_url, auth="none", model="gpt-4o-mini", timeout=30)
         exp = Experiment(name="bench", dataset=rows, variants=variants, targets=["bench"], concurrency=32)
         out = {}

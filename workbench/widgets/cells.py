@@ -184,13 +184,7 @@ def badges(st: CellStatus) -> str:
                 out.append(f'<b class="wb-verdict wb-{what}" style="color:{VERDICT_TEXT[what]}">{esc(label)}</b>')
     elif r.scores and r.scores[0].error:
         out.append(f'<span class="wb-score" title="{esc(r.scores[0].error)}">score error</span>')
-    out.extend(timing_badges(r))
-    if r.prompt_tokens or r.completion_tokens:
-        out.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
-    if r.cost_usd is not None:
-        out.append(usd(r.cost_usd))
-    if r.cache_hit:
-        out.append("cached")
+    out.extend(call_badges(r))
     if r.outcome in FILTERED_OUTCOMES:
         out.append(f'<b style="color:#7b1fa2">{esc(r.outcome.replace("_", " "))}</b>')
     if r.filter_flags:
@@ -455,8 +449,8 @@ def answer_html(label: str, body_html: str, meta: str = "") -> str:
     return f'{head}<div class="wb-answer">{body_html}</div>{tail}'
 
 
-def record_meta(r: CellResult) -> str:
-    """Badges of one finished call, for a card (time to first token, latency, tokens/s, tokens, cost)."""
+def call_badges(r: CellResult) -> list[str]:
+    """Badges of one finished call: time to first token, latency, tokens/s, tokens, cost, cached."""
     parts = timing_badges(r)
     if r.prompt_tokens or r.completion_tokens:
         parts.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
@@ -464,7 +458,12 @@ def record_meta(r: CellResult) -> str:
         parts.append(usd(r.cost_usd))
     if r.cache_hit:
         parts.append("cached")
-    return " · ".join(parts)
+    return parts
+
+
+def record_meta(r: CellResult) -> str:
+    """The call's badges as one line, for a card."""
+    return " · ".join(call_badges(r))
 
 
 def thread_html(conversation: Any, variant: str) -> str:
