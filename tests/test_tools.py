@@ -301,8 +301,8 @@ def test_the_results_viewer_shows_each_step_with_calls_arguments_and_results(tmp
     html = cell_detail_html(st)
     assert "3 steps" in html and html.count('class="wb-step"') == 3
     assert "<b>step 1</b> · tool_calls" in html and "<b>step 3</b> · stop" in html
-    assert "call <b>get_weather</b>" in html and "&#34;city&#34;: &#34;Paris&#34;" in html
-    assert "result: " in html and "&#34;celsius&#34;: 18" in html
+    assert "call <b>get_weather</b>" in html and "&quot;city&quot;: &quot;Paris&quot;" in html
+    assert "result: " in html and "&quot;celsius&quot;: 18" in html
     assert "It is 64.4 F." in html
 
 
@@ -337,3 +337,17 @@ def test_the_shipped_tool_example_runs_on_the_local_model(tmp_path):
         assert {s.scorer for s in rec.scores} == {"tool_call", "contains"}
         assert all(s.verdict in ("pass", "fail", "refused") and s.evidence for s in rec.scores if s.scorer == "tool_call")
     assert sum(s.completion_tokens for r in res.records for s in r.steps) == sum(r.completion_tokens for r in res.records)
+
+
+def test_the_cost_explorer_prices_the_tool_definitions_per_call():
+    from workbench.tokens import count_tools
+    from workbench.widgets.cost_explorer import CostExplorer, tool_costs
+
+    rows = {r["model"]: r for r in tool_costs([WEATHER], ["gpt-4o", "gpt-4o-mini"], calls=1000)}
+    n = count_tools([{"type": "function", "function": WEATHER}], "gpt-4o")
+    assert rows["gpt-4o"]["tokens"] == n and rows["gpt-4o"]["per_call_usd"] == pytest.approx(n * 2.5e-6)
+    assert rows["gpt-4o"]["per_calls_usd"] == pytest.approx(1000 * n * 2.5e-6)
+    ce = CostExplorer("Weather in Paris?", models=["gpt-4o"], tools=[WEATHER])
+    assert "Tool definitions" in ce.tools_out.value and f"<td>{n}</td>" in ce.tools_out.value
+    with pytest.raises(DataError, match="CostExplorer tools: tools\\[0\\].name"):
+        CostExplorer("x", tools=[{"name": "bad name"}])
