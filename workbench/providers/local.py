@@ -311,9 +311,6 @@ def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
         # llama.cpp turns the schema into a grammar, so the output is guaranteed to parse
         kwargs["response_format"] = {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
     if body.get("tools"):
-        if body.get("stream"):
-            raise LocalRequestRejected(400, "unsupported_parameter", "The local model does not stream tool calls; "
-                                       "send the request without stream.", "stream")
         kwargs.update(_tool_kwargs(body, messages))
     return kwargs
 
@@ -446,6 +443,8 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                 return httpx2.Response(200, json=body, headers={"x-request-id": request_id})
             payload = _payload(request)
             if path.endswith("/chat/completions"):
+                if payload.get("stream") and payload.get("tools"):
+                    return _whole_as_stream(self.model.chat({**payload, "stream": False}), payload, request_id)
                 if payload.get("stream"):
                     job = self.model.stream(payload)
                     return self._streaming(_SyncChunkStream, job, job.get(), payload, request_id)
@@ -488,7 +487,8 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         await request.aread()
         try:
             payload = _payload(request)
-            if request.url.path.rstrip("/").endswith("/chat/completions") and payload.get("stream"):
+            if request.url.path.rstrip("/").endswith("/chat/completions") and payload.get("stream") and \
+                    not payload.get("tools"):
                 # the worker wakes this loop per chunk: no thread waits for a stream
                 job = self.model.stream(payload, loop=asyncio.get_running_loop())
                 try:
@@ -501,6 +501,29 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             return _error_response(e)
         # whole answers wait for the worker off the event loop, so notebooks stay responsive
         return await asyncio.to_thread(self._handle, request)
+
+
+def _whole_as_stream(out: dict[str, Any], payload: dict[str, Any], request_id: str) -> httpx2.Response:
+    """A whole answer sent as server-sent events (the function-calling handler does not stream): the text, each
+    call, the finish reason and, when asked for, the usage - so a streaming client (the playground) gets tools."""
+    head = {k: out.get(k) for k in ("id", "created", "model", "system_fingerprint")}
+    head["object"] = "chat.completion.chunk"
+    choice = out["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+    events = [chunk({"role": "assistant", "content": message.get("content") or ""})]
+    for i, call in enumerate(message.get("tool_calls") or []):
+        events.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                             "function": call["function"]}]}))
+    events.append(chunk({}, choice.get("finish_reason")))
+    if (payload.get("stream_options") or {}).get("include_usage"):
+        events.append({**head, "choices": [], "usage": out.get("usage")})
+    body = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
+    return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream",
+                                                       "x-request-id": request_id})
 
 
 def _payload(request: httpx2.Request) -> dict[str, Any]:
