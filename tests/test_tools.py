@@ -378,3 +378,21 @@ def test_the_shipped_tool_example_loads_and_loops_with_its_python_tool(tmp_path)
     assert by_case["w1"].steps[0].tool_results[0].content == '{"city": "Paris", "celsius": 18, "sky": "cloudy"}'
     assert all(s.verdict == "pass" for r in res.records for s in r.scores if s.scorer == "tool_call")
     assert by_case["w1"].output == "It is 18 degrees." and by_case["w5"].steps[0].tool_calls == []
+
+
+def test_parallel_calls_through_the_harness_score_in_any_order(tmp_path):
+    calls = [("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Paris"})]  # the reverse of the case's
+    fake = FakeBackend(lambda req: tool_reply(*(calls if "both" in req.user_text else calls[:1])))
+    expected = [{"name": "get_weather", "arguments": {"city": "Paris"}},
+                {"name": "get_weather", "arguments": {"city": "Oslo"}}]
+    exp = Experiment(name="par", targets=["fake"], scorers=["tool_call"],
+                     dataset=[{"id": "both", "input": "both", "expected_tool_calls": expected},
+                              {"id": "one", "input": "one", "expected_tool_calls": expected}],
+                     variants=[Variant(name="v", tools=[WEATHER], parallel_tool_calls=True)])
+    res = run(exp, providers={"fake": fake.provider("azure")}, out=tmp_path / "run", progress=False, cache=False)
+    scores = {r.case_id: r.scores[0] for r in res.records}
+    assert all(r.body["parallel_tool_calls"] is True for r in fake.chat_requests)
+    assert scores["both"].verdict == "pass" and scores["both"].value == 1.0
+    assert scores["one"].verdict == "fail" and scores["one"].value == 0.5
+    assert "expected get_weather" in scores["one"].explanation and 'get_weather({"city": "Paris"})' in \
+        scores["one"].explanation
