@@ -332,8 +332,8 @@ def conversation_messages(value: Any, where: str = "a case") -> list[dict[str, A
     for i, m in enumerate(value):
         out.append(_conversation_message(m, i, where, open_calls))
     if out[-1]["role"] not in ("user", "tool"):
-        raise DataError(f"{where}: a {CONVERSATION!r} ends with the message to answer (a user message or a tool "
-                        f"result); the last one is {out[-1]['role']!r}.")
+        raise DataError(f"{where}: a {CONVERSATION!r} ends with the user message to answer (or a tool result); "
+                        f"the last one is {out[-1]['role']!r}.")
     return out
 
 
