@@ -336,12 +336,25 @@ def messages_html(messages: Sequence[Mapping[str, Any]]) -> str:
     out = []
     for m in messages:
         role = m.get("role", "?")
-        if role == "tool":
-            role = f"tool result ({m.get('tool_call_id', '?')})"
+        if m.get("tool_call_id"):
+            role = f"{role} (answers {m['tool_call_id']})"
         out.append(f'<div style="margin:2px 0"><b>{esc(role)}</b><pre style="margin:0 0 0 8px;white-space:pre-wrap;'
                    f'font-size:12px">{esc(_content_text(m.get("content")))}</pre>'
-                   + "".join(_call_html(c) for c in m.get("tool_calls") or []) + '</div>')
+                   f'{tool_calls_html(m.get("tool_calls") or [])}</div>')
     return "".join(out)
+
+
+def tool_calls_html(calls: Sequence[Mapping[str, Any]]) -> str:
+    """Tool calls as ``name(arguments)`` lines with their ids (empty without any)."""
+    if not calls:
+        return ""
+    lines = []
+    for c in calls:
+        fn = c.get("function") or {}
+        lines.append(f'<div class="wb-tool-call" style="font:12px ui-monospace,monospace;margin-left:8px">'
+                     f'→ {esc(fn.get("name", "?"))}({esc(clip(fn.get("arguments", ""), 400))})'
+                     f' <span style="color:#888">{esc(c.get("id", ""))}</span></div>')
+    return "".join(lines)
 
 
 def output_diff_html(a: str, b: str, a_name: str = "a", b_name: str = "b") -> str:
