@@ -78,11 +78,11 @@ class RunProgress:
                 "429s": str(self.rate_limited)}
 
 
-def _cost_usd(completion: Completion, model: ModelInfo, prices: Any = None) -> float | None:
+def _cost_usd(completion: Completion, model: ModelInfo, prices: Any = None, batch: bool = False) -> float | None:
     try:
         from ..costs import actual_cost
 
-        return float(actual_cost(completion.usage, model, prices=prices).usd)
+        return float(actual_cost(completion.usage, model, batch=batch, prices=prices).usd)
     except Exception as e:  # an unknown price must not lose the result
         log.debug("no cost for %s: %s", model.name, e)
         return None
@@ -145,6 +145,7 @@ class Executor:
         self._drained = False
         self._beat_stop = threading.Event()
         self._postfix_at = 0.0
+        self.batch_pricing = False  # answers priced at Batch API rates (the batch engine records with this)
 
     def limiter(self, p: PlannedCell) -> TargetLimiter:
         return self._limiter(p.target.profile, p.request.deployment, p.provider)
@@ -393,7 +394,7 @@ class Executor:
                 output=c.text, outcome=c.outcome, finish_reason=c.finish_reason, latency_s=c.latency_s,
                 request_id=c.request_id, system_fingerprint=c.system_fingerprint, retries=c.retries,
                 prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
-                reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices),
+                reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices, self.batch_pricing),
                 content_filter=cf.model_dump() if not cf.empty else {}, filter_flags=cf.flagged,
             )
             if c.outcome == "prompt_filtered":
@@ -411,6 +412,12 @@ class Executor:
                     spent += float(extra)
         rec.finished_at = utcnow()
         return rec, spent
+
+    async def record(self, p: PlannedCell, completion: Completion | None, error: BaseException | None = None, *,
+                     cache_hit: bool = False, started: str | None = None) -> tuple[CellResult, float]:
+        """A cell's record (scored) and what was paid for it, for an answer that did not come through this
+        executor's workers: a merged Batch API line, or a cache hit found before a batch is submitted."""
+        return await self._record(p, completion, error, cache_hit, started or utcnow())
 
     async def _score(self, rec: CellResult, cell: Cell) -> list[Score]:
         from ..scorers import ScoreInput

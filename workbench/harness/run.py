@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._sync import run_sync
 from ..errors import BudgetExceeded, ConfigError, DataError, PreflightFailed, WorkbenchError
@@ -25,6 +25,9 @@ from ..results import Results
 from ..store import ResponseCache, workbench_home
 from .execute import RATE_LIMIT_PATIENCE_S, Executor, RunProgress
 from .plan import Planner, estimate_planned
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..batch.engine import BatchSettings
 
 log = logging.getLogger("workbench.harness")
 
@@ -57,23 +60,33 @@ async def arun(
     state: RunProgress | None = None,
     resend_changed: bool = False,
     preflight: bool = True,
+    mode: Literal["online", "batch"] = "online",
+    batch: BatchSettings | None = None,
+    wait: bool = True,
 ) -> Results:
     """Run ``experiment`` and return its :class:`Results` (see :func:`run`)."""
     exp = experiment
+    if mode not in ("online", "batch"):
+        raise DataError(f"mode = {mode!r}: use 'online' (send each call now) or 'batch' (the provider's Batch API).")
+    if mode == "batch" and batch is None:
+        from ..batch.engine import BatchSettings as _Settings
+
+        batch = _Settings()
     planner = Planner(exp, providers)
     run_dir = Path(out) if out is not None else default_run_dir(exp)
     ledger = RunLedger(run_dir)
     try:
         return await _run_in(exp, planner, ledger, run_dir, cache=cache, progress=progress, budget_usd=budget_usd,
                              on_result=on_result, cancel=cancel, state=state, resend_changed=resend_changed,
-                             preflight=preflight)
+                             preflight=preflight, batch=batch if mode == "batch" else None,
+                             wait=wait)
     finally:
         ledger.close()
 
 
 async def _run_in(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir: Path, *, cache, progress: bool,
                   budget_usd: float | None, on_result, cancel, state: RunProgress | None, resend_changed: bool,
-                  preflight: bool) -> Results:
+                  preflight: bool, batch: BatchSettings | None = None, wait: bool = True) -> Results:
     fingerprint = exp.fingerprint()
     previous = ledger.get_meta("fingerprint")
     if previous and previous != fingerprint:
@@ -88,7 +101,8 @@ async def _run_in(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir:
     ledger.set_meta("experiment", exp.to_dict())
     response_cache = _open_cache(cache)
     try:
-        budget = _budget_gate(exp, planner, ledger, response_cache, budget_usd)
+        # a batch is priced at batch rates, on what it submits (the batch engine's own gate)
+        budget = None if batch is not None else _budget_gate(exp, planner, ledger, response_cache, budget_usd)
         if preflight:
             try:
                 await _preflight(planner, ledger, response_cache)
@@ -96,6 +110,11 @@ async def _run_in(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir:
                 if not ledger.live_owners():
                     ledger.set_meta("status", f"refused: preflight: profile {e.profile} cannot be used")
                 raise
+        if batch is not None:
+            from ..batch.engine import run_batch_in
+
+            return await run_batch_in(exp, planner, ledger, run_dir, response_cache, batch, budget_usd=budget_usd,
+                                      progress=progress, wait=wait)
         return await _execute(exp, planner, ledger, run_dir, response_cache, budget, progress=progress,
                               on_result=on_result, cancel=cancel, state=state)
     finally:
@@ -236,6 +255,9 @@ def run(
     on_result: Callable[[CellResult], None] | None = None,
     cancel: threading.Event | None = None,
     resend_changed: bool = False,
+    mode: Literal["online", "batch"] = "online",
+    batch: BatchSettings | None = None,
+    wait: bool = True,
 ) -> Results:
     """Run an experiment to the end and return its :class:`Results`.
 
@@ -255,12 +277,22 @@ def run(
             api-version, deployment or body), send those cells again into this folder. Without it such a re-run
             is refused (:class:`~workbench.errors.RequestChanged` says what changed), so one folder never mixes
             answers to two different requests.
+        mode: ``"online"`` (default) sends each call now; ``"batch"`` submits the calls to the provider's Batch
+            API (half price, its own quota, done within 24 h): one file per target and deployment, tracked in the
+            run folder, merged by cell key. Cells done or in the response cache are not submitted. Targets must
+            be marked batch-capable (``batch = true`` or ``batch_deployments`` in the profile). See
+            :mod:`workbench.batch` (``resume``, ``cancel``, ``batch_status``).
+        batch: how a batch run polls and splits files (:class:`~workbench.batch.BatchSettings`: poll interval,
+            default 60 s; lines and bytes per file, default the provider's limits).
+        wait: with ``mode="batch"``, poll until every batch has ended and is merged (default); False returns
+            after submitting (``workbench.batch.resume(out)`` collects later).
 
     Any number of processes may run the same experiment into the same ``out`` at once: they share the cells
     (each claimed in the run ledger before it is sent), and each returns the whole run.
     """
     return run_sync(arun(experiment, out=out, cache=cache, providers=providers, progress=progress,
-                         budget_usd=budget_usd, on_result=on_result, cancel=cancel, resend_changed=resend_changed),
+                         budget_usd=budget_usd, on_result=on_result, cancel=cancel, resend_changed=resend_changed,
+                         mode=mode, batch=batch, wait=wait),
                     thread_name=f"workbench-run-{experiment.name}")
 
 
