@@ -53,6 +53,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", choices=["jsonl", "csv", "parquet"], action="append",
                    help="also write results.<fmt> into the run folder (repeatable)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    b = p.add_argument_group("Batch API (half price, done within 24 h; `workbench batch status|resume|cancel RUN`)")
+    b.add_argument("--batch", action="store_true",
+                   help="submit the calls to the provider's Batch API instead of sending them now (targets marked "
+                        "batch-capable: `batch = true` or `batch_deployments` in the profile)")
+    b.add_argument("--poll-interval", type=float, metavar="SECONDS",
+                   help="seconds between batch status checks (default 60, as Azure asks)")
+    b.add_argument("--batch-max-lines", type=int, metavar="N",
+                   help="at most N requests per batch file (default: the provider's limit, 50,000 / 100,000)")
+    b.add_argument("--no-wait", action="store_true",
+                   help="with --batch: return once submitted; collect later with `workbench batch resume RUN`")
     g = p.add_argument_group("gates and CI")
     g.add_argument("--gate", action="append", metavar="GATE", help=GATE_HELP)
     g.add_argument("--baseline", metavar="PATH|RUN_ID|last-on-main",
@@ -108,6 +118,12 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(exp, baseline_info)
     results = _run(exp, args)
+    if results.status == "batch in progress":  # --no-wait: nothing to summarise or gate yet
+        from ..batch import batch_status
+
+        print(batch_status(results.run_dir))
+        print(f"\nsubmitted; collect the answers with: workbench batch resume {results.run_dir}")
+        return EXIT_OK
     _print_summary(exp, results)
     report = None
     if exp.gates:
@@ -148,7 +164,7 @@ def _run(exp, args):
     started, t0 = utcnow(), time.monotonic()
     try:
         results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet,
-                      resend_changed=args.resend_changed)
+                      resend_changed=args.resend_changed, **_batch_options(args))
     except WorkbenchError as e:
         _write_failure_files(args, exp.name, str(e), bad_input=exit_code_for(e) == EXIT_BAD_INPUT)
         raise
@@ -162,6 +178,29 @@ def _run(exp, args):
         except (WorkbenchError, OSError) as e:  # provenance must not fail a finished run
             print(f"warning: the run's manifest.json was not written ({e})", file=sys.stderr)
     return results
+
+
+def _batch_options(args) -> dict[str, Any]:
+    """``mode``, ``batch`` and ``wait`` for :func:`workbench.harness.run` from the batch flags (refused without
+    --batch, so a flag never silently does nothing)."""
+    from ..errors import DataError
+
+    given = [flag for flag, value in (("--poll-interval", args.poll_interval), ("--batch-max-lines",
+                                                                             args.batch_max_lines),
+                                      ("--no-wait", args.no_wait or None)) if value is not None]
+    if not args.batch:
+        if given:
+            raise DataError(f"{given[0]} is for batch runs: add --batch, or leave it out.")
+        return {}
+    if args.poll_interval is not None and args.poll_interval < 0:
+        raise DataError(f"--poll-interval {args.poll_interval:g}: give seconds between checks, 0 or more.")
+    if args.batch_max_lines is not None and args.batch_max_lines < 1:
+        raise DataError(f"--batch-max-lines {args.batch_max_lines}: a batch file holds at least 1 request.")
+    from ..batch import DEFAULT_POLL_S, BatchSettings
+
+    settings = BatchSettings(poll_interval_s=DEFAULT_POLL_S if args.poll_interval is None else args.poll_interval,
+                             max_lines=args.batch_max_lines)
+    return {"mode": "batch", "batch": settings, "wait": not args.no_wait}
 
 
 def _print_summary(exp, results) -> None:

@@ -16,7 +16,8 @@ Validation is the provider's: a UTF-8 BOM, a line that is not JSON, a duplicate 
 file, a line whose ``url`` is not the batch's endpoint, an empty file, too many lines - each fails the batch with
 its code (``invalid_json_line``, ``duplicate_custom_id``, ``model_mismatch``, ``url_mismatch``, ``empty_file``,
 ``too_many_tasks``, ``model_not_found``). Output lines come back shuffled (not in input order), as they do.
-``accepted`` counts, per ``custom_id``, the batches that took the line: a line submitted twice shows there.
+``accepted`` counts, per ``custom_id``, the batches that took the line (a line submitted twice shows there);
+``processed`` the times it ran (and was billed).
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class FakeBatches:
         self.deployments: set[str] | None = None  # Azure: the batch deployments that exist (model_not_found)
         self.shuffle = True
         self.accepted: Counter[str] = Counter()  # custom_id -> batches that accepted the line
+        self.processed: Counter[str] = Counter()  # custom_id -> times the line ran (and was billed)
         self.creates = 0
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -145,6 +147,7 @@ class FakeBatches:
         with self._lock:
             return {"batches": len(self.jobs), "files": len(self.files), "lines_accepted": sum(self.accepted.values()),
                     "lines_accepted_twice": sorted(k for k, n in self.accepted.items() if n > 1),
+                    "lines_run_twice": sorted(k for k, n in self.processed.items() if n > 1),
                     "statuses": dict(Counter(j.status for j in self.jobs.values()))}
 
     # -- HTTP -----------------------------------------------------------------------------------------
@@ -246,6 +249,7 @@ class FakeBatches:
                 if job.expire_at is not None and len(job.results) >= job.expire_at:
                     break
                 status, body = self.backend.answer_batch_line(line.get("body") or {}, job.style)
+                self.processed[line["custom_id"]] += 1
                 job.results.append((line, status, body))
             if job.expire_at is not None and len(job.results) >= job.expire_at < len(job.lines):
                 self._finish(job, "expired")

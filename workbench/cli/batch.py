@@ -1,0 +1,73 @@
+"""``workbench batch status|resume|cancel RUN``: the batches of a run folder started with ``workbench eval --batch``.
+
+``status`` reads the run ledger only (nothing is sent). ``resume`` carries on after Ctrl-C, a closed laptop or
+kill -9: half-done submissions are completed (never submitted twice), open batches are polled until they end,
+ended ones are merged. ``cancel`` asks the provider to stop the open batches and merges what they finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from . import EXIT_OK, EXIT_RUN_FAILED, exit_codes_help
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="status, resume or cancel the Batch API jobs of a run (eval --batch)",
+                       description="The Batch API jobs of a run folder started with `workbench eval SPEC --batch`.",
+                       epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="batch_action", metavar="ACTION", required=True)
+    st = actions.add_parser("status", help="each batch's status and counts (reads the run folder; sends nothing)")
+    st.add_argument("run", help="the run folder (the `results:` line of `workbench eval`)")
+    st.set_defaults(func=status)
+    for name, what in (("resume", "finish submitting, poll until every batch ends, merge the answers"),
+                       ("cancel", "cancel the open batches; their finished part is merged and kept")):
+        a = actions.add_parser(name, help=what, description=what)
+        a.add_argument("run", help="the run folder")
+        a.add_argument("--poll-interval", type=float, metavar="SECONDS",
+                       help="seconds between status checks (default: as the run was started; Azure: 60 or more)")
+        a.add_argument("--no-wait", action="store_true", help="check once, merge what has ended, and return")
+        a.add_argument("--no-cache", action="store_true", help="do not write merged answers to the response cache")
+        a.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        a.set_defaults(func=resume if name == "resume" else cancel)
+
+
+def _poll_interval(args) -> float | None:
+    if args.poll_interval is not None and args.poll_interval < 0:
+        from ..errors import DataError
+
+        raise DataError(f"--poll-interval {args.poll_interval:g}: give seconds between checks, 0 or more.")
+    return args.poll_interval
+
+
+def status(args: argparse.Namespace) -> int:
+    from ..batch import batch_status
+
+    print(batch_status(args.run))
+    return EXIT_OK
+
+
+def _report(results) -> int:
+    from ..batch import batch_status
+
+    print(batch_status(results.run_dir))
+    info = results.info
+    if info.get("online_cost_usd") is not None:
+        print(f"batch cost ${info['batch_cost_usd']:.6f} (online prices: ${info['online_cost_usd']:.6f}; saved "
+              f"${info['saving_usd']:.6f})")
+    print(f"status: {results.status}\nresults: {results.run_dir}")
+    return EXIT_OK if results.status == "complete" else EXIT_RUN_FAILED
+
+
+def resume(args: argparse.Namespace) -> int:
+    from ..batch import resume as resume_batches
+
+    return _report(resume_batches(args.run, poll_interval_s=_poll_interval(args), wait=not args.no_wait,
+                                  progress=not args.quiet, cache=not args.no_cache))
+
+
+def cancel(args: argparse.Namespace) -> int:
+    from ..batch import cancel as cancel_batches
+
+    return _report(cancel_batches(args.run, poll_interval_s=_poll_interval(args), wait=not args.no_wait,
+                                  progress=not args.quiet, cache=not args.no_cache))
