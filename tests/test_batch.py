@@ -327,6 +327,9 @@ def test_kill_9_while_polling_then_batch_resume_completes_with_no_line_submitted
                               "-q"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "status: complete" in out.stdout
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["mode"] == "batch" and len(manifest["batch"]["batch_ids"]) == 2
+    assert manifest["batch"]["saving_usd"] > 0
     assert fake.batches.creates == 2 and len(fake.batches.files) == 2 + 2  # 2 inputs, 2 outputs
     assert len(fake.batches.accepted) == 300 and max(fake.batches.accepted.values()) == 1
     assert fake.stats()["paid_twice"] == []
@@ -337,3 +340,21 @@ def test_kill_9_while_polling_then_batch_resume_completes_with_no_line_submitted
     finally:
         ledger.close()
     assert all(r.output == f"echo {int(r.case_id[1:])}" for r in recs)
+
+
+def test_the_notebook_runs_a_batch_and_the_manifest_records_mode_ids_and_saving(tmp_path):
+    from workbench import runs
+    from workbench.runs.finalize import write_run_manifest
+
+    fake = FakeBackend(answer)
+    prov = fake.provider("openai", batch=True)
+    res = runs.run_experiment(make_exp(12), tmp_path / "nb-run", providers={"fake": prov}, mode="batch",
+                              poll_interval_s=0.001, progress=False, cache=False)
+    assert res.status == "complete" and len(res) == 12 and fake.chat_requests == []
+    manifest = json.loads(write_run_manifest(res, started_at=None, finished_at=None, duration_s=None).read_text())
+    assert manifest["mode"] == "batch"
+    assert manifest["batch"]["batch_ids"] == [next(iter(fake.batches.jobs))]
+    b = manifest["batch"]
+    assert b["online_cost_usd"] == pytest.approx(2 * b["batch_cost_usd"]) and b["saving_usd"] > 0
+    with pytest.raises(Exception, match="mode = 'bulk'"):
+        runs.run_experiment(make_exp(2), tmp_path / "x", providers={"fake": prov}, mode="bulk")

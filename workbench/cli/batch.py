@@ -47,9 +47,11 @@ def status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report(results) -> int:
+def _report(results, source: str) -> int:
     from ..batch import batch_status
 
+    if results.status != "batch in progress":
+        _write_manifest(results, source)
     print(batch_status(results.run_dir))
     info = results.info
     if info.get("online_cost_usd") is not None:
@@ -59,15 +61,29 @@ def _report(results) -> int:
     return EXIT_OK if results.status == "complete" else EXIT_RUN_FAILED
 
 
+def _write_manifest(results, source: str) -> None:
+    """The run joins the run history once its batches are merged, as `workbench eval` would have done."""
+    import sys
+
+    from ..errors import WorkbenchError
+    from ..records import utcnow
+    from ..runs.finalize import write_run_manifest
+
+    try:
+        write_run_manifest(results, started_at=None, finished_at=utcnow(), duration_s=None, source=source)
+    except (WorkbenchError, OSError) as e:  # provenance must not fail a merged run
+        print(f"warning: the run's manifest.json was not written ({e})", file=sys.stderr)
+
+
 def resume(args: argparse.Namespace) -> int:
     from ..batch import resume as resume_batches
 
     return _report(resume_batches(args.run, poll_interval_s=_poll_interval(args), wait=not args.no_wait,
-                                  progress=not args.quiet, cache=not args.no_cache))
+                                  progress=not args.quiet, cache=not args.no_cache), "workbench batch resume")
 
 
 def cancel(args: argparse.Namespace) -> int:
     from ..batch import cancel as cancel_batches
 
     return _report(cancel_batches(args.run, poll_interval_s=_poll_interval(args), wait=not args.no_wait,
-                                  progress=not args.quiet, cache=not args.no_cache))
+                                  progress=not args.quiet, cache=not args.no_cache), "workbench batch cancel")

@@ -103,7 +103,9 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
         status = results.status
     spec = info.get("spec")
     ds = info.get("dataset") or {}
+    batch = batch_of(run_dir) if results is not None else None
     return Manifest(
+        mode="batch" if batch else "online", batch=batch,
         run_id=run_id, experiment=experiment, status=status, notebook=notebook,
         parameters={k: v for k, v in parameters.items() if k not in RUN_LOCAL_PARAMETERS},
         effective_parameters=dict(effective) if effective is not None else None,
@@ -117,6 +119,19 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
         failure=failure, git=git_info(git_dir or (Path(notebook.path).parent if notebook.path else run_dir)),
         packages=package_versions(), environment_lock=environment_lock(), sweep=dict(sweep) if sweep else None,
     )
+
+
+def batch_of(run_dir: Path) -> dict[str, Any] | None:
+    """What the batch engine recorded in the run's ledger (batch ids, counts, saving); None for an online run."""
+    from ..ledger import FILENAME, RunLedger
+
+    if not (Path(run_dir) / FILENAME).is_file():
+        return None
+    ledger = RunLedger(run_dir)
+    try:
+        return ledger.get_meta("batch") if ledger.get_meta("mode") == "batch" else None
+    finally:
+        ledger.close()
 
 
 def write_run_manifest(results: Results, *, started_at: str | None, finished_at: str | None,

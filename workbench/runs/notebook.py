@@ -93,16 +93,33 @@ def estimate(exp: Experiment, providers: str | Mapping[str, Provider] | None = N
 
 def run_experiment(exp: Experiment, run_dir: str | Path | None = None, *,
                    providers: str | Mapping[str, Provider] | None = None, budget_usd: float | None = None,
-                   progress: bool = True, cache: Any = True) -> Results:
+                   progress: bool = True, cache: Any = True, mode: str = "online",
+                   poll_interval_s: float | None = None) -> Results:
     """Run ``exp`` into ``run_dir`` (default: a new folder under reports/) and record what a manifest needs
-    (``experiment.json``: the spec, its base folder, the dataset hash and the providers' identities)."""
+    (``experiment.json``: the spec, its base folder, the dataset hash and the providers' identities).
+
+    ``mode="batch"`` submits through the provider's Batch API and polls every ``poll_interval_s`` seconds
+    (default 60) until the batches are merged; an interrupted kernel is collected later with
+    ``workbench batch resume RUN_DIR``."""
     from ..harness import resolve_providers, run
+
+    if mode not in ("online", "batch"):
+        raise DataError(f"mode = {mode!r} (notebook parameter): use 'online' or 'batch'.")
+    if poll_interval_s is not None and (not isinstance(poll_interval_s, (int, float)) or poll_interval_s < 0):
+        raise DataError(f"poll_interval_s = {poll_interval_s!r} (notebook parameter): seconds between batch status "
+                        f"checks, 0 or more.")
+    batch = None
+    if mode == "batch":
+        from ..batch import DEFAULT_POLL_S, BatchSettings
+
+        batch = BatchSettings(poll_interval_s=DEFAULT_POLL_S if poll_interval_s is None else float(poll_interval_s))
 
     provs = resolve_providers(exp, load_providers(providers))
     run_dir = Path(run_dir) if run_dir else reports_root() / exp.name / new_run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_experiment_info(exp, run_dir, provs)
-    return run(exp, out=run_dir, providers=provs, progress=progress, budget_usd=budget_usd, cache=cache)
+    return run(exp, out=run_dir, providers=provs, progress=progress, budget_usd=budget_usd, cache=cache,
+               mode=mode, batch=batch)
 
 
 def write_experiment_info(exp: Experiment, run_dir: str | Path, providers: Mapping[str, Provider]) -> Path:
