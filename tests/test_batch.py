@@ -358,3 +358,24 @@ def test_the_notebook_runs_a_batch_and_the_manifest_records_mode_ids_and_saving(
     assert b["online_cost_usd"] == pytest.approx(2 * b["batch_cost_usd"]) and b["saving_usd"] > 0
     with pytest.raises(Exception, match="mode = 'bulk'"):
         runs.run_experiment(make_exp(2), tmp_path / "x", providers={"fake": prov}, mode="bulk")
+
+
+def test_eval_batch_from_the_shell_and_its_flags_refused_without_it(tmp_path, run_cli):
+    fake = FakeBackend(answer)
+    (tmp_path / "cases.csv").write_text("id,text\n" + "".join(f"c{i:05d},case {i}\n" for i in range(8)))
+    (tmp_path / "spec.yaml").write_text("name: shell\ndataset: cases.csv\ntargets: [fake]\nvariants:\n"
+                                        "  - name: v\n    user: '{{ text }}'\n")
+    env = {"WB_BATCH_KEY": "made-up-batch-key-for-the-fake"}
+    with serve_in_background(fake) as server:
+        (tmp_path / "workbench.toml").write_text(TOML.format(base_url=server.base_url))
+        lonely = run_cli("eval", "spec.yaml", "--poll-interval", "1", "--out", "run", cwd=str(tmp_path), env=env)
+        assert lonely.returncode == 1 and "--poll-interval is for batch runs" in lonely.stderr
+        out = run_cli("eval", "spec.yaml", "--batch", "--poll-interval", "0", "--out", "run", "-q", cwd=str(tmp_path),
+                      env=env)
+        assert out.returncode == 0, out.stderr
+        assert "8 calls, status complete" in out.stdout
+        (tmp_path / "workbench.toml").write_text(TOML.format(base_url=server.base_url).replace("batch = true\n", ""))
+        refused = run_cli("eval", "spec.yaml", "--batch", "--out", "run2", "--no-cache", cwd=str(tmp_path),
+                          env=env)
+    assert refused.returncode == 1 and "not marked batch-capable" in refused.stderr and "batch = true" in refused.stderr
+    assert len(fake.batches.jobs) == 1 and fake.chat_requests == []

@@ -147,6 +147,14 @@ class BatchRun:
         self.targets = planner.targets()
         self._executor: Executor | None = None
         self._bar = None
+        self._rendered: dict[int, PlannedCell] = {}  # cells rendered by this process (a file holds them anyway)
+
+    def cell(self, seq: int) -> PlannedCell:
+        """Cell ``seq`` rendered once per process: planning, submitting and merging use the same one."""
+        p = self._rendered.get(seq)
+        if p is None:
+            p = self._rendered[seq] = self.planner.cell(seq)
+        return p
 
     # -- recording -------------------------------------------------------------------------------------
     def executor(self) -> Executor:
@@ -164,7 +172,7 @@ class BatchRun:
         ex = self.executor()
         rows = []
         for _key, seq in self.ledger.planned_keys():
-            p = self.planner.cell(seq)
+            p = self.cell(seq)
             completion = self.cache.get(p.cache_key)
             if completion is not None:
                 rows.append(await ex.record(p, completion, cache_hit=True))
@@ -174,7 +182,7 @@ class BatchRun:
     # -- planning and submitting -----------------------------------------------------------------------
     def plan_files(self) -> tuple[list[BatchFile], list[PlannedCell]]:
         """The files for every planned cell, checked as the provider will check them (nothing uploaded yet)."""
-        cells = [self.planner.cell(seq) for _key, seq in self.ledger.planned_keys()]
+        cells = [self.cell(seq) for _key, seq in self.ledger.planned_keys()]
         for p in cells:
             _require_batch_capable(p)
         files = split_files(cells, self.settings.limits)
@@ -253,7 +261,7 @@ class BatchRun:
         for job in self.ledger.batch_jobs():
             if job["state"] == "reserved":
                 keys = self.ledger.batch_cell_seqs(job["submission"])
-                cells = [self.planner.cell(seq) for seq in sorted(keys.values())]
+                cells = [self.cell(seq) for seq in sorted(keys.values())]
                 files = split_files(cells, lambda style: BatchLimits(10 ** 9, 10 ** 12))
                 content = b"".join(f.content() for f in files)
                 check_file(content, self.settings.limits(files[0].style if files else "openai"), job["endpoint"],
@@ -315,6 +323,8 @@ class BatchRun:
         if not self.progress:
             return
         jobs = self.ledger.batch_jobs()
+        if not jobs:
+            return
         total = sum(j["lines"] for j in jobs)
         done = sum(int((j["counts"] or {}).get("completed") or 0) + int((j["counts"] or {}).get("failed") or 0)
                    for j in jobs)
@@ -355,7 +365,7 @@ class BatchRun:
                 seq = waiting.pop(line.get("custom_id"), None)
                 if seq is None:  # not ours, or merged already
                     continue
-                p = self.planner.cell(seq)
+                p = self.cell(seq)
                 completion, error, code = _line_outcome(line, p)
                 rec, spent = await ex.record(p, completion, error, started=started)
                 rec.batch_id = batch.id
@@ -365,7 +375,7 @@ class BatchRun:
                     cached.append((p.cache_key, completion, p.provider.identity))
                 records.append((rec, spent))
         for seq in sorted(waiting.values()):  # lines the batch never ran (failed, expired, cancelled)
-            p = self.planner.cell(seq)
+            p = self.cell(seq)
             code, message = _unrun(batch)
             rec, spent = await ex.record(p, None, BatchFailed(message), started=started)
             rec.batch_id, rec.error_type = batch.id, code
