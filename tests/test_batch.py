@@ -356,6 +356,11 @@ def test_the_notebook_runs_a_batch_and_the_manifest_records_mode_ids_and_saving(
     assert manifest["batch"]["batch_ids"] == [next(iter(fake.batches.jobs))]
     b = manifest["batch"]
     assert b["online_cost_usd"] == pytest.approx(2 * b["batch_cost_usd"]) and b["saving_usd"] > 0
+    from workbench.runs.manifest import Manifest
+    from workbench.runs.report import batch_facts
+
+    facts = dict(batch_facts(Manifest.model_validate(manifest)))
+    assert facts["batch ids"] == b["batch_ids"][0] and "saved $" in facts["batch cost"]
     with pytest.raises(Exception, match="mode = 'bulk'"):
         runs.run_experiment(make_exp(2), tmp_path / "x", providers={"fake": prov}, mode="bulk")
 
@@ -374,8 +379,43 @@ def test_eval_batch_from_the_shell_and_its_flags_refused_without_it(tmp_path, ru
                       env=env)
         assert out.returncode == 0, out.stderr
         assert "8 calls, status complete" in out.stdout
+        dry = run_cli("eval", "spec.yaml", "--batch", "--dry-run", cwd=str(tmp_path), env=env)
+        assert dry.returncode == 0 and "as a batch (--batch, batch prices): up to $" in dry.stdout, dry.stderr
         (tmp_path / "workbench.toml").write_text(TOML.format(base_url=server.base_url).replace("batch = true\n", ""))
         refused = run_cli("eval", "spec.yaml", "--batch", "--out", "run2", "--no-cache", cwd=str(tmp_path),
                           env=env)
     assert refused.returncode == 1 and "not marked batch-capable" in refused.stderr and "batch = true" in refused.stderr
     assert len(fake.batches.jobs) == 1 and fake.chat_requests == []
+
+
+def test_an_upload_that_fails_stops_with_resume_advice_and_resume_submits_each_cell_once(tmp_path):
+    from workbench.errors import BatchFailed
+
+    fake = FakeBackend(answer)
+    fake.batches.fail_upload(times=1)
+    prov = fake.provider("openai", batch=True)
+    with pytest.raises(BatchFailed, match="workbench batch resume") as e:
+        go(make_exp(30), prov, tmp_path / "run", BatchSettings(poll_interval_s=0.001, max_lines=20))
+    assert "HTTP 500" in str(e.value)
+    assert batch_status(tmp_path / "run").cells == {"batch": 20, "planned": 10}  # file 1 reserved, file 2 not yet
+    res = resume(tmp_path / "run", providers={"fake": prov}, poll_interval_s=0.001, progress=False, cache=False)
+    assert res.status == "complete" and len(res) == 30
+    assert fake.batches.creates == 2 and len(fake.batches.accepted) == 30
+    assert max(fake.batches.accepted.values()) == 1
+
+
+def test_profiles_mark_batch_capable_deployments_and_bad_values_are_refused(tmp_path):
+    from workbench.config import load_config
+
+    good = tmp_path / "good.toml"
+    good.write_text('[profiles.prod]\nbackend = "azure"\nendpoint = "https://r.openai.azure.com"\n'
+                    'api_version = "2025-04-01-preview"\nbatch_deployments = ["mini-batch"]\n'
+                    '[profiles.prod.deployments]\nmini-batch = "gpt-4o-mini"\nmini = "gpt-4o-mini"\n'
+                    '[profiles.vllm]\nbackend = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nauth = "none"\n')
+    profiles = load_config([good]).profiles
+    assert profiles["prod"].batch_capable("mini-batch") and not profiles["prod"].batch_capable("mini")
+    assert not profiles["vllm"].batch_capable("any")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[profiles.prod]\nbackend = "azure"\nbatch_deployments = "mini-batch"\n')
+    with pytest.raises(ConfigError, match="batch_deployments"):
+        load_config([bad])

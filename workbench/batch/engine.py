@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import openai
+
 from ..errors import BatchFailed, BudgetExceeded, ConfigError, WorkbenchError
 from ..experiment import Experiment, experiment_from_dict
 from ..harness.execute import Executor, RunProgress
 from ..harness.plan import PlannedCell, Planner, estimate_planned
 from ..ledger import RunLedger, open_ledger
-from ..providers import Provider
+from ..providers import Provider, error_text
 from ..providers.provider import completion_from_batch_line
 from ..records import utcnow
 from ..store import ResponseCache
@@ -242,16 +244,30 @@ class BatchRun:
 
     def _upload_and_create(self, submission: str, target: str, content: bytes, name: str) -> None:
         client = self._provider(target).client
-        uploaded = client.files.create(file=(f"{name}.jsonl", content, "application/jsonl"), purpose="batch")
+        try:
+            uploaded = client.files.create(file=(f"{name}.jsonl", content, "application/jsonl"), purpose="batch")
+        except openai.APIError as e:
+            raise self._stopped(submission, target, "uploading its input file", e) from e
         self.ledger.update_batch(submission, state="uploaded", file_id=uploaded.id)
         self._create(submission, target, uploaded.id)
+
+    def _stopped(self, submission: str, target: str, doing: str, e: BaseException) -> BatchFailed:
+        """The error a submission that broke off ends with: what failed, and that resume carries on from there."""
+        self.ledger.set_meta("status", "batch in progress")
+        return BatchFailed(f"Batch submission {submission} (target {target!r}) stopped while {doing}: "
+                           f"{error_text(e)}. Its cells are kept for it, so nothing is submitted twice: run "
+                           f"`workbench batch resume {self.run_dir}` (Python: workbench.batch.resume(...)) to carry "
+                           f"on.")
 
     def _create(self, submission: str, target: str, file_id: str) -> None:
         job = next(j for j in self.ledger.batch_jobs() if j["submission"] == submission)
         client = self._provider(target).client
-        batch = client.batches.create(input_file_id=file_id, endpoint=job["endpoint"], completion_window="24h",
-                                      metadata={"workbench_submission": submission,
-                                                "workbench_experiment": self.exp.name[:500]})
+        try:
+            batch = client.batches.create(input_file_id=file_id, endpoint=job["endpoint"], completion_window="24h",
+                                          metadata={"workbench_submission": submission,
+                                                    "workbench_experiment": self.exp.name[:500]})
+        except openai.APIError as e:
+            raise self._stopped(submission, target, "creating the batch", e) from e
         self.ledger.update_batch(submission, state="submitted", batch_id=batch.id, status=batch.status,
                                  attempts=job["attempts"] + 1, counts=_counts(batch))
 
@@ -469,15 +485,21 @@ async def run_batch_in(exp: Experiment, planner: Planner, ledger: RunLedger, run
     ledger.set_meta("base_dir", str(exp.base_dir))
     ledger.set_meta("started_at", ledger.get_meta("started_at") or utcnow())
     try:
-        await br.answer_from_cache()
-        files, cells = br.plan_files()
-        estimate = br.budget_gate(cells, budget_usd if budget_usd is not None else exp.budget_usd)
-        ledger.set_meta("status", "batch in progress")
-        br.submit(files, estimate)
-        br.finish_submissions()
+        br.finish_submissions()  # an earlier process's, stopped half-way
+        await _submit_planned(br, budget_usd if budget_usd is not None else exp.budget_usd)
         return await _track(br, wait)
     finally:
         br.close()
+
+
+async def _submit_planned(br: BatchRun, budget_usd: float | None) -> None:
+    """Answer what the cache can, then plan, check, price and submit the rest."""
+    await br.answer_from_cache()
+    files, cells = br.plan_files()
+    estimate = br.budget_gate(cells, budget_usd)
+    if files:
+        br.ledger.set_meta("status", "batch in progress")
+    br.submit(files, estimate)
 
 
 async def _track(br: BatchRun, wait: bool):
@@ -569,6 +591,8 @@ async def aresume(run_dir: str | Path, *, providers: Mapping[str, Provider] | No
         br.finish_submissions()
         if cancel:
             await br.cancel()
+        else:  # cells a stopped submission never reached (the budget gate passed them when the run started)
+            await _submit_planned(br, None)
         return await _track(br, wait)
     finally:
         br.close()

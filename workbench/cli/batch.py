@@ -55,8 +55,10 @@ def _report(results, source: str) -> int:
     print(batch_status(results.run_dir))
     info = results.info
     if info.get("online_cost_usd") is not None:
-        print(f"batch cost ${info['batch_cost_usd']:.6f} (online prices: ${info['online_cost_usd']:.6f}; saved "
-              f"${info['saving_usd']:.6f})")
+        from ..formatting import usd
+
+        print(f"batch cost {usd(info['batch_cost_usd'])} (at online prices {usd(info['online_cost_usd'])}; saved "
+              f"{usd(info['saving_usd'])})")
     print(f"status: {results.status}\nresults: {results.run_dir}")
     return EXIT_OK if results.status == "complete" else EXIT_RUN_FAILED
 

@@ -116,7 +116,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
         baseline, baseline_info = find_baseline(args.baseline, experiment=exp.name)
     if args.dry_run:
-        return _dry_run(exp, baseline_info)
+        return _dry_run(exp, baseline_info, batch=args.batch)
     results = _run(exp, args)
     if results.status == "batch in progress":  # --no-wait: nothing to summarise or gate yet
         from ..batch import batch_status
@@ -138,7 +138,7 @@ def evaluate(args: argparse.Namespace) -> int:
     return _exit_code(exp, results, report)
 
 
-def _dry_run(exp, baseline_info) -> int:
+def _dry_run(exp, baseline_info, batch: bool = False) -> int:
     from ..harness import estimate_cost, plan
 
     planned = plan(exp)
@@ -147,6 +147,15 @@ def _dry_run(exp, baseline_info) -> int:
     print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
           f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
     print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to ${est:.4f}"))
+    if batch and est is not None:
+        from ..errors import WorkbenchError
+        from ..formatting import usd
+        from ..harness import estimate_planned
+
+        try:
+            print(f"as a batch (--batch, batch prices): up to {usd(estimate_planned(planned, batch=True).usd)}")
+        except WorkbenchError as e:
+            print(f"as a batch: unknown ({e})")
     for gate in exp.gates:
         print(f"gate: {gate.label}")
     if baseline_info is not None:

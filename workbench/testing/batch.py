@@ -129,6 +129,7 @@ class FakeBatches:
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._fail_create: list[list[Any]] = []
+        self._fail_upload = 0
         self._expire: int | None = None
 
     # -- scripting ------------------------------------------------------------------------------------
@@ -136,6 +137,11 @@ class FakeBatches:
                     message: str = "Enqueued token limit reached for this deployment; retry later.") -> FakeBatches:
         """The next ``times`` batches fail at validation with ``code`` (nothing of them runs)."""
         self._fail_create.append([code, message, times])
+        return self
+
+    def fail_upload(self, times: int = 1) -> FakeBatches:
+        """The next ``times`` file uploads get an HTTP 500 (the file is not stored)."""
+        self._fail_upload += times
         return self
 
     def expire_after(self, lines: int) -> FakeBatches:
@@ -167,6 +173,9 @@ class FakeBatches:
 
     def _files(self, req: FakeRequest, ident: str | None, action: str | None) -> httpx2.Response:
         if ident is None and req.method == "POST":
+            if self._fail_upload:
+                self._fail_upload -= 1
+                return _error(500, "server_error", "The server had an error while processing the upload.")
             parts = _multipart(req.content, req.headers.get("content-type", ""))
             if "file" not in parts:
                 return _error(400, "invalid_request", "no file in the upload")
