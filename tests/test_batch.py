@@ -295,7 +295,8 @@ def submitted(run_dir: Path) -> list[tuple]:
         return []
 
 
-def test_kill_9_while_polling_then_batch_resume_completes_with_no_line_submitted_twice(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_kill_9_while_polling_then_batch_resume_completes_with_no_line_submitted_twice(tmp_path, sig):
     fake = FakeBackend(answer)
     fake.batches.lines_per_poll = 10
     rows = "id,text\n" + "".join(f"c{i:05d},case {i}\n" for i in range(300))
@@ -317,8 +318,9 @@ def test_kill_9_while_polling_then_batch_resume_completes_with_no_line_submitted
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be killed: " + proc.communicate()[1]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        os.kill(proc.pid, sig)
+        code = proc.wait(timeout=120)
+        assert code == (130 if sig == signal.SIGINT else -signal.SIGKILL), proc.communicate()[1]
         assert all(j.status not in ("completed",) for j in fake.batches.jobs.values())
         st = subprocess.run([sys.executable, "-m", "workbench", "batch", "status", "run"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
