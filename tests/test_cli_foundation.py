@@ -42,3 +42,27 @@ def test_several_processes_use_the_local_model_at_once():
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         assert out.strip() and "tokens: prompt" in err
+
+
+@pytest.mark.local_model
+def test_chat_streams_the_reply_to_stdout_as_it_is_generated():
+    """The reply reaches stdout in pieces while the model is still generating, not in one write at the end."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "chat", "--profile", "local", "--max-tokens", "40",
+                             "Tell me a story about a lighthouse keeper."],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reads: list[tuple[bytes, bool]] = []  # (bytes, was the process still running when they arrived)
+    while True:
+        data = os.read(proc.stdout.fileno(), 65536)
+        if not data:
+            break
+        reads.append((data, proc.poll() is None))
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    text_reads = [d for d, _ in reads if d.strip()]
+    assert len(text_reads) >= 2, f"the reply came in one write: {reads!r}"
+    assert reads[0][1], "the first piece arrived only after the process had ended"
+    assert b"".join(d for d, _ in reads).strip() and "first token" in err and "tokens/s" in err

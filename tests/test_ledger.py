@@ -267,8 +267,8 @@ def test_doctor_reports_the_same_missing_key(run_cli, tmp_path):
     (tmp_path / "workbench.toml").write_text(
         '[profiles.nokey]\nbackend = "openai"\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "NOKEY_VAR"\n')
     out = run_cli("doctor", "--profile", "nokey", cwd=str(tmp_path))
-    assert out.returncode == 0, out.stderr
-    assert "FAIL" in out.stdout and "NOKEY_VAR" in out.stdout
+    assert out.returncode == 1, out.stderr  # a profile the user wrote that cannot be used is a failure
+    assert "FAIL" in out.stdout and "NOKEY_VAR" in out.stdout and "failing: nokey" in out.stderr
 
 
 def test_eval_with_a_missing_key_prints_one_error_line(run_cli, tmp_path):

@@ -79,3 +79,62 @@ def test_local_profile_bounds_output_by_default(local):
         "temperature": 0.0,
         "max_completion_tokens": 7,
     }
+
+
+def test_a_local_stream_sends_tokens_as_they_are_made_with_the_usage(local):
+    messages = [{"role": "user", "content": "Write a long story about a dragon."}]
+    with local.stream(local.prepare(messages, max_tokens=12)) as stream:
+        pieces = list(stream)
+    c = stream.completion
+    assert len(pieces) > 3 and c.text == "".join(pieces) and c.streamed
+    assert c.finish_reason == "length" and c.usage.completion_tokens == 12
+    assert c.usage.prompt_tokens == local.complete(messages, max_tokens=1).usage.prompt_tokens
+    assert 0 < c.first_token_s < c.latency_s
+
+
+def test_concurrent_local_streams_take_turns_and_give_the_answers_they_give_alone(local):
+    """Four streams progress at once on the one model (each starts before any ends), and taking turns changes
+    no token: each answer equals the one its prompt gets alone (from the same starting state)."""
+    from workbench.providers.local import get_local_model
+
+    warm = [{"role": "user", "content": "Hello there."}]
+    prompts = [[{"role": "user", "content": f"Write a poem about {topic}."}] for topic in ("the sea", "bread")]
+
+    def alone(messages):
+        local.complete(warm, max_tokens=2)  # the same starting state for every comparison
+        return local.complete(messages, max_tokens=24).text
+
+    solo = [alone(m) for m in prompts]
+    switches = get_local_model()._worker.switches
+
+    async def together():
+        events: list[tuple[str, int]] = []
+        local.complete(warm, max_tokens=2)
+
+        async def read(i, stream):
+            async for _ in stream:
+                pass
+            events.append(("end", i))
+            return stream.completion.text
+
+        streams = []
+        for i, m in enumerate(prompts + [[{"role": "user", "content": f"Count to {n}."}] for n in (5, 6)]):
+            streams.append(await local.astream(local.prepare(m, max_tokens=24)))  # returns at its first token
+            events.append(("first", i))
+        texts = await asyncio.gather(*(read(i, s) for i, s in enumerate(streams)))
+        return texts, events
+
+    texts, events = asyncio.run(together())
+    assert [e for e, _ in events[:4]] == ["first"] * 4 and all(e == "end" for e, _ in events[4:])
+    assert texts[:2] == solo
+    assert get_local_model()._worker.switches > switches  # they did take turns
+
+
+def test_a_slowly_read_stream_does_not_hold_up_other_calls(local):
+    slow = local.stream(local.prepare([{"role": "user", "content": "Write a long essay about rivers."}],
+                                      max_tokens=300))
+    first = next(iter(slow))
+    c = local.complete([{"role": "user", "content": "Say hi."}], max_tokens=4)  # while the stream waits unread
+    assert first and c.outcome in ("ok", "length")
+    slow.close()  # stops the generation
+    assert slow.completion.finish_reason is None and slow.completion.text.startswith(first)

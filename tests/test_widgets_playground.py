@@ -6,6 +6,7 @@ Runs go to the fake backend (``Target(profile="fake")``), so they take milliseco
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 from traitlets import TraitError
@@ -18,6 +19,7 @@ from workbench.variants import Target, Turn, Variant
 from workbench.widgets import Playground
 from workbench.widgets.editing import (
     VariantFields,
+    dataset_copy,
     estimate_variant,
     experiment_for_save,
     response_format_fields,
@@ -141,7 +143,7 @@ def test_a_playground_without_an_experiment_runs_its_ad_hoc_input(fake, tmp_path
     pg.run(wait=True)
     assert [r.output for r in pg.records] == ["positive"]
     assert fake.chat_requests[0].user_text == "Say something great about films"
-    assert "wb-score" not in pg.grid.value and pg.summary.value == ""
+    assert "wb-score" not in pg.grid_html() and pg.summary.value == ""
     with pytest.raises(TraitError, match="needs a dataset"):
         pg.mode = "dataset"
 
@@ -173,10 +175,10 @@ def test_run_on_one_input_shows_outputs_scores_latency_tokens_and_cost(pg, fake)
     assert results is not None and len(results) == 3 and not pg.running
     assert pg.status.startswith("done: 3/3 calls")
     assert len(fake.chat_requests) == 3
-    grid = pg.grid.value
+    grid = pg.grid_html()
     assert grid.count("wb-cell ") == 3
     assert "positive" in grid and "✓ label" in grid
-    assert "→" in grid and "tok" in grid and "$" in grid and re.search(r"\d\.\d\ds", grid)  # tokens, cost, latency
+    assert "→" in grid and "tok" in grid and "$" in grid and re.search(r"\d\.\d\d s", grid)  # tokens, cost, latency
     assert "I love this phone" in grid and "expected: <b>positive</b>" in grid
     assert "score [95% CI]" in pg.summary.value  # the summary with confidence intervals
     assert not pg.run_button.disabled and pg.cancel_button.disabled
@@ -191,8 +193,8 @@ def test_run_on_the_first_k_cases(pg):
     pg.run(wait=True)
     assert len(pg.records) == 12
     for cid in ("s01", "s02", "s03", "s04"):
-        assert f">{cid}<" in pg.grid.value
-    assert "s05" not in pg.grid.value
+        assert f">{cid}<" in pg.grid_html()
+    assert "s05" not in pg.grid_html()
     assert pg.results.summary()["n"].tolist() == [4, 4, 4]
 
 
@@ -201,8 +203,8 @@ def test_content_filter_flags_are_shown(exp, tmp_path):
     fake.fail(CompletionFiltered({"violence": "high"}), times=3)
     pg = Playground(exp, providers={"fake": fake.provider("azure")}, out=tmp_path)
     pg.run(wait=True)
-    assert pg.grid.value.count("wb-filtered") == 3
-    assert "completion filtered" in pg.grid.value and "flagged: completion:violence:high" in pg.grid.value
+    assert pg.grid_html().count("wb-filtered") == 3
+    assert "completion filtered" in pg.grid_html() and "flagged: completion:violence:high" in pg.grid_html()
     assert "3 filtered" in pg.status
 
 
@@ -221,12 +223,15 @@ def test_run_is_in_the_background_and_can_be_cancelled(exp, tmp_path):
     assert pg.results.status.startswith("stopped: cancelled")
 
 
-def test_run_errors_are_reported_in_the_status_line(exp, tmp_path):
+def test_a_target_that_cannot_work_fails_before_anything_is_sent(exp, tmp_path):
     pg = Playground(exp.replace(targets=[Target(profile="nosuchprofile")]), out=tmp_path)
     assert "nosuchprofile" in pg.editors[0].info.value  # the estimate says so before any run
-    pg.run(wait=True)
-    assert pg.results is None and pg.error is not None
-    assert pg.status.startswith("run failed") and "nosuchprofile" in pg.status and not pg.running
+    assert pg.run() is None and pg.handle is None and not pg.running
+    assert pg.results is None and pg.error is not None and "nosuchprofile" in pg.status
+
+    keyless = Playground(exp.replace(targets=[Target(profile="openai", model="gpt-4o-mini")]), out=tmp_path)
+    assert keyless.run() is None and keyless.handle is None  # at once: no call, no retries, no run folder
+    assert "OPENAI_API_KEY" in keyless.status and not (tmp_path / "playground").exists()
 
 
 def test_on_finished_callbacks_get_the_results(pg):
@@ -342,10 +347,35 @@ def test_estimates_on_many_cases_count_a_few_and_scale(fake):
 
 
 def test_saved_dataset_paths_resolve_from_the_new_folder(tmp_path):
-    exp = load_example()
+    (tmp_path / "data").mkdir()
+    shutil.copy(load_example().base_dir / "sentiment.csv", tmp_path / "data" / "cases.csv")
+    exp = load_example().replace(dataset={"path": "data/cases.csv"}, base_dir=tmp_path)
     saved = experiment_for_save(exp, exp.variants, tmp_path / "deep" / "x.yaml")
-    assert saved.dataset.path.endswith("sentiment.csv") and not saved.dataset.path.startswith("/")
-    assert (tmp_path / "deep" / saved.dataset.path).resolve() == (exp.base_dir / "sentiment.csv").resolve()
+    assert saved.dataset.path == "../data/cases.csv" and dataset_copy(exp, tmp_path / "deep" / "x.yaml") is None
+    assert (tmp_path / "deep" / saved.dataset.path).resolve() == (tmp_path / "data" / "cases.csv").resolve()
+
+
+def test_saving_the_shipped_demo_copies_its_dataset_next_to_the_spec(pg, tmp_path):
+    path = pg.save(tmp_path / "specs" / "tuned.yaml")
+    text = path.read_text()
+    assert "site-packages" not in text and "workbench/examples" not in text and "path: sentiment.csv" in text
+    assert (tmp_path / "specs" / "sentiment.csv").is_file() and "dataset copied next to it" in pg.status
+    assert len(load_experiment(path).load_cases()) == 24
+    (tmp_path / "specs" / "sentiment.csv").write_text("id,text\nmine,my own file\n")  # never overwritten
+    pg.save(tmp_path / "specs" / "again.yaml")
+    assert (tmp_path / "specs" / "again-sentiment.csv").is_file()
+    assert "mine" in (tmp_path / "specs" / "sentiment.csv").read_text()
+
+
+def test_save_writes_next_to_the_notebook_and_keeps_every_field_shown(pg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a kernel runs in its notebook's folder
+    fresh = pg.add_variant(Variant(name="fresh", user="{{ text }}"))  # no temperature of its own
+    assert fresh.temperature.value == 1.0  # the card shows the profile's default...
+    pg.repeats.value = 3
+    path = pg.save()
+    assert path == tmp_path / "sentiment-demo.yaml" and pg.path.value == str(path)
+    saved = load_experiment(path)
+    assert saved.variants[-1].params["temperature"] == 1.0 and saved.repeats == 3  # ...and the spec keeps it
 
 
 # ----------------------------------------------------------------------------------------------- local model
@@ -359,4 +389,4 @@ def test_the_playground_runs_the_embedded_model(tmp_path):
     pg.run(wait=True)
     assert pg.results is not None and len(pg.results) == 3 and pg.results.n_errors == 0
     assert all(r.output for r in pg.records) and all(r.scores for r in pg.records)
-    assert pg.grid.value.count("wb-score") == 3
+    assert pg.grid_html().count("wb-score") == 3

@@ -192,6 +192,30 @@ def test_several_targets_show_one_at_a_time(tmp_path):
     assert v.selected[2] == "fb" and "negative" in v.detail.value
 
 
+def test_the_viewer_and_the_results_show_how_fast_the_answers_came(tmp_path):
+    from workbench.examples import load_example
+    from workbench.harness import run
+    from workbench.testing import FakeBackend
+    from workbench.variants import Target
+    from workbench.widgets import ResultsViewer
+
+    fake = FakeBackend("positive")
+    exp = load_example().replace(targets=[Target(profile="fake")], sample=4)
+    streamed = run(exp, providers={"fake": fake.provider("openai")}, out=tmp_path / "s", cache=False, progress=False,
+                   on_stream=lambda p, text: None)
+    lat = streamed.latency()
+    assert list(lat["variant"]) == [v.name for v in exp.variants] and (lat["n"] == 4).all()
+    assert (lat["first_token_p50"] > 0).all() and (lat["latency_p95"] >= lat["latency_p50"]).all()
+    viewer = ResultsViewer(streamed)
+    assert "first token p50" in viewer.latency.value and "tok/s" in viewer.latency.value
+    key = next(iter(viewer.statuses))
+    viewer.select(*key)
+    assert "first token after" in viewer.detail.value and "tok/s" in viewer.detail.value
+    whole = run(exp, providers={"fake": fake.provider("openai")}, out=tmp_path / "w", cache=False, progress=False)
+    assert whole.latency()["first_token_p50"].isna().all()  # not measured without streaming: shown as "-"
+    assert "-" in ResultsViewer(whole).latency.value
+
+
 def test_ambiguous_and_refused_answers_are_counted_and_shown_as_such(tmp_path):
     replies = {"hedge": "Positive or negative: positive", "refuse": "I'm sorry, but I can't help with that.",
                "plain": "positive"}

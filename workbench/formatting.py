@@ -11,7 +11,9 @@ is ``$0``). Pure functions of numbers; no pandas, so the CLI can import this at 
 - :func:`score`: a mean score, as a percentage when it is a pass rate, else two decimals;
 - :func:`interval`: ``mean [low, high]`` in the same unit;
 - :func:`seconds`: a duration (``0.42 s``, ``12.3 s``, ``4 min 05 s``);
-- :func:`p_value`: ``<0.001``, ``0.03``, ``0.41``.
+- :func:`p_value`: ``<0.001``, ``0.03``, ``0.41``;
+- :func:`plural`: a count with its noun (``1 token``, ``3 calls``);
+- :func:`tokens_per_s`: an output rate (``85 tok/s``, ``0.012 tok/s``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 MISSING = "–"  # what an unknown value prints as (an en dash: visibly not a zero)
 
 __all__ = ["MISSING", "is_missing", "usd", "count", "percent", "score", "interval", "seconds", "p_value", "number",
-           "is_rate", "summary_row", "SUMMARY_HEADERS"]
+           "is_rate", "summary_row", "SUMMARY_HEADERS", "plural", "tokens_per_s"]
 
 
 def is_missing(value: Any) -> bool:
@@ -145,3 +147,22 @@ def summary_row(row: Mapping[str, Any]) -> dict[str, str]:
         "ambiguous": count(row.get("n_ambiguous", 0)), "refused": count(row.get("n_refused", 0)),
         "errors": count(row.get("n_errors", 0)), "cost": usd(row.get("cost_usd")),
     }
+
+
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """A count with its noun: ``1 token``, ``2 tokens``, ``1,024 calls`` (``plural_form`` for irregular ones)."""
+    return f"{count(n)} {noun if n == 1 else (plural_form or noun + 's')}"
+
+
+def tokens_per_s(value: Any) -> str:
+    """An output rate: ``85 tok/s``, ``3.5 tok/s``, ``0.012 tok/s`` (two significant digits below ten: a slow
+    rate never reads as ``0.0``)."""
+    if is_missing(value):
+        return MISSING
+    v = float(value)
+    if v >= 10:
+        return f"{v:.0f} tok/s"
+    if v <= 0:
+        return "0 tok/s"
+    digits = max(1, 1 - int(math.floor(math.log10(v))))
+    return f"{v:.{digits}f} tok/s"

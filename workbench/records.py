@@ -21,7 +21,7 @@ from pydantic import ConfigDict, Field
 
 from .schema import Model
 
-COMPLETION_SCHEMA_VERSION = 1
+COMPLETION_SCHEMA_VERSION = 2  # 2: first_token_s, streamed
 
 Outcome = Literal["ok", "length", "completion_filtered", "prompt_filtered"]
 
@@ -93,10 +93,29 @@ class Completion(Model):
     warnings: list[str] = Field(default_factory=list)  # request parameters we dropped or changed
     error_code: str | None = None  # for prompt_filtered: the service's error code
     error_message: str | None = None
+    first_token_s: float | None = None
+    """Seconds from sending the request to the first piece of answer text; only a streamed call can measure it."""
+    streamed: bool = False
+    """The answer came as a stream (``stream=True``): ``first_token_s`` is measured."""
 
     @property
     def filtered(self) -> bool:
         return self.outcome in ("completion_filtered", "prompt_filtered")
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Output tokens per second of the whole call (see :func:`output_rate`)."""
+        return output_rate(self.usage.completion_tokens, self.latency_s)
+
+
+def output_rate(completion_tokens: int, latency_s: float | None) -> float | None:
+    """Output tokens per second, end to end: completion tokens / total latency.
+
+    One definition for streamed and whole answers alike, so cells compare; the time to first token is its own
+    number (``first_token_s``). None when there is nothing to measure (no tokens, no time)."""
+    if not completion_tokens or not latency_s or latency_s <= 0:
+        return None
+    return completion_tokens / latency_s
 
 
 def parse_filter_results(raw: dict[str, Any] | None) -> list[FilterResult]:
@@ -120,7 +139,8 @@ def parse_filter_results(raw: dict[str, Any] | None) -> list[FilterResult]:
 
 # ------------------------------------------------------------------------------------------ results of a run
 
-CELL_SCHEMA_VERSION = 2  # 2: cell_key is the logical cell; request_fingerprint, rate_limited
+# 2: cell_key is the logical cell; request_fingerprint, rate_limited. 3: first_token_s, tokens_per_s, streamed
+CELL_SCHEMA_VERSION = 3
 DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
 
 
@@ -193,6 +213,12 @@ class CellResult(Model):
     outcome: str = "ok"  # ok | length | completion_filtered | prompt_filtered | error
     finish_reason: str | None = None
     latency_s: float | None = None
+    first_token_s: float | None = None
+    """Seconds to the first piece of answer text (streamed calls; None when the call was not streamed)."""
+    tokens_per_s: float | None = None
+    """Output tokens per second of the call, end to end (:func:`output_rate`)."""
+    streamed: bool = False
+    """The call was streamed, so ``first_token_s`` was measured."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -287,6 +287,30 @@ class Results:
         )
         s["pareto"] = pareto_front(s, cost="cost_usd", quality="mean").values
         return s
+
+    def latency(self, by: Sequence[str] = ("variant", "target")) -> pd.DataFrame:
+        """How fast the answers came, per variant and target: calls measured, latency p50/p95, time to first token
+        p50/p95 (streamed calls only) and output tokens per second (median), in seconds.
+
+        Failed calls are left out (an error's time is not an answer's); cached calls keep the time measured when
+        the answer was made, and ``cached`` says how many there are."""
+        import pandas as pd
+
+        df = self.df
+        if not len(df):
+            return pd.DataFrame(columns=[*by, "n", "cached", "latency_p50", "latency_p95", "first_token_p50",
+                                         "first_token_p95", "tokens_per_s"])
+        ok = df[df["outcome"] != "error"]
+        rows = []
+        for keys, g in ok.groupby(list(by), sort=False):
+            keys = keys if isinstance(keys, tuple) else (keys,)
+            lat, ttft, rate = (g[c].dropna().astype(float) for c in ("latency_s", "first_token_s", "tokens_per_s"))
+            q = lambda s, p: float(s.quantile(p)) if len(s) else None  # noqa: E731
+            rows.append({**dict(zip(by, keys)), "n": len(g), "cached": int(g["cache_hit"].sum()),
+                         "latency_p50": q(lat, 0.5), "latency_p95": q(lat, 0.95),
+                         "first_token_p50": q(ttft, 0.5), "first_token_p95": q(ttft, 0.95),
+                         "tokens_per_s": q(rate, 0.5)})
+        return pd.DataFrame(rows)
 
     ERROR_COLUMNS = ["case_id", "variant", "target", "repeat", "error_type", "error_message"]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import json
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -26,6 +27,11 @@ from .schema import Model, located_problems
 Role = Literal["system", "developer", "user", "assistant"]
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+# A case column holding a whole conversation (saved from the playground's chat, or written by hand): its
+# messages follow the variant's system and few-shot turns, and its last user message takes the place of the
+# variant's user template. Messages are sent as written (no template rendering: they are data).
+CONVERSATION = "conversation"
 
 
 @lru_cache(maxsize=4096)
@@ -137,8 +143,10 @@ class Variant(Model):
         out.extend((f"images[{i}]", s) for i, s in enumerate(self.images))
         return out
 
-    def variables(self) -> set[str]:
-        return set().union(*(template_variables(s) for _, s in self.template_fields()))
+    def variables(self, conversation: bool = False) -> set[str]:
+        """Variables the templates read; for a conversation case (``conversation``) the user template is unused."""
+        fields = [(f, s) for f, s in self.template_fields() if not (conversation and f == "user")]
+        return set().union(*(template_variables(s) for _, s in fields))
 
     @property
     def wants_json(self) -> bool:
@@ -158,6 +166,8 @@ class Variant(Model):
             )
         for i, t in enumerate(self.turns):
             messages.append({"role": t.role, "content": self._render(f"turns[{i}]", t.content, values, where, columns)})
+        if values.get(CONVERSATION) is not None:
+            return messages + conversation_messages(values[CONVERSATION], where)
         text = self._render("user", self.user, values, where, columns)
         if self.images:
             parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
@@ -193,6 +203,29 @@ class Variant(Model):
             data["params"] = {**data["params"], **changes.pop("params")}
         data.update(changes)
         return Variant(**data)
+
+
+def conversation_messages(value: Any, where: str = "a case") -> list[dict[str, str]]:
+    """A case's ``conversation`` as chat messages: a list (or its JSON text, as a CSV cell holds it) of
+    ``{"role": "user" | "assistant" | "system", "content": "..."}`` ending with a user message."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: column {CONVERSATION!r} is not a JSON list of messages ({e.msg}).") from None
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: column {CONVERSATION!r} must be a non-empty list of messages.")
+    out = []
+    for i, m in enumerate(value):
+        role = m.get("role") if isinstance(m, dict) else None
+        if role not in ("user", "assistant", "system") or not isinstance(m.get("content"), str):
+            raise DataError(f"{where}: {CONVERSATION}[{i}] must be {{role: user|assistant|system, content: text}}; "
+                            f"got {m!r}.")
+        out.append({"role": role, "content": m["content"]})
+    if out[-1]["role"] != "user":
+        raise DataError(f"{where}: a {CONVERSATION!r} ends with the user message to answer; the last one is "
+                        f"{out[-1]['role']!r}.")
+    return out
 
 
 def _values(case: Case | Mapping[str, Any], source: str | None) -> tuple[dict[str, Any], str, list[str]]:
@@ -286,7 +319,8 @@ def check_variables(
     for v in variants:
         needed = v.variables() - {"case"}
         for c in cases:
-            missing = sorted(needed - set(c.vars))
+            wanted = v.variables(conversation=True) - {"case"} if c.vars.get(CONVERSATION) is not None else needed
+            missing = sorted(wanted - set(c.vars))
             for var in missing:
                 problems.append(f"variant {v.name!r} uses {{{{ {var} }}}}, missing for {c.where(source)}. "
                                 + missing_hint(var, list(c.vars)))

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=int, help="run on a reproducible sample of N cases")
     p.add_argument("--repeats", type=int, help="override the number of repeats")
     p.add_argument("--target", action="append", help="override targets: PROFILE[:MODEL] (repeatable)")
-    p.add_argument("--concurrency", type=int)
+    p.add_argument("--concurrency", type=int, help="calls in flight at once, per run (default: the spec's)")
     p.add_argument("--budget", type=float, help="refuse to start above, and stop when spend crosses, this many USD")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.add_argument("--resend-changed", action="store_true",
@@ -139,17 +139,18 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def _dry_run(exp, baseline_info, batch: bool = False) -> int:
+    from ..formatting import plural, usd
     from ..harness import estimate_cost, plan
 
     planned = plan(exp)
     est = estimate_cost(planned)
     n_targets = len({p.target.label for p in planned})
-    print(f"{exp.name}: {len(planned)} calls ({len(exp.load_cases())} cases x {len(exp.variants)} variants "
-          f"x {n_targets} target{'s' if n_targets != 1 else ''} x {exp.repeats} repeats)")
-    print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to ${est:.4f}"))
+    print(f"{exp.name}: {plural(len(planned), 'call')} ({plural(len(exp.load_cases()), 'case')} x "
+          f"{plural(len(exp.variants), 'variant')} x {plural(n_targets, 'target')} x "
+          f"{plural(exp.repeats, 'repeat')})")
+    print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to {usd(est)}"))
     if batch and est is not None:
         from ..errors import WorkbenchError
-        from ..formatting import usd
         from ..harness import estimate_planned
 
         try:
@@ -215,19 +216,21 @@ def _batch_options(args) -> dict[str, Any]:
 def _print_summary(exp, results) -> None:
     import pandas as pd
 
+    from ..formatting import plural, usd
+
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         # totals from the run ledger: the whole folder, whichever process (or earlier run) made each call
-        print(f"\n{exp.name}: {len(results)} calls, status {results.status}; "
-              f"{results.info.get('cache_hits', 0)} from cache, {results.n_errors} errors, "
-              f"${results.total_cost:.4f} (paid for in this folder: ${results.info.get('spent_usd', 0.0):.4f})")
+        print(f"\n{exp.name}: {plural(len(results), 'call')}, status {results.status}; "
+              f"{results.info.get('cache_hits', 0)} from cache, {plural(results.n_errors, 'error')}, "
+              f"{usd(results.total_cost)} (paid for in this folder: {usd(results.info.get('spent_usd', 0.0))})")
         for name in results.scorers:
             table = results.summary(name)
             cols = [c for c in ("variant", "target", "n", "mean", "ci_low", "ci_high") if c in table.columns]
             print(f"\n{name} (mean with 95% CI)")
             print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         if results.n_errors:
-            print(f"\n{results.n_errors} calls failed (first 5 below). Run the same command again to retry them; "
-                  "finished calls are kept and not paid again.")
+            print(f"\n{plural(results.n_errors, 'call')} failed (first 5 below). Run the same command again to "
+                  "retry them; finished calls are kept and not paid again.")
             print(results.errors().head(5).to_string(index=False))
 
 

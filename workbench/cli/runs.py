@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "come out identical, and the command fails if it does not.")
     rr.add_argument("manifest", help="a run's manifest.json (or its folder)")
     _common(rr)
-    rr.add_argument("--no-progress", action="store_true")
+    rr.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
     rr.set_defaults(func=cmd_rerun)
 
     rp = sub.add_parser("report", help="rebuild a run folder's manifest.json and report.html")
@@ -146,6 +146,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from ..formatting import usd
     from ..runs import RunError, list_runs, reports_root, update_index
 
     root = Path(args.reports).resolve() if args.reports else reports_root()
@@ -157,7 +158,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         head = m.headline()
         best = max((x for x in head if x.mean is not None), key=lambda x: x.mean, default=None)
         metric = f"best {best.variant} {best.mean:.2f}" if best else ""
-        cost = f"${m.totals.cost_usd:.4f}" if m.totals.cost_usd is not None else "-"
+        cost = usd(m.totals.cost_usd)
         print(f"{(m.started_at or '')[:19]:<19}  {m.experiment:<20} {m.run_id:<24} {m.status:<22} "
               f"{m.totals.calls:>5} calls  {cost:>10}  {metric}")
     print(update_index(root))

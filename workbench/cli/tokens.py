@@ -1,7 +1,8 @@
 """``workbench tokens``, ``workbench image-tokens`` and ``workbench cost``: the numbers, for scripts and checks.
 
 All three work offline (the vocabularies ship with the package). ``--json`` prints one object with stable keys.
-Azure deployment names resolve through the profiles' ``deployments`` maps (``--profile`` picks one).
+Azure deployment names resolve through the profiles' ``deployments`` maps (``--profile`` picks one). ``tokens``
+counts for the profile's model when no ``--model`` is given (the default profile: the embedded local model).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..formatting import plural
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("tokens", help="count the tokens of a text for a model (offline)")
     t.add_argument("text", nargs="?", help="the text ('-' reads stdin)")
     t.add_argument("--file", "-f", type=Path, help="count the contents of this UTF-8 file instead")
-    _common(t)
+    _common(t, model_required=False)
     t.set_defaults(func=tokens)
 
     i = sub.add_parser("image-tokens", help="token cost of an image for a vision model (offline)")
@@ -41,9 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cost)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", required=True, help="catalog model, alias or Azure deployment name")
-    p.add_argument("--profile", "-p", help="resolve deployment names with this profile (default: all profiles)")
+def _common(p: argparse.ArgumentParser, model_required: bool = True) -> None:
+    p.add_argument("--model", "-m", required=model_required,
+                   help="catalog model, alias or Azure deployment name"
+                        + ("" if model_required else " (default: the profile's model)"))
+    p.add_argument("--profile", "-P", help="resolve deployment names with this profile (default: all profiles)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -77,10 +81,18 @@ def tokens(args: argparse.Namespace) -> int:
     from ..tokens import count_text
 
     text = _read_text(args)
-    info = resolve_model(args.model, _deployments(args))
+    info = resolve_model(args.model or _default_model(args), _deployments(args))
     n = count_text(text, info.name)
     payload = {"model": info.name, "encoding": info.encoding, "tokens": n, "characters": len(text)}
-    return _emit(args, payload, f"{n} tokens ({info.name}, {info.encoding}; {len(text)} characters)")
+    human = f"{plural(n, 'token')} ({info.name}, {info.encoding}; {plural(len(text), 'character')})"
+    return _emit(args, payload, human)
+
+
+def _default_model(args: argparse.Namespace) -> str:
+    """The model ``workbench chat`` would use: the chosen profile's, else the default profile's."""
+    from ..config import get_profile
+
+    return get_profile(args.profile).default_model
 
 
 def image_tokens(args: argparse.Namespace) -> int:
@@ -92,11 +104,12 @@ def image_tokens(args: argparse.Namespace) -> int:
     source = parse_size(args.size) if args.size else args.image
     r = count(source, args.model, args.detail, _deployments(args))
     payload = r.as_dict()
-    return _emit(args, payload, f"{r.tokens} tokens\n{r.arithmetic}")
+    return _emit(args, payload, f"{plural(r.tokens, 'token')}\n{r.arithmetic}")
 
 
 def cost(args: argparse.Namespace) -> int:
     from ..costs import load_prices, token_cost
+    from ..formatting import usd
 
     prices = load_prices(args.prices)
     c = token_cost(
@@ -104,8 +117,9 @@ def cost(args: argparse.Namespace) -> int:
         reasoning_tokens=args.reasoning_tokens, batch=args.batch, deployments=_deployments(args), prices=prices,
     )
     human = (
-        f"${c.usd:.6f} {c.model}{' (batch)' if c.batch else ''}: input ${c.input_usd:.6f} ({c.input_tokens} tokens)"
-        f" + cached ${c.cached_input_usd:.6f} ({c.cached_tokens}) + output ${c.output_usd:.6f} ({c.output_tokens})"
+        f"{usd(c.usd)} {c.model}{' (batch)' if c.batch else ''}: input {usd(c.input_usd)} "
+        f"({plural(c.input_tokens, 'token')}) + cached {usd(c.cached_input_usd)} "
+        f"({plural(c.cached_tokens, 'token')}) + output {usd(c.output_usd)} ({plural(c.output_tokens, 'token')})"
         f"\nprices as of {c.as_of} ({prices.source})"
     )
     return _emit(args, c.as_dict(), human)

@@ -74,7 +74,9 @@ class RunProgress:
     started: float = field(default_factory=time.monotonic)
 
     def postfix(self) -> dict[str, str]:
-        return {"spent": f"${self.spent_usd:.4f}", "errors": str(self.errors), "cached": str(self.cache_hits),
+        from ..formatting import usd
+
+        return {"spent": usd(self.spent_usd), "errors": str(self.errors), "cached": str(self.cache_hits),
                 "429s": str(self.rate_limited)}
 
 
@@ -125,11 +127,13 @@ class Executor:
     def __init__(self, exp: Experiment, planner: Planner, ledger: RunLedger, owner: str,
                  cache: ResponseCache | None, scorers: list, progress: RunProgress, budget: Any,
                  on_result: Callable[[CellResult], None] | None, cancel: threading.Event | None, bar,
-                 lease_s: float = DEFAULT_LEASE_S, rate_limit_patience_s: float = RATE_LIMIT_PATIENCE_S):
+                 lease_s: float = DEFAULT_LEASE_S, rate_limit_patience_s: float = RATE_LIMIT_PATIENCE_S, *,
+                 on_stream: Callable[[PlannedCell, str], None] | None = None):
         self.exp, self.planner, self.ledger, self.owner, self.cache = exp, planner, ledger, owner, cache
         self.scorers, self.progress, self.budget = scorers, progress, budget  # a workbench.costs.Budget
         self.on_result, self.cancel, self.bar = on_result, cancel, bar
         self.lease_s, self.patience_s = lease_s, rate_limit_patience_s
+        self.on_stream = on_stream  # opt-in: calls are streamed, and on_stream(cell, text so far) sees them
         self.limiters: dict[str, TargetLimiter] = {}
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
@@ -287,7 +291,10 @@ class Executor:
             except Exception:  # a display callback must not stop the run
                 log.exception("on_result callback failed")
         if self.budget is not None and self.budget.exceeded:
-            self.stop_reason = (f"budget exceeded: spent ${self.budget.spent:.4f} of ${self.budget.limit_usd:.4f}; "
+            from ..formatting import usd
+
+            self.stop_reason = (f"budget exceeded: spent {usd(self.budget.spent)} of "
+                                f"{usd(self.budget.limit_usd)}; "
                                 f"{pr.done} cells finished and saved")
 
     def _spend(self, usd: float) -> None:
@@ -331,7 +338,8 @@ class Executor:
             try:
                 async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0):
                     self.progress.sent += 1
-                    completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s)
+                    completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s,
+                                                        on_delta=self._stream_to(p))
                 limiter.on_success(completion.rate_limit)
                 self._reached.add(limiter.name)
                 completion.retries = failures + n429
@@ -373,6 +381,21 @@ class Executor:
         return CellFailed(f"{what} - {limit}; target {p.target.label!r} ({p.request.deployment}) at "
                           f"{target_address(p)}", rate_limited=n429)
 
+    def _stream_to(self, p: PlannedCell) -> Callable[[str], None] | None:
+        """For a streamed run: a fresh accumulator per attempt, handing the text so far to ``on_stream``."""
+        if self.on_stream is None:
+            return None
+        parts: list[str] = []
+
+        def on_delta(delta: str) -> None:
+            parts.append(delta)
+            try:
+                self.on_stream(p, "".join(parts))
+            except Exception:  # a display callback must not stop the call
+                log.exception("on_stream callback failed")
+
+        return on_delta
+
     async def _record(self, p: PlannedCell, c: Completion | None, error: BaseException | None, cache_hit: bool,
                       started: str, rate_limited: int = 0) -> tuple[CellResult, float]:
         """The cell's record, and what was paid for it here (0 when the cache answered)."""
@@ -392,6 +415,7 @@ class Executor:
             u, cf = c.usage, c.content_filter
             fields.update(
                 output=c.text, outcome=c.outcome, finish_reason=c.finish_reason, latency_s=c.latency_s,
+                first_token_s=c.first_token_s, tokens_per_s=c.tokens_per_s, streamed=c.streamed,
                 request_id=c.request_id, system_fingerprint=c.system_fingerprint, retries=c.retries,
                 prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
                 reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices, self.batch_pricing),

@@ -24,7 +24,7 @@ from ..records import CellResult, utcnow
 from ..results import Results
 from ..store import ResponseCache, workbench_home
 from .execute import RATE_LIMIT_PATIENCE_S, Executor, RunProgress
-from .plan import Planner, estimate_planned
+from .plan import PlannedCell, Planner, estimate_planned
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..batch.engine import BatchSettings
@@ -63,6 +63,7 @@ async def arun(
     mode: Literal["online", "batch"] = "online",
     batch: BatchSettings | None = None,
     wait: bool = True,
+    on_stream: Callable[[PlannedCell, str], None] | None = None,
 ) -> Results:
     """Run ``experiment`` and return its :class:`Results` (see :func:`run`)."""
     exp = experiment
@@ -79,14 +80,15 @@ async def arun(
         return await _run_in(exp, planner, ledger, run_dir, cache=cache, progress=progress, budget_usd=budget_usd,
                              on_result=on_result, cancel=cancel, state=state, resend_changed=resend_changed,
                              preflight=preflight, batch=batch if mode == "batch" else None,
-                             wait=wait)
+                             wait=wait, on_stream=on_stream)
     finally:
         ledger.close()
 
 
 async def _run_in(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir: Path, *, cache, progress: bool,
                   budget_usd: float | None, on_result, cancel, state: RunProgress | None, resend_changed: bool,
-                  preflight: bool, batch: BatchSettings | None = None, wait: bool = True) -> Results:
+                  preflight: bool, batch: BatchSettings | None = None, wait: bool = True,
+                  on_stream=None) -> Results:
     fingerprint = exp.fingerprint()
     previous = ledger.get_meta("fingerprint")
     if previous and previous != fingerprint:
@@ -116,7 +118,7 @@ async def _run_in(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir:
             return await run_batch_in(exp, planner, ledger, run_dir, response_cache, batch, budget_usd=budget_usd,
                                       progress=progress, wait=wait)
         return await _execute(exp, planner, ledger, run_dir, response_cache, budget, progress=progress,
-                              on_result=on_result, cancel=cancel, state=state)
+                              on_result=on_result, cancel=cancel, state=state, on_stream=on_stream)
     finally:
         if response_cache is not None and not isinstance(cache, ResponseCache):
             response_cache.close()
@@ -172,7 +174,7 @@ async def _preflight(planner: Planner, ledger: RunLedger, cache: ResponseCache |
 
 async def _execute(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir: Path,
                    response_cache: ResponseCache | None, budget, *, progress: bool, on_result, cancel,
-                   state: RunProgress | None) -> Results:
+                   state: RunProgress | None, on_stream=None) -> Results:
     scorers = _build_scorers(exp.scorers)
     totals = ledger.totals()
     pr = state or RunProgress()
@@ -184,7 +186,8 @@ async def _execute(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir
     ledger.set_meta("started_at", ledger.get_meta("started_at") or utcnow())
     bar = _make_bar(pr.total, pr.done, exp.name, progress)
     ex = Executor(exp, planner, ledger, owner, response_cache, scorers, pr, budget, on_result, cancel, bar,
-                  lease_s=DEFAULT_LEASE_S, rate_limit_patience_s=exp.rate_limit_patience_s or RATE_LIMIT_PATIENCE_S)
+                  lease_s=DEFAULT_LEASE_S, rate_limit_patience_s=exp.rate_limit_patience_s or RATE_LIMIT_PATIENCE_S,
+                  on_stream=on_stream)
     status = "complete"
     try:
         await ex.run()
@@ -258,6 +261,7 @@ def run(
     mode: Literal["online", "batch"] = "online",
     batch: BatchSettings | None = None,
     wait: bool = True,
+    on_stream: Callable[[PlannedCell, str], None] | None = None,
 ) -> Results:
     """Run an experiment to the end and return its :class:`Results`.
 
@@ -286,13 +290,15 @@ def run(
             default 60 s; lines and bytes per file, default the provider's limits).
         wait: with ``mode="batch"``, poll until every batch has ended and is merged (default); False returns
             after submitting (``workbench.batch.resume(out)`` collects later).
+        on_stream: stream every call and report its text as it arrives: ``on_stream(planned_cell, text_so_far)``
+            (from the run's thread). Off by default: a batch run does not pay for streaming.
 
     Any number of processes may run the same experiment into the same ``out`` at once: they share the cells
     (each claimed in the run ledger before it is sent), and each returns the whole run.
     """
     return run_sync(arun(experiment, out=out, cache=cache, providers=providers, progress=progress,
                          budget_usd=budget_usd, on_result=on_result, cancel=cancel, resend_changed=resend_changed,
-                         mode=mode, batch=batch, wait=wait),
+                         mode=mode, batch=batch, wait=wait, on_stream=on_stream),
                     thread_name=f"workbench-run-{experiment.name}")
 
 
@@ -313,13 +319,14 @@ class RunHandle:
         progress: bool = False,
         budget_usd: float | None = None,
         on_result: Callable[[CellResult], None] | None = None,
+        on_stream: Callable[[PlannedCell, str], None] | None = None,
     ):
         self.cancel_event = threading.Event()
         self.state = RunProgress()
         self.results: Results | None = None
         self.error: BaseException | None = None
         coro_kwargs = dict(out=out, cache=cache, providers=providers, progress=progress, budget_usd=budget_usd,
-                           on_result=on_result, cancel=self.cancel_event, state=self.state)
+                           on_result=on_result, cancel=self.cancel_event, state=self.state, on_stream=on_stream)
         self._thread = threading.Thread(target=self._target, args=(experiment, coro_kwargs), daemon=True,
                                         name=f"workbench-run-{experiment.name}")
         self._thread.start()
@@ -352,10 +359,11 @@ def start(
     providers: Mapping[str, Provider] | None = None,
     budget_usd: float | None = None,
     on_result: Callable[[CellResult], None] | None = None,
+    on_stream: Callable[[PlannedCell, str], None] | None = None,
 ) -> RunHandle:
     """Start a run in the background and return a :class:`RunHandle` (``.cancel()``, ``.wait()``, ``.state``).
 
     The keywords are :func:`run`'s; there is no progress bar (a widget shows ``handle.state`` instead).
     """
     return RunHandle(experiment, out=out, cache=cache, providers=providers, budget_usd=budget_usd,
-                     on_result=on_result)
+                     on_result=on_result, on_stream=on_stream)

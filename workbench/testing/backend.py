@@ -94,6 +94,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     latency: float | None = None
     system_fingerprint: str | None = "fp_fake0001"
+    chunk_delay: float | None = None  # streamed: seconds between chunks (default: the backend's chunk_delay)
     model: str | None = None
 
 
@@ -268,9 +269,13 @@ class FakeBackend:
         azure_annotations: bool = True,
         seed: int = 0,
         require_auth: bool = True,
+        chunk_delay: float = 0.0,
+        stream_usage: bool = True,
     ):
         self.responder = responder
         self.latency = latency
+        self.chunk_delay = chunk_delay  # streamed answers: seconds between two chunks
+        self.stream_usage = stream_usage  # False: ignore stream_options, as some compatible servers do
         self.azure_annotations = azure_annotations
         self.require_auth = require_auth
         self.requests: list[FakeRequest] = []
@@ -339,8 +344,9 @@ class FakeBackend:
             )
         else:
             raise DataError(f"unknown fake profile style {style!r}: openai, azure, azure-entra, azure-v1")
+        name = overrides.pop("name", f"fake-{style}")
         base.update(overrides)
-        return Profile(name=overrides.pop("name", f"fake-{style}"), source="workbench.testing", **base)
+        return Profile(name=name, source="workbench.testing", **base)
 
     def provider(self, style: str | Profile = "openai", *, token_provider=None, max_retries: int = 0, **overrides: Any):
         """A :class:`~workbench.providers.Provider` wired to this fake (SDK retries off unless asked)."""
@@ -503,6 +509,8 @@ class FakeBackend:
         if isinstance(answer, Fault):
             return answer.response(req)
         reply = _as_reply(answer)
+        if (req.body or {}).get("stream"):
+            return self._chat_stream(req, reply)
         return self._chat_body(req, reply)
 
     def answer_batch_line(self, body: dict[str, Any], style: str) -> tuple[int, dict[str, Any]]:
@@ -562,6 +570,33 @@ class FakeBackend:
             self.paid[key] = self.paid.get(key, 0) + 1
         return httpx2.Response(200, json=body, headers=headers)
 
+    def _chat_stream(self, req: FakeRequest, reply: Reply) -> httpx2.Response:
+        """The reply as server-sent events, a word per chunk, as OpenAI and Azure stream them: a role chunk, the
+        content chunks (Azure: with filter annotations), the finish chunk, and the usage when it was asked for."""
+        whole = json.loads(self._chat_body(req, reply).content)
+        head = {k: whole[k] for k in ("id", "created", "model", "system_fingerprint")}
+        head["object"] = "chat.completion.chunk"
+        choice_filters = whole["choices"][0].get("content_filter_results")
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+            if choice_filters is not None and (delta.get("content") or finish):  # Azure annotates the last one too
+                choice["content_filter_results"] = choice_filters
+            return {**head, "choices": [choice], **extra}
+
+        events: list[dict[str, Any]] = []
+        if "prompt_filter_results" in whole:  # Azure sends the prompt's annotations first, with no choices
+            events.append({**head, "choices": [], "prompt_filter_results": whole["prompt_filter_results"]})
+        events.append(chunk({"role": "assistant", "content": ""}))
+        events.extend(chunk({"content": piece}) for piece in re.findall(r"\s*\S+\s*|\s+", reply.text))
+        events.append(chunk({}, reply.finish_reason))
+        if self.stream_usage and ((req.body or {}).get("stream_options") or {}).get("include_usage"):
+            events.append({**head, "choices": [], "usage": whole["usage"]})
+        delay = reply.chunk_delay if reply.chunk_delay is not None else self.chunk_delay
+        headers = {"x-request-id": _rid(), "content-type": "text/event-stream",
+                   **json.loads(req.headers.pop("_quota_headers", "{}")), **reply.headers}
+        return httpx2.Response(200, stream=FakeEventStream(events, delay), headers=headers)
+
     def _embeddings(self, req: FakeRequest) -> httpx2.Response:
         inp = (req.body or {}).get("input")
         texts = [inp] if isinstance(inp, str) else list(inp or [])
@@ -597,6 +632,33 @@ def _hash_vector(text: str, dims: int = 16) -> list[float]:
         vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % dims] += 1.0
     norm = sum(v * v for v in vec) ** 0.5 or 1.0
     return [v / norm for v in vec]
+
+
+class FakeEventStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """Server-sent events, ``delay`` seconds apart (the async side sleeps without blocking its loop).
+
+    ``sent`` counts the events handed out, so a test can see a reader stop early."""
+
+    def __init__(self, events: list[dict[str, Any]], delay: float = 0.0):
+        self.events, self.delay, self.sent = events, delay, 0
+
+    def _encoded(self):
+        for i, event in enumerate(self.events):
+            self.sent = i + 1
+            yield f"data: {json.dumps(event)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    def __iter__(self):
+        for i, data in enumerate(self._encoded()):
+            if i and self.delay:
+                time.sleep(self.delay)
+            yield data
+
+    async def __aiter__(self):
+        for i, data in enumerate(self._encoded()):
+            if i and self.delay:
+                await asyncio.sleep(self.delay)
+            yield data
 
 
 class FakeTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):

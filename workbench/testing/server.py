@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import httpx2
 
-from .backend import FakeBackend, ServerError, request_key
+from .backend import FakeBackend, FakeEventStream, ServerError, request_key
 
 
 def _json_or_none(body: bytes):
@@ -108,9 +108,12 @@ class FakeServer:
                 try:
                     if delay:
                         await asyncio.sleep(delay)
-                    self._write(writer, response.status_code, response.content, response.headers,
-                                response.reason_phrase)
-                    await writer.drain()
+                    if isinstance(response.stream, FakeEventStream):
+                        await self._write_stream(writer, response)
+                    else:
+                        self._write(writer, response.status_code, response.content, response.headers,
+                                    response.reason_phrase)
+                        await writer.drain()
                 finally:
                     self.in_flight -= 1
                     if key:
@@ -121,6 +124,21 @@ class FakeServer:
             pass
         finally:
             writer.close()
+
+
+    @staticmethod
+    async def _write_stream(writer: asyncio.StreamWriter, response: httpx2.Response) -> None:
+        """A streamed answer over HTTP/1.1: chunked transfer encoding, each event written as it comes."""
+        out = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
+        out += [f"{k}: {v}" for k, v in response.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+        out.append("transfer-encoding: chunked")
+        writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1"))
+        async for data in response.stream:
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "Playground": "playground", "VariantEditor": "playground",
+    "Playground": "playground", "VariantEditor": "variant_card",
     "CostExplorer": "cost_explorer",
     "ResultsViewer": "results_viewer",
 }

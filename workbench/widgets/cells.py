@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DataError
-from ..formatting import SUMMARY_HEADERS, is_rate, summary_row, usd
+from ..formatting import SUMMARY_HEADERS, count, is_rate, seconds, summary_row, tokens_per_s, usd
 from ..messages import content_text
 from ..records import CellResult
 from ..results import Results
@@ -184,8 +184,7 @@ def badges(st: CellStatus) -> str:
                 out.append(f'<b class="wb-verdict wb-{what}" style="color:{VERDICT_TEXT[what]}">{esc(label)}</b>')
     elif r.scores and r.scores[0].error:
         out.append(f'<span class="wb-score" title="{esc(r.scores[0].error)}">score error</span>')
-    if r.latency_s is not None:
-        out.append(f"{r.latency_s:.2f}s")
+    out.extend(timing_badges(r))
     if r.prompt_tokens or r.completion_tokens:
         out.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
     if r.cost_usd is not None:
@@ -201,6 +200,25 @@ def badges(st: CellStatus) -> str:
     if st.flaky:
         out.append("<b>flaky</b>")
     return '<div style="color:#555;font-size:11px;margin-top:3px">' + " · ".join(out) + "</div>"
+
+
+def timing_badges(r: CellResult) -> list[str]:
+    """``first 0.31s``, ``2.10s``, ``42 tok/s``: what is measured of a call (time to first token only if streamed)."""
+    out = []
+    if r.first_token_s is not None:
+        out.append(f'<span title="time to first token">first {esc(seconds(r.first_token_s))}</span>')
+    if r.latency_s is not None:
+        out.append(f'<span title="total latency">{esc(seconds(r.latency_s))}</span>')
+    if r.tokens_per_s is not None:
+        out.append(f'<span title="output tokens per second, end to end">{esc(tokens_per_s(r.tokens_per_s))}</span>')
+    return out
+
+
+def timing_facts(r: CellResult) -> list[str]:
+    """The same measurements in words, for a cell's details."""
+    return [f"first token after {seconds(r.first_token_s)}" if r.first_token_s is not None else "",
+            f"latency {seconds(r.latency_s)}" if r.latency_s is not None else "",
+            f"{tokens_per_s(r.tokens_per_s)}" if r.tokens_per_s is not None else ""]
 
 
 def output_text(r: CellResult) -> str:
@@ -242,14 +260,30 @@ def grid_html(records: Sequence[CellResult], cases: Sequence[Any] | None = None,
                 if st is None:
                     cells.append(f'<td style="{CELL_CSS};color:#999">{esc(pending)}</td>')
                     continue
-                text = esc(clip(output_text(st.first), limit))
                 bg = KIND_COLOURS[st.kind]
                 cells.append(f'<td class="wb-cell wb-{st.kind}" style="{CELL_CSS};background:{bg};max-width:420px;'
-                             f'white-space:pre-wrap">{text}{badges(st)}</td>')
+                             f'white-space:pre-wrap">{cell_body_html(st, limit)}</td>')
             tlabel = f'<div style="color:#888">{esc(target)}</div>' if len(targets) > 1 else ""
             rows.append(f'<tr><td style="{CELL_CSS};max-width:260px">{label}{tlabel}</td>{"".join(cells)}</tr>')
     return (f'<table class="wb-grid" style="{TABLE_CSS}"><thead><tr><th style="{CELL_CSS};background:#f4f4f4">case'
             f'</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def cell_body_html(st: CellStatus, limit: int = 400) -> str:
+    """A finished cell: its output (clipped) and its badges."""
+    return esc(clip(output_text(st.first), limit)) + badges(st)
+
+
+LIVE_STATES = {"waiting": "waiting…", "streaming": "", "not run": "not run"}
+
+
+def live_cell_html(state: str, text: str = "", limit: int = 400) -> str:
+    """A cell without a result yet: ``waiting`` (not started), ``streaming`` (its text so far, with a cursor),
+    or ``not run`` (the run ended without it: cancelled or stopped)."""
+    if state == "streaming":
+        shown = esc(clip(text, limit)) if text else ""
+        return f'<span class="wb-live">{shown}</span><span class="wb-cursor" aria-label="streaming">▍</span>'
+    return f'<span class="wb-{state.replace(" ", "-")}" style="color:#999">{esc(LIVE_STATES[state])}</span>'
 
 
 def _content_text(content: Any) -> str:
@@ -329,7 +363,7 @@ def cell_detail_html(st: CellStatus) -> str:
                     f'<mark>{esc(clip(s.evidence, 300))}</mark></div>') if s.evidence else ""
             parts.append(f'<div style="font-size:12px">{esc(s.scorer)}: <b>{esc(verdict)}</b>{val}{expl}{err}'
                          f'{seen}</div>')
-        facts = [f"latency {rec.latency_s:.2f}s" if rec.latency_s is not None else "",
+        facts = [*timing_facts(rec),
                  f"{rec.prompt_tokens} prompt + {rec.completion_tokens} completion tokens",
                  usd(rec.cost_usd) if rec.cost_usd is not None else "cost unknown",
                  "cache hit" if rec.cache_hit else "", f"retries {rec.retries}" if rec.retries else "",
@@ -358,3 +392,74 @@ def summary_html(results: Results, scorer: str | None) -> str:
     return (f'<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>{esc(scorer)}</b>: {what} with its 95% '
             f'confidence interval; ambiguous and refused answers count as fails</div>'
             + html_table(cols, [[r[c] for c in cols] for r in rows]))
+
+
+# ------------------------------------------------------------------------------------------ cards and chats
+
+
+def answer_html(label: str, body_html: str, meta: str = "") -> str:
+    """A card's answer box: which cell it is, the text (or live text), and its measurements."""
+    head = f'<div class="wb-meta">{esc(label)}</div>' if label else ""
+    tail = f'<div class="wb-meta">{meta}</div>' if meta else ""
+    return f'{head}<div class="wb-answer">{body_html}</div>{tail}'
+
+
+def record_meta(r: CellResult) -> str:
+    """Badges of one finished call, for a card (time to first token, latency, tokens/s, tokens, cost)."""
+    parts = timing_badges(r)
+    if r.prompt_tokens or r.completion_tokens:
+        parts.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
+    if r.cost_usd is not None:
+        parts.append(usd(r.cost_usd))
+    if r.cache_hit:
+        parts.append("cached")
+    return " · ".join(parts)
+
+
+def thread_html(conversation: Any, variant: str) -> str:
+    """One variant's side of a :class:`~workbench.conversation.Conversation`: the user messages and its replies,
+    the last one streaming while it comes, each with its time to first token, latency and rate."""
+    out = []
+    for user, answer in [conversation.opening[variant]] if variant in conversation.opening else []:
+        out.append(f'<div class="wb-chat-user">{esc(user)}</div><div class="wb-chat-reply wb-done">{esc(answer)}'
+                   f'</div>')
+    for ex in conversation.exchanges:
+        out.append(f'<div class="wb-chat-user">{esc(ex.user)}</div>')
+        reply = ex.replies.get(variant)
+        if reply is None:
+            continue
+        body = esc(reply.text)
+        if reply.state == "waiting":
+            body = '<span style="color:#999">waiting…</span>'
+        elif reply.state == "streaming":
+            body += '<span class="wb-cursor">▍</span>'
+        elif reply.state == "error":
+            body += f'<span style="color:#a50e0e">[error] {esc(reply.error)}</span>'
+        meta = ""
+        c = reply.completion
+        if c is not None:
+            bits = [f"first {seconds(c.first_token_s)}" if c.first_token_s is not None else "", seconds(c.latency_s),
+                    tokens_per_s(c.tokens_per_s) if c.tokens_per_s else "",
+                    f"{c.usage.completion_tokens} tok", "stopped" if reply.state == "stopped" else ""]
+            meta = f'<div class="wb-meta">{esc(" · ".join(b for b in bits if b))}</div>'
+        out.append(f'<div class="wb-chat-reply wb-{reply.state}">{body}</div>{meta}')
+    if not out:
+        return '<div class="wb-meta">Chat: type a message below; every variant answers it.</div>'
+    return "".join(out)
+
+
+def latency_html(results: Results) -> str:
+    """:meth:`Results.latency` as a table: latency and time to first token (p50/p95), tokens per second."""
+    try:
+        table = results.latency()
+    except Exception as e:  # display must not raise
+        return f'<div style="color:#b00;font-size:12px">latency unavailable: {esc(e)}</div>'
+    if not len(table):
+        return ""
+    rows = [[r["variant"], r["target"], count(r["n"]), count(r["cached"]), seconds(r["latency_p50"]),
+             seconds(r["latency_p95"]), seconds(r["first_token_p50"]), seconds(r["first_token_p95"]),
+             tokens_per_s(r["tokens_per_s"])]
+            for _, r in table.iterrows()]
+    head = ["variant", "target", "calls", "cached", "latency p50", "p95", "first token p50", "p95", "tokens/s"]
+    return ('<div style="font:12px system-ui,sans-serif;margin-top:6px"><b>Latency</b> (answered calls; first token '
+            'only for streamed calls; tokens/s: output tokens over the whole call)</div>' + html_table(head, rows))

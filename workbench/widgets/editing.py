@@ -22,7 +22,7 @@ from ..datasets import Case, Dataset, load_dataset
 from ..errors import DataError, SpecError, WorkbenchError
 from ..experiment import DatasetSpec, Experiment
 from ..secrets import shorten
-from ..variants import Target, Variant, template_variables
+from ..variants import Target, Turn, Variant, template_variables
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 ALL_TARGETS = "*"  # editor value: the variant runs on every target of the experiment
@@ -87,10 +87,15 @@ def response_format_value(kind: str, schema_text: str, name: str = "output") -> 
 # ----------------------------------------------------------------------------------------------- editing
 
 
+TURN_ROLES = ("user", "assistant", "system")
+
+
 @dataclass
 class VariantFields:
-    """What a variant editor shows. ``base`` keeps the fields the editor does not show (few-shot turns,
-    images, other parameters, description) so a round trip through the editor loses nothing."""
+    """What a variant editor shows. ``base`` keeps the fields the editor does not show (images, other
+    parameters, description) so a round trip through the editor loses nothing.
+
+    ``turns``: the few-shot turns as ``(role, content)`` pairs, as the editor shows them (None: the base's)."""
 
     name: str
     system: str = ""
@@ -101,6 +106,7 @@ class VariantFields:
     response_format: str = "text"
     schema: str = ""
     base: Variant | None = None
+    turns: list[tuple[str, str]] | None = None
 
     @classmethod
     def from_variant(cls, v: Variant, default_target: str = "") -> VariantFields:
@@ -109,7 +115,7 @@ class VariantFields:
         return cls(name=v.name, system=v.system or "", user=v.user,
                    target=v.target.label if v.target else default_target,
                    temperature=v.params.get("temperature"), max_tokens=max_tokens,
-                   response_format=kind, schema=schema, base=v)
+                   response_format=kind, schema=schema, base=v, turns=[(t.role, t.content) for t in v.turns])
 
     def to_variant(self, default_target: str = "") -> Variant:
         """The :class:`Variant`; raises :class:`DataError` saying which field is wrong."""
@@ -135,8 +141,10 @@ class VariantFields:
             target = None  # the experiment's targets (keeps a spec without per-variant targets as it was)
         else:
             target = Target.parse(self.target)
-        changes = dict(name=name, system=self.system or None, user=self.user, params=params, response_format=rf,
-                       target=target)
+        changes: dict[str, Any] = dict(name=name, system=self.system or None, user=self.user, params=params,
+                                       response_format=rf, target=target)
+        if self.turns is not None:
+            changes["turns"] = [Turn(role=role, content=content) for role, content in self.turns]
         try:
             return base.replace(**changes) if base else Variant(**changes)
         except SpecError as e:  # say which variant and which field, in one line
@@ -153,7 +161,9 @@ def variables_of(fields: Iterable[VariantFields]) -> list[str]:
     """Template variables the editors use (sorted; ``case`` and broken templates are skipped)."""
     out: set[str] = set()
     for f in fields:
-        for source in (f.system, f.user, *((t.content for t in f.base.turns) if f.base else ())):
+        base_turns = f.base.turns if f.base else []
+        turns = [c for _, c in f.turns] if f.turns is not None else [t.content for t in base_turns]
+        for source in (f.system, f.user, *turns):
             try:
                 out |= template_variables(source or "")
             except Exception:  # a template being typed is often broken for a moment
@@ -312,23 +322,62 @@ def experiment_for_run(template: Experiment, variants: Sequence[Variant], datase
     return template.replace(**changes)
 
 
-def experiment_for_save(template: Experiment, variants: Sequence[Variant], path: str | Path) -> Experiment:
-    """The template with the edited variants, its dataset path rewritten relative to where it is saved."""
+def experiment_for_save(template: Experiment, variants: Sequence[Variant], path: str | Path, *,
+                        repeats: int | None = None) -> Experiment:
+    """The template with the edited variants (and ``repeats``), its dataset path relative to where it is saved.
+
+    A dataset that lives in the installed package or a temporary folder is not referenced there (it would not
+    survive an upgrade or a reboot): the spec names a copy next to it instead (:func:`dataset_copy` says which)."""
     names = [v.name for v in variants]
     if duplicate_names(names):
         raise DataError(f"Variant names must be unique; rename: {', '.join(duplicate_names(names))}.")
+    where = Path(path).resolve().parent
     dataset: Any = template.dataset
-    if isinstance(dataset, DatasetSpec) and dataset.path is not None:
-        src = Path(dataset.path)
-        if not src.is_absolute():
-            src = (template.base_dir / src).resolve()
-        where = Path(path).resolve().parent
+    src = _dataset_file(template)
+    if src is not None:
+        copy = dataset_copy(template, path)
+        target = copy[1] if copy else src
         try:
-            rel = os.path.relpath(src, where)
+            rel = os.path.relpath(target, where)
         except ValueError:  # another drive on Windows
-            rel = str(src)
+            rel = str(target)
         dataset = dataset.replace(path=Path(rel).as_posix())
-    return template.replace(variants=list(variants), dataset=dataset, base_dir=Path(path).resolve().parent)
+    changes: dict[str, Any] = dict(variants=list(variants), dataset=dataset, base_dir=where)
+    if repeats is not None:
+        changes["repeats"] = repeats
+    return template.replace(**changes)
+
+
+def _dataset_file(template: Experiment) -> Path | None:
+    dataset = template.dataset
+    if not isinstance(dataset, DatasetSpec) or dataset.path is None:
+        return None
+    src = Path(dataset.path)
+    return src if src.is_absolute() else (template.base_dir / src).resolve()
+
+
+def _in_package(path: Path) -> bool:
+    return path.is_relative_to(Path(__file__).resolve().parents[1])
+
+
+def _in_temp(path: Path) -> bool:
+    import tempfile
+
+    return path.is_relative_to(Path(tempfile.gettempdir()).resolve())
+
+
+def dataset_copy(template: Experiment, path: str | Path) -> tuple[Path, Path] | None:
+    """``(source, destination)`` when saving the template to ``path`` must copy its dataset next to the spec: the
+    dataset is in the installed package (an upgrade moves it), or in a temporary folder while the spec is not;
+    None when the spec can point to the dataset where it is."""
+    src = _dataset_file(template)
+    spec = Path(path).resolve()
+    if src is None or not (_in_package(src) or (_in_temp(src) and not _in_temp(spec))):
+        return None
+    dest = spec.parent / src.name
+    if dest.exists() and dest.resolve() != src and dest.read_bytes() != src.read_bytes():
+        dest = spec.parent / f"{spec.stem}-{src.name}"  # never overwrite someone's file of the same name
+    return src, dest
 
 
 def default_template(variants: Sequence[Variant] | None, dataset: Any, scorers: Sequence[Any] | None,

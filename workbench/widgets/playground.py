@@ -1,20 +1,26 @@
-"""The variant playground: prompt variants side by side, live token/cost estimates, runs that never block.
+"""The variant playground: prompt variants side by side, live estimates, streamed runs, chats, prompt history.
 
 ::
 
     from workbench.widgets import Playground
     pg = Playground(load_example())          # or Playground(variants=[...], dataset="cases.csv")
     pg                                       # edit, Run, Cancel; pg.results afterwards
+    pg.chat("And why?")                      # every variant answers, side by side (Stop, Regenerate)
     pg.save("my-experiment.yaml")            # the batch run executes exactly these variants
 
-Thin over the core: editors hold :class:`~workbench.widgets.editing.VariantFields`; estimates come from
-:func:`~workbench.widgets.editing.estimate_variant` (tokens and costs from :mod:`workbench.costs`); Run builds an
-experiment with :func:`~workbench.widgets.editing.experiment_for_run` and hands it to :func:`workbench.harness.start`
-(a background thread; ``on_result`` fills the output grid as each call finishes).
+Thin over the core: cards hold :class:`~workbench.widgets.editing.VariantFields`; estimates come from
+:func:`~workbench.widgets.editing.estimate_variant`; Run builds an experiment with
+:func:`~workbench.widgets.editing.experiment_for_run` and hands it to :func:`workbench.harness.start` with
+streaming on (``on_stream``): every card and grid cell shows its answer as it arrives. A chat is a
+:class:`~workbench.conversation.Conversation`; every run's variants go into a
+:class:`~workbench.widgets.history.PromptHistory`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,145 +29,86 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Bool, Int, TraitError, Unicode, observe, validate
 
+from ..conversation import Conversation
 from ..datasets import Dataset, load_dataset
-from ..errors import NotFoundError, WorkbenchError
+from ..errors import DataError, NotFoundError, WorkbenchError
 from ..experiment import Experiment, load_experiment
+from ..formatting import plural, usd
 from ..records import CellResult
 from ..results import Results
 from ..scorers.registry import scorer_name
 from ..variants import Target, Variant
-from .cells import grid_html, summary_html
+from .cells import (
+    CellKey,
+    answer_html,
+    cell_body_html,
+    cell_detail_html,
+    cell_statuses,
+    flaky_keys,
+    grid_html,
+    live_cell_html,
+    record_meta,
+    summary_html,
+    thread_html,
+)
 from .editing import (
     ALL_TARGETS,
-    RESPONSE_FORMATS,
     CaseSource,
     VariantEstimate,
     VariantFields,
+    case_label,
     copy_fields,
+    dataset_copy,
     default_template,
     estimate_variant,
     experiment_for_run,
     experiment_for_save,
     new_run_dir,
+    request_params,
     target_options,
     unique_name,
     variables_of,
 )
 from .fallback import StaticFallback, clip, esc, hide_snapshots_widget, html_table
+from .history import PromptHistory
+from .output_grid import GRID_CSS, OutputGrid
+from .variant_card import CARD_CSS, CARDS_COLUMNS, VariantEditor
 
-_CARD_WIDTH = "370px"
+RENDER_EVERY_S = 0.12  # streamed text reaches the browser at most this often per cell (a comm message per token
+# would flood the kernel's socket; people read no faster)
+STALE_NOTE = ("The prompts or inputs changed after this run: these outputs are from the previous version. "
+              "Run again to refresh them.")
 
 
-def _area(value: str, placeholder: str, rows: int, cls: str) -> widgets.Textarea:
-    w = widgets.Textarea(value=value, placeholder=placeholder, rows=rows, continuous_update=True,
-                         layout=widgets.Layout(width="100%"))
-    w.add_class(cls)
-    return w
+class _Throttle:
+    """Call ``fn`` at most once per ``interval`` seconds, soon after :meth:`poke` (from any thread)."""
 
+    def __init__(self, fn: Callable[[], None], interval: float = RENDER_EVERY_S):
+        self.fn, self.interval = fn, interval
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
 
-class VariantEditor(widgets.VBox):
-    """One variant's card: name, target, temperature, max tokens, response format, system and user templates,
-    the live estimate and warnings. Changes are reported to ``on_change(editor)``."""
+    def poke(self) -> None:
+        with self._lock:
+            if self._timer is None:
+                self._timer = threading.Timer(self.interval, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
 
-    def __init__(self, fields: VariantFields, targets: Sequence[str], *, default_temperature: float = 0.0,
-                 on_change: Callable[[VariantEditor], None] | None = None,
-                 on_duplicate: Callable[[VariantEditor], None] | None = None,
-                 on_remove: Callable[[VariantEditor], None] | None = None):
-        self._base = fields.base
-        self._on_change = on_change
-        self._temp_set = fields.temperature is not None  # unset: the profile's default applies
-        options = list(targets)
-        if fields.target and fields.target not in options:
-            options.insert(0, fields.target)
-        self.name = widgets.Text(value=fields.name, placeholder="variant name", layout=widgets.Layout(flex="1"))
-        self.name.add_class("wb-variant-name")
-        self.duplicate_button = widgets.Button(icon="copy", tooltip="duplicate this variant",
-                                               layout=widgets.Layout(width="36px"))
-        self.remove_button = widgets.Button(icon="trash", tooltip="remove this variant",
-                                            layout=widgets.Layout(width="36px"))
-        self.target = widgets.Dropdown(options=options or [fields.target], value=fields.target or (options or [""])[0],
-                                       description="target", layout=widgets.Layout(width="100%"))
-        self.temperature = widgets.BoundedFloatText(
-            value=fields.temperature if fields.temperature is not None else default_temperature, min=0.0, max=2.0,
-            step=0.1, description="temp", layout=widgets.Layout(width="50%"))
-        self.max_tokens = widgets.BoundedIntText(value=fields.max_tokens or 0, min=0, max=1_000_000,
-                                                 description="max tok", tooltip="0: the model's own limit",
-                                                 layout=widgets.Layout(width="50%"))
-        self.response_format = widgets.Dropdown(options=list(RESPONSE_FORMATS), value=fields.response_format,
-                                                description="format", layout=widgets.Layout(width="100%"))
-        self.schema = _area(fields.schema, '{"type": "object", "properties": {...}}', 5, "wb-schema")
-        self.system = _area(fields.system, "system prompt (jinja2 template, optional)", 4, "wb-system")
-        self.user = _area(fields.user, "user message template, e.g. Review: {{ text }}", 4, "wb-user")
-        self.info = widgets.HTML(layout=widgets.Layout(min_height="20px"))
-        self.info.add_class("wb-token-count")
-        self.warnings = widgets.HTML()
-        self.warnings.add_class("wb-warnings")
-        self.estimate: VariantEstimate | None = None
-        self._warning_list: list[str] = []
-        self._name_clash = False
-        super().__init__(layout=widgets.Layout(width=_CARD_WIDTH, min_width=_CARD_WIDTH, border="1px solid #ccc",
-                                               padding="6px", margin="0 8px 0 0"))
-        self.add_class("wb-variant")
-        self._layout_children()
-        self.duplicate_button.on_click(lambda _: on_duplicate and on_duplicate(self))
-        self.remove_button.on_click(lambda _: on_remove and on_remove(self))
-        for w in (self.name, self.target, self.max_tokens, self.response_format, self.schema, self.system, self.user):
-            w.observe(self._changed, names="value")
-        self.temperature.observe(self._temperature_changed, names="value")
-        self.response_format.observe(lambda _: self._layout_children(), names="value")
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+        try:
+            self.fn()
+        except Exception:  # a display refresh must never break a run
+            pass
 
-    def _layout_children(self) -> None:
-        if not hasattr(self, "_parts"):  # built once; a format change only shows or hides the schema box
-            self._parts = (widgets.HBox([self.name, self.duplicate_button, self.remove_button]),
-                           widgets.HBox([self.temperature, self.max_tokens]),
-                           widgets.HTML("<small>system</small>"), widgets.HTML("<small>user</small>"))
-        head, numbers, system_label, user_label = self._parts
-        fmt = [self.response_format] + ([self.schema] if self.response_format.value == "json_schema" else [])
-        self.children = [head, self.target, numbers, *fmt, system_label, self.system, user_label, self.user,
-                         self.info, self.warnings]
-
-    def _temperature_changed(self, change: dict) -> None:
-        self._temp_set = True
-        self._changed(change)
-
-    def _changed(self, change: dict) -> None:
-        if self._on_change is not None:
-            self._on_change(self)
-
-    def fields(self) -> VariantFields:
-        return VariantFields(
-            name=self.name.value, system=self.system.value, user=self.user.value, target=self.target.value or "",
-            temperature=self.temperature.value if self._temp_set else None, max_tokens=self.max_tokens.value or None,
-            response_format=self.response_format.value, schema=self.schema.value, base=self._base)
-
-    def set_targets(self, targets: Sequence[str]) -> None:
-        value = self.target.value
-        options = list(targets)
-        if value and value not in options:
-            options.insert(0, value)
-        with self.hold_trait_notifications():
-            self.target.options = options
-            self.target.value = value if value in options else options[0]
-
-    def show(self, estimate: VariantEstimate | None, warnings: Sequence[str]) -> None:
-        """Display an estimate and the warnings about this variant's templates and parameters."""
-        self.estimate = estimate
-        self._warning_list = list(warnings)
-        self.info.value = (f'<div style="font:12px/1.3 system-ui,sans-serif;color:#333;padding:2px 0">'
-                           f'{esc(estimate.text())}</div>' if estimate else "")
-        self._render_warnings()
-
-    def flag_name_clash(self, clash: bool) -> None:
-        if clash != self._name_clash:
-            self._name_clash = clash
-            self._render_warnings()
-
-    def _render_warnings(self) -> None:
-        items = list(getattr(self, "_warning_list", []))
-        if self._name_clash:
-            items.append(f"the name {self.name.value.strip()!r} is used by another variant; rename one.")
-        self.warnings.value = "".join(f'<div style="font:11px/1.3 system-ui,sans-serif;color:#b06000">⚠ {esc(w)}'
-                                      f'</div>' for w in items)
+    def flush(self) -> None:
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self.fn()
 
 
 class Playground(StaticFallback, widgets.VBox):
@@ -170,18 +117,21 @@ class Playground(StaticFallback, widgets.VBox):
     ``experiment``: an :class:`Experiment` (or a YAML path) to start from - its variants, dataset, scorers and
     targets. Or give ``variants``, ``dataset`` and ``scorers``. ``providers`` maps profile names to providers
     (e.g. ``{"fake": FakeBackend().provider("openai")}``); others come from the configuration. ``out``: the
-    folder under which each run gets its own subfolder (default: the workbench home).
+    folder under which each run gets its own subfolder (default: the workbench home). ``stream``: show answers
+    as they arrive (default); False waits for whole answers.
     """
 
     running = Bool(False, help="a run is going on")
+    chatting = Bool(False, help="the variants are answering a chat message")
     status = Unicode("", help="the status line (plain text)")
     mode = Unicode("input", help="'input' (one ad-hoc input) or 'dataset' (the first k cases)")
     k = Int(3, help="how many dataset cases a run uses in 'dataset' mode")
+    stale = Bool(False, help="the prompts or inputs changed since the outputs shown were made")
 
     def __init__(self, experiment: Experiment | str | Path | None = None, *, variants: Sequence[Variant] | None = None,
                  dataset: Any = None, scorers: Sequence[Any] | None = None, providers: Mapping[str, Any] | None = None,
                  k: int = 3, mode: str | None = None, cache: bool = True, out: str | Path | None = None,
-                 profiles: Mapping[str, Any] | None = None, target: str = "local"):
+                 profiles: Mapping[str, Any] | None = None, target: str = "local", stream: bool = True):
         self.providers: dict[str, Any] = dict(providers or {})
         self._profiles = dict(profiles) if profiles is not None else None
         self._provider_cache: dict[str, Any] = {}
@@ -197,24 +147,43 @@ class Playground(StaticFallback, widgets.VBox):
         self.error: BaseException | None = None
         self.last_experiment: Experiment | None = None
         self._out_root = Path(out) if out is not None else None
+        self.stream = stream
         self._run_cases: list[Any] = []
         self._run_variants: list[str] = []
+        self._run_targets: list[str] = []
         self._run_scorer: str | None = None
+        self._run_note = ""
+        self._live: dict[CellKey, str] = {}  # streamed text of the cells still answering
+        self._dirty: set[CellKey] = set()
+        self._card_cell: dict[str, CellKey] = {}  # the cell each card shows: its latest
+        self._render = _Throttle(self._render_live)
         self._default_target = target
         self._targets: list[str] = []
+        self._history: PromptHistory | None = None
+        self._ran: tuple | None = None  # what the outputs on screen were made from (see _shown)
+        self.conversation: Conversation | None = None
+        self._chat_stop = threading.Event()
+        self._chat_threads: list[threading.Thread] = []
+        self._chat_watcher: threading.Thread | None = None
+        self._chat_render = _Throttle(self._render_chat)
 
         # controls
         self.add_button = widgets.Button(description="Add variant", icon="plus")
-        self.path = widgets.Text(value="", placeholder="experiment.yaml", description="spec",
-                                 layout=widgets.Layout(width="340px"))
+        self.path = widgets.Text(value="", placeholder="experiment.yaml (next to the notebook)", description="spec",
+                                 layout=widgets.Layout(width="340px", max_width="100%"))
         self.save_button = widgets.Button(description="Save", icon="save",
                                           tooltip="save the variants as an experiment spec")
         self.load_button = widgets.Button(description="Load", icon="folder-open", tooltip="load an experiment spec")
-        self.cards = widgets.HBox(layout=widgets.Layout(overflow="auto", width="100%", padding="4px 0"))
+        self.history_button = widgets.ToggleButton(description="History", icon="history",
+                                                   tooltip="earlier versions of the variants, from past runs")
+        self.history_button.add_class("wb-history-toggle")
+        self.cards = widgets.GridBox(layout=widgets.Layout(width="100%", padding="4px 0", grid_gap="8px",
+                                                           grid_template_columns=CARDS_COLUMNS))
+        self.cards.add_class("wb-cards")
         self.mode_toggle = widgets.ToggleButtons(options=[("one input", "input"), ("first k cases", "dataset")],
                                                  value="input", style={"button_width": "110px"})
         self.k_slider = widgets.IntSlider(value=k, min=1, max=max(1, k), description="k", continuous_update=False)
-        self.inputs = widgets.VBox()
+        self.inputs = widgets.VBox(layout=widgets.Layout(width="100%"))
         self.expected = widgets.Text(placeholder="expected answer (optional, for the scorers)", description="expected",
                                      layout=widgets.Layout(width="60%"))
         self.run_button = widgets.Button(description="Run", icon="play", button_style="primary")
@@ -225,18 +194,27 @@ class Playground(StaticFallback, widgets.VBox):
                                           layout=widgets.Layout(width="100px"))
         self.repeats = widgets.BoundedIntText(value=1, min=1, max=50, description="repeats",
                                               layout=widgets.Layout(width="150px"))
+        self.chat_button = widgets.ToggleButton(description="Chat", icon="comments",
+                                                tooltip="continue the conversation with every variant at once")
+        self.chat_button.add_class("wb-chat-toggle")
         self.status_line = widgets.HTML()
         self.status_line.add_class("wb-status")
-        self.grid = widgets.HTML()
+        self.grid = OutputGrid(self._detail_html)
         self.grid.add_class("wb-outputs")
         self.summary = widgets.HTML()
         self.summary.add_class("wb-summary")
         self.editors: list[VariantEditor] = []
+        self._build_chat_bar()
+        self._build_history_panel()
         self._hide = hide_snapshots_widget()
-        self._toolbar = widgets.HBox([self.add_button, self.path, self.save_button, self.load_button])
+        self._style = widgets.HTML(f"<style>{CARD_CSS}{GRID_CSS}</style>",
+                                   layout=widgets.Layout(height="0px", margin="0", overflow="hidden"))
+        self._toolbar = widgets.HBox([self.add_button, self.path, self.save_button, self.load_button,
+                                      self.history_button], layout=widgets.Layout(flex_flow="row wrap"))
         self._source_box = widgets.HBox()
-        self._runbar = widgets.HBox([self.run_button, self.cancel_button, self.cache_box, self.repeats])
-        super().__init__()
+        self._runbar = widgets.HBox([self.run_button, self.cancel_button, self.cache_box, self.repeats,
+                                     self.chat_button], layout=widgets.Layout(flex_flow="row wrap"))
+        super().__init__(layout=widgets.Layout(width="100%", max_width="100%"))
         self.add_class("wb-playground")
 
         self.add_button.on_click(lambda _: self.add_variant())
@@ -244,6 +222,8 @@ class Playground(StaticFallback, widgets.VBox):
         self.load_button.on_click(lambda _: self._load_clicked())
         self.run_button.on_click(lambda _: self.run())
         self.cancel_button.on_click(lambda _: self.cancel())
+        self.chat_button.observe(lambda c: self._show_chat(c["new"]), names="value")
+        self.history_button.observe(lambda _: self._layout(), names="value")
         self.mode_toggle.observe(lambda c: setattr(self, "mode", c["new"]), names="value")
         self.k_slider.observe(lambda c: setattr(self, "k", c["new"]), names="value")
         self.expected.observe(lambda _: self._refresh_estimates(), names="value")
@@ -268,6 +248,7 @@ class Playground(StaticFallback, widgets.VBox):
 
         ``placeholder``: its dataset is only an empty row for the ad-hoc input, not data to run on."""
         self.template = experiment
+        self._history = None
         try:
             ds = experiment.load_cases()
         except WorkbenchError as e:
@@ -296,10 +277,13 @@ class Playground(StaticFallback, widgets.VBox):
             self.editors = []
             for v in experiment.variants:
                 self.editors.append(self._make_editor(VariantFields.from_variant(v, self._default_target), temp))
+        self.conversation = None
+        self._ran = None
         self._records_reset()
         self._layout()
         self._refresh_inputs(reset=True)
         self._refresh_estimates()
+        self._refresh_history()
 
     def _target_options(self) -> list[str]:
         profiles: dict[str, Any] = {}
@@ -329,19 +313,24 @@ class Playground(StaticFallback, widgets.VBox):
             return 1.0
 
     def _make_editor(self, fields: VariantFields, temperature: float) -> VariantEditor:
-        return VariantEditor(fields, self._targets, default_temperature=temperature, on_change=self._editor_changed,
-                             on_duplicate=self.duplicate_variant, on_remove=self.remove_variant)
+        editor = VariantEditor(fields, self._targets, default_temperature=temperature,
+                               on_change=self._editor_changed, on_duplicate=self.duplicate_variant,
+                               on_remove=self.remove_variant)
+        editor.show_chat(self.chat_button.value)
+        return editor
 
     def _layout(self) -> None:
         self.cards.children = list(self.editors)
         self._source_box.children = [self.mode_toggle, self.k_slider] if self.dataset is not None else []
         input_box = [self.inputs, self.expected] if self.mode == "input" else []
-        self.children = [self._hide, self._toolbar, self.cards, self._source_box, *input_box, self._runbar,
-                         self.status_line, self.grid, self.summary]
+        chat = [self.chat_bar] if self.chat_button.value else []
+        history = [self.history_panel] if self.history_button.value else []
+        self.children = [self._hide, self._style, self._toolbar, *history, self.cards, self._source_box, *input_box,
+                         self._runbar, *chat, self.status_line, self.grid, self.summary]
 
     # -------------------------------------------------------------------------------------------- editing
     def add_variant(self, variant: Variant | None = None) -> VariantEditor:
-        """Add an editor (a fresh variant, or ``variant``) at the right."""
+        """Add an editor (a fresh variant, or ``variant``) at the end."""
         taken = [e.name.value for e in self.editors]
         if variant is None:
             user = self.editors[-1].user.value if self.editors else "{{ input }}"
@@ -357,8 +346,7 @@ class Playground(StaticFallback, widgets.VBox):
     def duplicate_variant(self, editor: VariantEditor) -> VariantEditor:
         """A copy of ``editor``'s variant, named ``<name>-2``, right after it."""
         fields = copy_fields(editor.fields(), [e.name.value for e in self.editors])
-        new = self._make_editor(fields, self._default_temperature())
-        new._temp_set = editor._temp_set
+        new = self._make_editor(fields, editor.temperature.value)
         self.editors.insert(self.editors.index(editor) + 1, new)
         self._after_structure_change()
         return new
@@ -387,6 +375,7 @@ class Playground(StaticFallback, widgets.VBox):
         self._layout()
         self._refresh_inputs()
         self._refresh_estimates()
+        self._mark_stale()
 
     def variants(self) -> list[Variant]:
         """The variants as edited (raises :class:`DataError` naming the field that is wrong)."""
@@ -396,7 +385,23 @@ class Playground(StaticFallback, widgets.VBox):
         self._refresh_inputs()
         self._estimate(editor)
         self._check_names()
+        self._mark_stale()
         self.refresh_static(debounce=1.0)
+
+    def _shown(self) -> tuple:
+        """What the outputs on screen depend on: the cards' fields, the inputs, the cases chosen."""
+        fields = tuple(repr({k: v for k, v in e.fields().__dict__.items() if k != "base"}) for e in self.editors)
+        return fields, tuple(sorted(self.input_values().items())), self.expected.value, self.mode, self.k
+
+    def _mark_stale(self) -> None:
+        """After an edit, outputs on screen no longer answer the prompts on screen: say so (and stop saying so
+        when the edit is undone)."""
+        if self._ran is not None:
+            self.stale = self._shown() != self._ran
+
+    @observe("stale")
+    def _stale_changed(self, change: dict) -> None:
+        self.grid.set_stale(change["new"], STALE_NOTE)
 
     # --------------------------------------------------------------------------------------------- inputs
     def _refresh_inputs(self, reset: bool = False) -> None:
@@ -414,7 +419,7 @@ class Playground(StaticFallback, widgets.VBox):
             w = None if reset else self._input_fields.get(name)
             if w is None:
                 w = widgets.Textarea(value=self._input_values.get(name, ""), description=name, rows=2,
-                                     layout=widgets.Layout(width="60%"), continuous_update=True)
+                                     layout=widgets.Layout(width="60%", min_width="200px"), continuous_update=True)
                 w.add_class(f"wb-input-{name}")
                 w.observe(self._input_changed, names="value")
             fields[name] = w
@@ -427,6 +432,7 @@ class Playground(StaticFallback, widgets.VBox):
     def _input_changed(self, change: dict) -> None:
         if self.mode == "input":
             self._refresh_estimates()
+            self._mark_stale()
 
     def set_input(self, **values: str) -> None:
         """Fill the ad-hoc input fields (``pg.set_input(text="I loved it")``)."""
@@ -458,6 +464,10 @@ class Playground(StaticFallback, widgets.VBox):
             self._estimate(e)
         self._check_names()
 
+    def _target_of(self, editor: VariantEditor) -> Target:
+        label = editor.target.value or self._default_target
+        return Target.parse(self.template.targets[0].label if label == ALL_TARGETS else label)
+
     def _estimate(self, editor: VariantEditor) -> VariantEstimate | None:
         """Recount one editor's tokens and cost (memoized on the variant, target and cases: typing is cheap)."""
         try:
@@ -465,8 +475,7 @@ class Playground(StaticFallback, widgets.VBox):
         except WorkbenchError as e:
             editor.show(None, [str(e)])
             return None
-        label = editor.target.value or self._default_target
-        target = Target.parse(self.template.targets[0].label if label == ALL_TARGETS else label)
+        target = self._target_of(editor)
         source = self._source()
         try:
             rows = source.rows()
@@ -488,7 +497,15 @@ class Playground(StaticFallback, widgets.VBox):
                 self._estimate_cache.clear()
             self._estimate_cache[key] = est
         editor.show(est, est.warnings(columns))
+        self._note_model(editor, target, est)
         return est
+
+    def _note_model(self, editor: VariantEditor, target: Target, est: VariantEstimate) -> None:
+        try:
+            info = self._provider(target.profile).model_info(target.model) if est.model else None
+        except Exception:
+            info = None
+        editor.set_model(bool(info is not None and info.is_reasoning))
 
     @property
     def estimates(self) -> dict[str, VariantEstimate]:
@@ -520,6 +537,7 @@ class Playground(StaticFallback, widgets.VBox):
             self.mode_toggle.value = change["new"]
         self._layout()
         self._refresh_estimates()
+        self._mark_stale()
 
     @observe("k")
     def _k_changed(self, change: dict) -> None:
@@ -527,6 +545,7 @@ class Playground(StaticFallback, widgets.VBox):
             self.k_slider.value = change["new"]
         if self.mode == "dataset":
             self._refresh_estimates()
+            self._mark_stale()
 
     # ------------------------------------------------------------------------------------------- running
     @property
@@ -541,6 +560,31 @@ class Playground(StaticFallback, widgets.VBox):
         """The experiment the Run button executes now (the chosen cases, the edited variants)."""
         return experiment_for_run(self.template, self.variants(), self._source().cases(), repeats=self.repeats.value)
 
+    def _run_providers(self, exp: Experiment) -> dict[str, Any]:
+        """A provider for every profile the run uses, each checked before anything is sent (a missing key or
+        endpoint is one clear error now, not a failed call per cell later).
+
+        The embedded model answers one call at a time, but its streams take turns: a streamed run lets every
+        card of the local model stream at once instead of queueing them."""
+        out: dict[str, Any] = {}
+        for profile in {t.profile for v in exp.variants for t in exp.targets_for(v)}:
+            provider = self._provider(profile)
+            try:
+                provider.client  # noqa: B018 - builds the client: settings are checked here, offline
+            except WorkbenchError as e:
+                raise type(e)(f"Target profile {profile!r}: {e}") from None
+            if self.stream and provider.profile.backend == "local" and profile not in self.providers:
+                from ..providers import Provider
+
+                streams = max(1, min(8, exp.n_cells()))
+                profile_obj = dataclasses.replace(provider.profile, max_concurrency=streams)
+                provider = Provider(profile_obj, max_retries=0)
+                if streams > 1:
+                    self._run_note = (f" · the local model took turns between {plural(streams, 'stream')}, so "
+                                      f"each call's time includes the others'")
+            out[profile] = provider
+        return out
+
     def run(self, wait: bool = False):
         """Start a run in the background (returns its :class:`~workbench.harness.RunHandle`, or None if the
         variants are not valid - the status line says why). ``wait=True`` blocks until it ends (papermill)."""
@@ -548,24 +592,31 @@ class Playground(StaticFallback, widgets.VBox):
 
         if self.running:
             return self._handle
+        self._run_note = ""
         try:
             exp = self.build_experiment()
+            providers = self._run_providers(exp)
         except WorkbenchError as e:
+            self.error = e
             self._set_status(str(e), error=True)
             return None
         self.last_experiment = exp
         self._records_reset()
         self._run_cases = list(exp.load_cases().cases)
         self._run_variants = [v.name for v in exp.variants]
+        self._run_targets = list(dict.fromkeys(t.label for v in exp.variants for t in exp.targets_for(v)))
         self._run_scorer = scorer_name(exp.scorers[0]) if exp.scorers else None
         self.error = None
         self.results = None
+        self._ran = self._shown()
+        self.stale = False
         self.running = True
-        self._set_status(f"running {exp.n_cells()} calls…")
-        self._render_grid()
+        self._set_status(f"running {plural(exp.n_cells(), 'call')}…")
+        self._reset_grid()
         run_dir = new_run_dir(self.out_root, exp.name)
-        self._handle = start(exp, providers=self.providers or None, out=run_dir, cache=self.cache_box.value,
-                             on_result=self._on_result)
+        self._record_history(exp.variants, run_dir.name)
+        self._handle = start(exp, providers=providers, out=run_dir, cache=self.cache_box.value,
+                             on_result=self._on_result, on_stream=self._on_stream if self.stream else None)
         self._watcher = threading.Thread(target=self._watch, args=(self._handle,), daemon=True,
                                          name="workbench-playground-watch")
         self._watcher.start()
@@ -593,22 +644,97 @@ class Playground(StaticFallback, widgets.VBox):
     def _records_reset(self) -> None:
         with self._lock:
             self.records = []
-        self.grid.value = ""
+            self._live, self._dirty, self._card_cell = {}, set(), {}
+        self.grid.reset([], [])
         self.summary.value = ""
+        self.stale = False
+        for e in self.editors:
+            e.show_output("")
+
+    # -- the grid and the cards during a run --------------------------------------------------------------
+    def _rows(self) -> list[tuple[str, str, str]]:
+        rows = []
+        for case in self._run_cases:
+            label = f"<b>{esc(case.id)}</b>"
+            label += f'<div style="color:#555">{esc(case_label(case))}</div>'
+            if case.expected not in (None, ""):
+                label += f'<div style="color:#555">expected: <b>{esc(case.expected)}</b></div>'
+            for target in self._run_targets:
+                tlabel = f'<div style="color:#888">{esc(target)}</div>' if len(self._run_targets) > 1 else ""
+                rows.append((str(case.id), target, label + tlabel))
+        return rows
+
+    def _reset_grid(self) -> None:
+        self.grid.reset(self._rows(), self._run_variants)
+        for key in self.grid.cells:
+            self.grid.show(key, live_cell_html("waiting"), "waiting")
+        for e in self.editors:
+            if e.name.value in self._run_variants:
+                e.show_output(answer_html("", live_cell_html("waiting")))
+
+    def _on_stream(self, planned: Any, text: str) -> None:  # the run's thread, once per piece of text
+        key = (str(planned.cell.case.id), planned.cell.variant.name, planned.target.label)
+        with self._lock:
+            self._live[key] = text
+            self._dirty.add(key)
+        self._render.poke()
+
+    def _render_live(self) -> None:
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            live = {k: self._live[k] for k in dirty if k in self._live}
+        for key, text in live.items():
+            self.grid.show(key, live_cell_html("streaming", text), "streaming")
+            self._show_card(key, live_cell_html("streaming", text), "")
+
+    def _show_card(self, key: CellKey, body_html: str, meta: str) -> None:
+        case_id, variant, target = key
+        shown = self._card_cell.get(variant)
+        if shown is not None and shown != key and shown in self._live and key not in self._live:
+            return  # the card follows a cell still streaming; a finished one shows in the grid
+        self._card_cell[variant] = key
+        label = ""
+        if len(self._run_cases) > 1 or len(self._run_targets) > 1:
+            label = f"case {case_id}" + (f" · {target}" if len(self._run_targets) > 1 else "")
+        for e in self.editors:
+            if e.name.value == variant:
+                e.show_output(answer_html(label, body_html, meta))
 
     def _on_result(self, record: CellResult) -> None:  # the run's thread
+        key = (record.case_id, record.variant, record.target)
+        self._render.flush()  # text that came before this answer is shown before it: the screen keeps the order
         with self._lock:
             self.records.append(record)
-        self._render_grid()
+            self._live.pop(key, None)
+            self._dirty.discard(key)
+            same = [r for r in self.records if (r.case_id, r.variant, r.target) == key]
+        st = cell_statuses(same, self._run_scorer)[key]
+        self.grid.show(key, cell_body_html(st), st.kind)
+        self._show_card(key, esc(clip(record.output if record.outcome != "error" else
+                                      f"[{record.error_type}] {record.error_message}", 2000)), record_meta(record))
         h = self._handle
         if h is not None:
-            st = h.state
-            self._set_status(f"running: {st.done}/{st.total} calls · {st.errors} errors · ${st.spent_usd:.6f}")
+            st_ = h.state
+            self._set_status(f"running: {st_.done}/{st_.total} calls · {plural(st_.errors, 'error')} · "
+                             f"{usd(st_.spent_usd)}")
 
-    def _render_grid(self) -> None:
+    def _detail_html(self, key: CellKey) -> str:
+        with self._lock:
+            recs = [r for r in self.records if (r.case_id, r.variant, r.target) == key]
+            live = self._live.get(key)
+        if recs:
+            st = cell_statuses(recs, self._run_scorer)[key]
+            return cell_detail_html(st)
+        if live is not None:
+            return f"<b>{esc(key[0])}</b> × <b>{esc(key[1])}</b>: still answering…<pre>{esc(live)}</pre>"
+        return f"<b>{esc(key[0])}</b> × <b>{esc(key[1])}</b>: no answer yet."
+
+    def grid_html(self) -> str:
+        """The output grid as a static HTML table (what an exported notebook shows)."""
         with self._lock:
             records = list(self.records)
-        self.grid.value = grid_html(records, self._run_cases, self._run_variants, self._run_scorer)
+        return grid_html(records, self._run_cases, self._run_variants, self._run_scorer,
+                         pending="waiting…" if self.running else "not run")
 
     def _watch(self, handle) -> None:
         results, error = None, None
@@ -619,19 +745,34 @@ class Playground(StaticFallback, widgets.VBox):
         self._finish(handle, results, error)
 
     def _finish(self, handle, results: Results | None, error: BaseException | None) -> None:
+        self._render.flush()
         self.results, self.error = results, error
         if results is not None:
             with self._lock:
                 self.records = list(results.records)
-            self._render_grid()
+                self._live = {}
+            scorer = self._run_scorer
+            statuses = cell_statuses(self.records, scorer, flaky_keys(results, scorer))
+            for key in self.grid.cells:
+                st = statuses.get(key)
+                if st is None:
+                    self.grid.show(key, live_cell_html("not run"), "not-run")
+                else:
+                    self.grid.show(key, cell_body_html(st), st.kind)
             st = handle.state
             stopped = results.status.startswith("stopped")
             head = ("cancelled" if "cancel" in results.status else results.status) if stopped else "done"
-            self._set_status(f"{head}: {len(results)}/{st.total} calls · {results.n_errors} errors · "
-                             f"{st.filtered} filtered · {st.cache_hits} cached · ${st.spent_usd:.6f} spent")
+            self._set_status(f"{head}: {len(results)}/{st.total} calls · {plural(results.n_errors, 'error')} · "
+                             f"{st.filtered} filtered · {st.cache_hits} cached · {usd(st.spent_usd)} spent"
+                             + self._run_note)
             self.summary.value = summary_html(results, results.scorers[0]) if results.scorers else ""
+            for e in self.editors:
+                if e.name.value in self._run_variants and e.name.value not in self._card_cell:
+                    e.show_output(answer_html("", live_cell_html("not run")))
         else:
             self._set_status(f"run failed: {error}", error=True)
+            for key in self.grid.cells:
+                self.grid.show(key, live_cell_html("not run"), "not-run")
         self.running = False
         for cb in self._finished_callbacks:
             try:
@@ -644,28 +785,342 @@ class Playground(StaticFallback, widgets.VBox):
     def handle(self):
         return self._handle
 
-    @observe("running")
-    def _running_changed(self, change: dict) -> None:
-        self.run_button.disabled = change["new"]
-        self.cancel_button.disabled = not change["new"]
+    @observe("running", "chatting")
+    def _busy_changed(self, change: dict) -> None:
+        busy = self.running or self.chatting
+        self.run_button.disabled = busy
+        self.cancel_button.disabled = not self.running
+        self.chat_send.disabled = busy
+        self.chat_regenerate.disabled = busy or self.conversation is None or not self.conversation.exchanges
+        self.chat_stop.disabled = not self.chatting
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status = text
         colour = "#b00" if error else "#333"
         self.status_line.value = f'<div style="font:12px system-ui,sans-serif;color:{colour}">{esc(text)}</div>'
 
+    # ---------------------------------------------------------------------------------------------- chat
+    def _build_chat_bar(self) -> None:
+        self.chat_input = widgets.Textarea(placeholder="a message to every variant (Send: every one answers it)",
+                                           rows=2, layout=widgets.Layout(width="100%"))
+        self.chat_input.add_class("wb-chat-input")
+        self.chat_send = widgets.Button(description="Send", icon="paper-plane", button_style="primary")
+        self.chat_send.add_class("wb-chat-send")
+        self.chat_regenerate = widgets.Button(description="Regenerate", icon="redo", disabled=True,
+                                              tooltip="ask the last message again")
+        self.chat_regenerate.add_class("wb-chat-regenerate")
+        self.chat_stop = widgets.Button(description="Stop", icon="stop", disabled=True,
+                                        tooltip="stop the answers; what came so far is kept")
+        self.chat_stop.add_class("wb-chat-stop")
+        self.chat_clear = widgets.Button(description="New chat", icon="eraser", tooltip="start the conversation over")
+        self.case_path = widgets.Text(value="conversations.jsonl", description="save to",
+                                      layout=widgets.Layout(width="300px", max_width="100%"))
+        self.case_from = widgets.Dropdown(description="as in", options=[], layout=widgets.Layout(width="220px"),
+                                          tooltip="whose side of the conversation the case keeps")
+        self.case_save = widgets.Button(description="Save as case", icon="save",
+                                        tooltip="append this conversation to a dataset (JSON lines)")
+        self.case_save.add_class("wb-chat-save")
+        self.chat_send.on_click(lambda _: self.chat())
+        self.chat_regenerate.on_click(lambda _: self.regenerate())
+        self.chat_stop.on_click(lambda _: self.stop_chat())
+        self.chat_clear.on_click(lambda _: self.new_chat())
+        self.case_save.on_click(lambda _: self._save_case_clicked())
+        buttons = widgets.HBox([self.chat_send, self.chat_regenerate, self.chat_stop, self.chat_clear],
+                               layout=widgets.Layout(flex_flow="row wrap"))
+        saving = widgets.HBox([self.case_path, self.case_from, self.case_save],
+                              layout=widgets.Layout(flex_flow="row wrap"))
+        self.chat_bar = widgets.VBox([self.chat_input, buttons, saving], layout=widgets.Layout(width="100%"))
+        self.chat_bar.add_class("wb-chat")
+
+    def _show_chat(self, on: bool) -> None:
+        for e in self.editors:
+            e.show_chat(on)
+        self._layout()
+        self._render_chat()
+
+    def _new_conversation(self) -> Conversation:
+        """Each variant's prefix (system, few-shot turns), continuing from the last run on the ad-hoc input."""
+        variants = self.variants()
+        values = self._source().rows()[0] if self.mode == "input" else dict(self._source().cases()[0].vars)
+        prefixes, opening = {}, {}
+        for v in variants:
+            messages = v.render(values, base_dir=self.template.base_dir)
+            prefixes[v.name] = messages[:-1]
+        if self.results is not None and len(self._run_cases) == 1:
+            for r in self.records:
+                if r.outcome in ("ok", "length") and r.output and r.repeat == 0 and r.variant in prefixes:
+                    user = r.messages[-1].get("content") if r.messages else None
+                    if isinstance(user, str):
+                        opening[r.variant] = (user, r.output)
+        return Conversation(prefixes, opening)
+
+    def chat(self, message: str | None = None, wait: bool = False) -> Conversation | None:
+        """Send ``message`` (default: the chat box's text) to every variant; they answer side by side, streamed.
+        Returns the conversation (None if it could not be sent: the status line says why)."""
+        text = self.chat_input.value if message is None else message
+        if not self.chat_button.value:
+            self.chat_button.value = True
+        try:
+            if self.conversation is None:
+                self.conversation = self._new_conversation()
+            self.conversation.ask(text)
+        except WorkbenchError as e:
+            self._set_status(f"not sent: {e}", error=True)
+            return None
+        self.chat_input.value = ""
+        self._start_replies()
+        if wait:
+            self.wait_chat()
+        return self.conversation
+
+    def regenerate(self, wait: bool = False) -> None:
+        """Ask the last message again (new answers replace the last ones)."""
+        if self.conversation is None or self.chatting:
+            return
+        try:
+            self.conversation.regenerate()
+        except WorkbenchError as e:
+            self._set_status(str(e), error=True)
+            return
+        self._start_replies()
+        if wait:
+            self.wait_chat()
+
+    def stop_chat(self) -> None:
+        """Stop every answer in progress; what came so far stays in the conversation."""
+        if self.chatting:
+            self._chat_stop.set()
+            self._set_status("stopping the answers…")
+
+    def new_chat(self) -> None:
+        self.stop_chat()
+        self.wait_chat()
+        self.conversation = None
+        self._render_chat()
+        self._busy_changed({})
+
+    def wait_chat(self, timeout: float | None = None) -> None:
+        """Block until every variant has answered (or stopped) the last message."""
+        for t in [*self._chat_threads, *([self._chat_watcher] if self._chat_watcher else [])]:
+            t.join(timeout)
+
+    def _start_replies(self) -> None:
+        conv = self.conversation
+        assert conv is not None
+        self._chat_stop.clear()
+        self.chatting = True
+        if list(self.case_from.options) != conv.variants:
+            self.case_from.options = conv.variants
+            self.case_from.value = conv.variants[0]
+        by_name = {e.name.value: e for e in self.editors}
+        variants = {v.name: v for v in self.variants()}
+        self._set_status(f"chat: {plural(len(conv.variants), 'variant')} answering…")
+        self._chat_threads = []
+        for name in conv.variants:
+            editor = by_name.get(name)
+            if editor is None or name not in variants:
+                conv.reply(name).fail("this variant was removed or renamed: start a new chat")
+                continue
+            t = threading.Thread(target=self._reply, args=(conv, name, variants[name], self._target_of(editor)),
+                                 daemon=True, name=f"workbench-chat-{name}")
+            self._chat_threads.append(t)
+        self._render_chat()
+        for t in self._chat_threads:
+            t.start()
+        self._chat_watcher = threading.Thread(target=self._chat_watch, args=(list(self._chat_threads),), daemon=True,
+                                              name="workbench-chat-watch")
+        self._chat_watcher.start()
+
+    def _reply(self, conv: Conversation, name: str, variant: Variant, target: Target) -> None:
+        """One variant's answer to the last message, streamed (its own thread; the local model takes turns)."""
+        reply = conv.reply(name)
+        try:
+            provider = self._provider(target.profile)
+            req = provider.prepare(conv.messages_for(name), target.model, warn=False,
+                                   **request_params(variant, self.template.seed))
+            with provider.stream(req) as stream:
+                for _ in stream:
+                    if self._chat_stop.is_set():
+                        break
+                    reply.stream(stream.text)
+                    self._chat_render.poke()
+            reply.finish(stream.completion, stopped=self._chat_stop.is_set())
+        except Exception as e:  # shown in the card; the other variants go on
+            reply.fail(f"{type(e).__name__}: {e}")
+        self._chat_render.poke()
+
+    def _chat_watch(self, threads: list[threading.Thread]) -> None:
+        for t in threads:
+            t.join()
+        self._chat_render.flush()
+        conv = self.conversation
+        if conv is not None and conv.exchanges:
+            replies = conv.exchanges[-1].replies.values()
+            spent = 0.0
+            for r in replies:
+                if r.completion is not None:
+                    spent += self._reply_cost(r.completion) or 0.0
+            states = [r.state for r in replies]
+            self._set_status(f"chat: {states.count('done')} answered, {states.count('stopped')} stopped, "
+                             f"{plural(states.count('error'), 'error')} · {usd(spent)}")
+        self.chatting = False
+        self.refresh_static()
+
+    def _reply_cost(self, completion: Any) -> float | None:
+        from ..costs import actual_cost
+
+        try:
+            info = self._provider(self._default_target.partition(":")[0]).model_info(completion.deployment)
+            return float(actual_cost(completion.usage, info).usd)
+        except Exception:
+            return None
+
+    def _render_chat(self) -> None:
+        conv = self.conversation
+        for e in self.editors:
+            if conv is None:
+                e.show_thread(thread_html(Conversation({e.name.value: []}), e.name.value))
+            elif e.name.value in conv.prefixes:
+                e.show_thread(thread_html(conv, e.name.value))
+            else:
+                e.show_thread('<div class="wb-meta">Not in this chat (added after it began): New chat.</div>')
+
+    def save_case(self, path: str | Path | None = None, variant: str | None = None, case_id: str | None = None) -> Path:
+        """Append the conversation to a JSON-lines dataset as one case (``conversation`` column): a batch run
+        asks its last message again of every variant. ``variant``: whose side of it to keep (default: the first)."""
+        conv = self.conversation
+        if conv is None or not conv.exchanges:
+            raise DataError("No conversation to save: send a message first.")
+        path = Path(path or self.case_path.value or "conversations.jsonl")
+        if path.exists() and path.suffix.lower() not in (".jsonl", ".ndjson"):
+            raise DataError(f"{path}: a conversation is saved as a JSON-lines file (.jsonl); choose such a file.")
+        taken = set()
+        if path.is_file():
+            taken = {json.loads(line).get("id") for line in path.read_text("utf-8").splitlines() if line.strip()}
+        n = len(taken) + 1
+        while f"chat-{n}" in taken:
+            n += 1
+        row = conv.to_case(variant or self.case_from.value or conv.variants[0], case_id or f"chat-{n}",
+                           expected=self.expected.value or None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._set_status(f"saved case {row['id']} to {path.resolve()}")
+        return path
+
+    def _save_case_clicked(self) -> None:
+        try:
+            self.save_case()
+        except (WorkbenchError, OSError) as e:
+            self._set_status(f"not saved: {e}", error=True)
+
+    # ------------------------------------------------------------------------------------------- history
+    def _build_history_panel(self) -> None:
+        self.history_variant = widgets.Dropdown(description="variant", options=[], layout=widgets.Layout(width="260px"))
+        self.history_version = widgets.Dropdown(description="version", options=[],
+                                                layout=widgets.Layout(width="360px", max_width="100%"))
+        self.history_diff = widgets.HTML()
+        self.history_diff.add_class("wb-history-diff")
+        self.restore_button = widgets.Button(description="Restore", icon="undo",
+                                             tooltip="put this version back into its card")
+        self.restore_button.add_class("wb-restore")
+        self.history_variant.observe(lambda _: self._history_versions(), names="value")
+        self.history_version.observe(lambda _: self._history_show(), names="value")
+        self.restore_button.on_click(lambda _: self._restore_clicked())
+        self.history_panel = widgets.VBox([
+            widgets.HBox([self.history_variant, self.history_version, self.restore_button],
+                         layout=widgets.Layout(flex_flow="row wrap")), self.history_diff],
+            layout=widgets.Layout(width="100%", border="1px solid #ddd", padding="4px"))
+        self.history_panel.add_class("wb-history")
+
+    @property
+    def history(self) -> PromptHistory:
+        """Every version of the variants this playground (and earlier ones on this experiment) ran."""
+        if self._history is None:
+            self._history = PromptHistory(self.out_root / "playground" / self.template.name / "prompt-history.jsonl")
+        return self._history
+
+    def _record_history(self, variants: Sequence[Variant], run: str) -> None:
+        try:
+            self.history.record(variants, run=run)
+        except (OSError, WorkbenchError) as e:  # the history is a convenience: it must not stop a run
+            self._set_status(f"prompt history not saved: {e}", error=True)
+        self._refresh_history()
+
+    def _refresh_history(self) -> None:
+        try:
+            names = self.history.names
+        except (OSError, WorkbenchError, ValueError):
+            names = []
+        current = self.history_variant.value
+        self.history_variant.options = names
+        if names:
+            self.history_variant.value = current if current in names else names[0]
+        self._history_versions()
+
+    def _history_versions(self) -> None:
+        name = self.history_variant.value
+        versions = self.history.versions(name) if name else []
+        self.history_version.options = [(v.label(), v.version) for v in reversed(versions)]
+        if versions:
+            self.history_version.value = versions[-1].version
+        self._history_show()
+
+    def _history_show(self) -> None:
+        name, version = self.history_variant.value, self.history_version.value
+        if not name or not version:
+            self.history_diff.value = '<div class="wb-meta">No runs yet: every run keeps the variants it ran.</div>'
+            return
+        try:
+            now = self.editor(name).fields().to_variant(self._default_target)
+            diff = self.history.diff(name, version, now)
+            title = f"v{version} → the card now"
+        except WorkbenchError:
+            diff = self.history.diff(name, version)
+            title = f"v{version - 1} → v{version}" if version > 1 else f"v{version}"
+        self.history_diff.value = _diff_html(diff, title)
+
+    def restore(self, name: str, version: int) -> VariantEditor:
+        """Put version ``version`` of variant ``name`` back into its card (or a new card if it is gone)."""
+        variant = self.history.get(name, version).to_variant()
+        fields = VariantFields.from_variant(variant, self._default_target)
+        try:
+            editor = self.editor(name)
+        except NotFoundError:
+            return self.add_variant(variant)
+        editor.set_fields(fields)
+        self._set_status(f"restored {name} v{version}")
+        return editor
+
+    def _restore_clicked(self) -> None:
+        if self.history_variant.value and self.history_version.value:
+            self.restore(self.history_variant.value, self.history_version.value)
+            self._history_show()
+
     # --------------------------------------------------------------------------------------- save / load
     def experiment(self, path: str | Path = "experiment.yaml") -> Experiment:
-        """The experiment spec :meth:`save` writes: the template's dataset, scorers and settings, these variants."""
-        return experiment_for_save(self.template, self.variants(), path)
+        """The experiment spec :meth:`save` writes: the template's dataset, scorers and settings, these variants
+        (every field their cards show) and the repeats."""
+        return experiment_for_save(self.template, self.variants(), path, repeats=self.repeats.value)
+
+    def default_spec_path(self) -> Path:
+        """Where Save writes when no path is given: next to the notebook (the kernel's folder)."""
+        return Path.cwd() / f"{self.template.name}.yaml"
 
     def save(self, path: str | Path | None = None) -> Path:
-        """Write the variants into an experiment spec (YAML) that ``workbench eval`` / ``load_experiment`` run."""
-        path = Path(path or self.path.value or f"{self.template.name}.yaml")
+        """Write the variants into an experiment spec (YAML) that ``workbench eval`` / ``load_experiment`` run.
+
+        Paths in it are relative to the spec; a dataset from the installed package is copied next to it."""
+        path = Path(path or self.path.value or self.default_spec_path()).expanduser()
         exp = self.experiment(path)
+        copy = dataset_copy(self.template, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if copy is not None and not copy[1].exists():
+            shutil.copyfile(*copy)
         written = exp.save(path)
         self.path.value = str(path)
-        self._set_status(f"saved {len(exp.variants)} variants to {written}")
+        note = f" (with its dataset copied next to it: {copy[1].name})" if copy is not None else ""
+        self._set_status(f"saved {plural(len(exp.variants), 'variant')} to {written}{note}")
         return written
 
     def load(self, path: str | Path | None = None) -> Experiment:
@@ -674,7 +1129,8 @@ class Playground(StaticFallback, widgets.VBox):
         exp = load_experiment(path)
         self.path.value = str(path)
         self.set_experiment(exp)
-        self._set_status(f"loaded {len(exp.variants)} variants from {path}")
+        self.repeats.value = exp.repeats
+        self._set_status(f"loaded {plural(len(exp.variants), 'variant')} from {path}")
         self.refresh_static()
         return exp
 
@@ -700,14 +1156,16 @@ class Playground(StaticFallback, widgets.VBox):
                 params.append(f"temperature {f.temperature:g}")
             if f.max_tokens:
                 params.append(f"max tokens {f.max_tokens}")
-            rows.append([f.name, f.target or self._default_target, clip(f.system, 300), clip(f.user, 300),
+            turns = "".join(f"[{r}] {clip(c, 120)}\n" for r, c in (f.turns or []))
+            rows.append([f.name, f.target or self._default_target, clip(f.system, 300), turns, clip(f.user, 300),
                          ", ".join(params), f.response_format, e.estimate.text() if e.estimate else ""])
         parts = [f'<div style="font:13px system-ui,sans-serif"><b>Playground</b> · {esc(self.template.name)} · '
-                 f'{len(self.editors)} variants</div>',
-                 html_table(["variant", "target", "system", "user", "params", "format", "estimate"], rows)]
-        if self.grid.value:
+                 f'{plural(len(self.editors), "variant")}</div>',
+                 html_table(["variant", "target", "system", "few-shot turns", "user", "params", "format", "estimate"],
+                            rows)]
+        if self._run_variants:
             parts.append(f'<div style="font:12px system-ui,sans-serif;margin-top:6px">{esc(self.status)}</div>')
-            parts.append(self.grid.value)
+            parts.append(self.grid_html())
         if self.summary.value:
             parts.append(self.summary.value)
         return "".join(parts)
@@ -715,3 +1173,16 @@ class Playground(StaticFallback, widgets.VBox):
     def static_text(self) -> str:
         names = ", ".join(e.name.value for e in self.editors)
         return f"<Playground {self.template.name!r}: variants {names}; {self.status}>"
+
+
+def _diff_html(diff: str, title: str) -> str:
+    if not diff:
+        return f'<div class="wb-meta">{esc(title)}: no difference.</div>'
+    lines = []
+    for line in diff.splitlines():
+        colour = {"+": "#0d652d", "-": "#a50e0e", "@": "#777"}.get(line[:1], "#333")
+        if line.startswith(("+++", "---")):
+            colour = "#777"
+        lines.append(f'<span style="color:{colour}">{esc(line)}</span>')
+    return (f'<div class="wb-meta">{esc(title)}</div><pre style="font-size:11px;white-space:pre-wrap;margin:2px 0">'
+            + "\n".join(lines) + "</pre>")

@@ -31,6 +31,7 @@ from .cells import (
     filter_counts,
     flaky_keys,
     grid_html,
+    latency_html,
     output_diff_html,
     output_text,
     summary_html,
@@ -100,6 +101,8 @@ class ResultsViewer(StaticFallback, widgets.VBox):
         self.diff.add_class("wb-diff")
         self.summary = widgets.HTML()
         self.summary.add_class("wb-summary")
+        self.latency = widgets.HTML(latency_html(results))
+        self.latency.add_class("wb-latency")
         self.compare_a = widgets.Dropdown(options=self.variants, description="compare",
                                           value=self.variants[0] if self.variants else None)
         self.compare_b = widgets.Dropdown(options=self.variants, description="with",
@@ -114,7 +117,7 @@ class ResultsViewer(StaticFallback, widgets.VBox):
             hide_snapshots_widget(), head, widgets.HBox([self.filter_toggle, self.scorer_pick, self.target_pick]),
             self.grid, widgets.HBox([self.prev_button, self.page_label, self.next_button]),
             widgets.HTML("<b>Cell</b>"), self.detail, self.diff_pick, self.diff,
-            widgets.HTML("<b>Summary</b>"), self.summary, widgets.HBox([self.compare_a, self.compare_b]),
+            widgets.HTML("<b>Summary</b>"), self.summary, self.latency, widgets.HBox([self.compare_a, self.compare_b]),
             self.comparison,
         ]
         self.filter_toggle.observe(lambda c: setattr(self, "show", c["new"]), names="value")
@@ -283,7 +286,7 @@ class ResultsViewer(StaticFallback, widgets.VBox):
                    if r.case_id in shown and (not self.target or r.target == self.target)]
         flaky = {k for k, s in self.statuses.items() if s.flaky}
         grid = grid_html(records, cases, self.variants, self.scorer or None, flaky=flaky, limit=300, pending="-")
-        return head + grid + self.summary.value + self.comparison.value
+        return head + grid + self.summary.value + self.latency.value + self.comparison.value
 
     def static_text(self) -> str:
         return f"<ResultsViewer {self.results.name!r}: {len(self.results)} calls>"
