@@ -421,3 +421,19 @@ def test_profiles_mark_batch_capable_deployments_and_bad_values_are_refused(tmp_
     bad.write_text('[profiles.prod]\nbackend = "azure"\nbatch_deployments = "mini-batch"\n')
     with pytest.raises(ConfigError, match="batch_deployments"):
         load_config([bad])
+
+
+def test_resume_refuses_when_the_dataset_changed_since_submission(tmp_path):
+    from workbench.errors import BatchFailed
+    from workbench.experiment import load_experiment
+
+    (tmp_path / "cases.csv").write_text("id,text\n" + "".join(f"c{i:05d},case {i}\n" for i in range(10)))
+    (tmp_path / "spec.yaml").write_text("name: moved\ndataset: cases.csv\ntargets: [fake]\nvariants:\n"
+                                        "  - name: v\n    user: '{{ text }}'\n")
+    fake = FakeBackend(answer)
+    prov = fake.provider("openai", batch=True)
+    go(load_experiment(tmp_path / "spec.yaml"), prov, tmp_path / "run", wait=False)
+    (tmp_path / "cases.csv").write_text("id,text\n" + "".join(f"c{i:05d},case {i + 1}\n" for i in range(10)))
+    with pytest.raises(BatchFailed, match="has changed since its batches were submitted"):
+        resume(tmp_path / "run", providers={"fake": prov}, poll_interval_s=0.001, progress=False, cache=False)
+    assert batch_status(tmp_path / "run").cells == {"batch": 10}  # nothing merged, nothing lost

@@ -382,6 +382,9 @@ class BatchRun:
                 if seq is None:  # not ours, or merged already
                     continue
                 p = self.cell(seq)
+                if p.cell_key != line["custom_id"]:
+                    raise BatchFailed(f"{self.run_dir}: cell {seq} of the plan is no longer the cell batch {batch.id} "
+                                      f"answered (the experiment changed since it was submitted); nothing was merged.")
                 completion, error, code = _line_outcome(line, p)
                 rec, spent = await ex.record(p, completion, error, started=started)
                 rec.batch_id = batch.id
@@ -567,6 +570,12 @@ def _reopen(run_dir: Path, providers: Mapping[str, Provider] | None, poll_interv
     base = ledger.get_meta("base_dir")
     exp = experiment_from_dict(spec, where=f"{run_dir} (the experiment of the run)",
                                base_dir=Path(base) if base else None)
+    stored = ledger.get_meta("fingerprint")
+    if stored and exp.fingerprint() != stored:  # the dataset changed: plan positions no longer name the same cells
+        ledger.close()
+        raise BatchFailed(f"The experiment of {run_dir} has changed since its batches were submitted (its dataset "
+                          f"{exp.load_cases().source or ''} no longer has the same content), so their answers cannot "
+                          f"be matched to its cells. Put the dataset back as it was, then resume.")
     saved = ledger.get_meta("batch_settings", {}) or {}
     settings = BatchSettings(poll_interval_s if poll_interval_s is not None else
                              saved.get("poll_interval_s", DEFAULT_POLL_S), saved.get("max_lines"),

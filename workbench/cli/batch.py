@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="status, resume or cancel the Batch API jobs of a run (eval --batch)",
                        description="The Batch API jobs of a run folder started with `workbench eval SPEC --batch`.",
                        epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    actions = p.add_subparsers(dest="batch_action", metavar="ACTION", required=True)
+    actions = p.add_subparsers(dest="batch_action", metavar="ACTION", required=True,
+                               help="status, resume or cancel (each takes the run folder)")
     st = actions.add_parser("status", help="each batch's status and counts (reads the run folder; sends nothing)")
     st.add_argument("run", help="the run folder (the `results:` line of `workbench eval`)")
     st.set_defaults(func=status)
