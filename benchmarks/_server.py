@@ -9,8 +9,13 @@ import sys
 
 @contextlib.contextmanager
 def fake_server(latency: float = 0.05, rpm: int | None = None, tpm: int | None = None, error_rate: float = 0.0,
-                window: float = 10.0):
-    args = [sys.executable, "-m", "workbench.testing", "--latency", str(latency), "--window", str(window)]
+                window: float = 10.0, bucket: bool = False, burst: float = 1.0, rate_headers: bool = True):
+    args = [sys.executable, "-m", "workbench.testing", "--latency", str(latency), "--window", str(window),
+            "--burst", str(burst)]
+    if bucket:
+        args.append("--bucket")
+    if not rate_headers:
+        args.append("--no-rate-headers")
     if rpm:
         args += ["--rpm", str(rpm)]
     if tpm:

@@ -27,6 +27,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("WORKBENCH_HOME", str(home / "workbench"))
+    monkeypatch.setenv("WORKBENCH_REPORTS", str(home / "reports"))  # the run history: never the project's reports/
     monkeypatch.setenv("MPLBACKEND", "Agg")
     yield
 

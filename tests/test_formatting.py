@@ -23,6 +23,7 @@ def test_counts_rates_scores_and_durations():
     assert fmt.interval(0.375, 0.2, 0.58, rate=True) == "38% [20%, 58%]"
     assert fmt.interval(0.62, 0.48, 0.75) == "0.62 [0.48, 0.75]" and fmt.interval(0.5, None, None) == "0.50"
     assert fmt.seconds(0.4249) == "0.42 s" and fmt.seconds(12.34) == "12.3 s" and fmt.seconds(245) == "4 min 05 s"
+    assert fmt.seconds(0.0042) == "4 ms" and fmt.seconds(0.0001) == "<1 ms" and fmt.seconds(0) == "0 ms"
     assert fmt.p_value(0.0001) == "<0.001" and fmt.p_value(0.0321) == "0.032" and fmt.p_value(0.41) == "0.41"
 
 

@@ -28,7 +28,8 @@ def test_eval_cli_dry_run_and_run(run_cli, tmp_path):
     out = run_cli("eval", str(example_path()), "--sample", "2", "--out", str(tmp_path / "r"), "-q",
                   "--export", "jsonl")
     assert out.returncode == 0, out.stderr
-    assert "label (mean with 95% CI)" in out.stdout and "json-schema" in out.stdout
+    assert "label (pass rate with 95% CI)" in out.stdout and "json-schema" in out.stdout
+    assert "spent $0" in out.stdout and "a free model" in out.stdout  # the headline: scores, spend
     assert (tmp_path / "r" / "results.jsonl").exists() and (tmp_path / "r" / "results.sqlite").exists()
 
 

@@ -371,7 +371,8 @@ def test_a_ledger_from_a_newer_workbench_is_refused(tmp_path):
 
 
 def test_results_of_a_folder_are_read_lazily_and_agree_with_the_full_table(tmp_path):
-    fake = FakeBackend(lambda r: "positive" if "love" in r.user_text and "3" not in r.user_text else "negative")
+    # the answer depends on the request's index, so repeats of a case disagree and per-case means are fractions
+    fake = FakeBackend(lambda r: "positive" if ("love" in r.user_text) != (r.index % 3 == 0) else "negative")
     rows = [{"id": f"c{i:03d}", "text": ("I love it " if i % 2 else "I hate it ") + str(i),
              "expected": "positive" if i % 2 else "negative"} for i in range(12)]
     exp = Experiment(name="t", dataset=rows, targets=["fake"], repeats=2, scorers=["exact"],
@@ -386,6 +387,16 @@ def test_results_of_a_folder_are_read_lazily_and_agree_with_the_full_table(tmp_p
     import pandas as pd
 
     pd.testing.assert_frame_equal(summary, eager.summary())
+    assert set(summary["method"]) == {"bootstrap (case means)"}  # the graded path, not only Wilson
+    # the command line's summary: no pandas, same numbers
+    for rows in (lazy.summary_rows(), eager.summary_rows()):
+        assert len(rows) == len(summary)
+        for row, (_, want) in zip(rows, summary.iterrows()):
+            assert set(row) == set(summary.columns)
+            for col in ("variant", "target", "n", "n_errors", "n_cases", "method", "n_ambiguous", "n_refused"):
+                assert row[col] == want[col], col
+            for col in ("mean", "ci_low", "ci_high", "cost_usd", "prompt_tokens", "completion_tokens"):
+                assert row[col] == pytest.approx(want[col], rel=1e-12), col
     assert lazy.total_cost == pytest.approx(eager.total_cost) and lazy.n_errors == eager.n_errors == 0
     pd.testing.assert_frame_equal(lazy.df, eager.df)
 
@@ -406,3 +417,41 @@ def test_owner_ids_hold_no_secret(tmp_path):
     host, pid, token = owner.split(":")
     assert int(pid) == os.getpid() and len(token) == 8
     ledger.close()
+
+
+# ------------------------------------------------------------------------------- quota learned from headers
+
+
+def test_an_unknown_quota_is_learned_from_headers_without_a_storm(tmp_path):
+    fake = FakeBackend(sentiment, latency=0.002).quota(rpm=1800, bucket=True, burst_s=1.0)  # 30 at once, 30/s
+    res = go(make_exp(60, concurrency=32), fake.provider("openai"), tmp_path / "run")
+    statuses = fake.chat_status_counts()
+    assert res.n_errors == 0 and statuses[200] == 120
+    # without the headers' pace (AIMD and the shared pause alone) this run meets several 429s, the raw SDK dozens
+    assert statuses.get(429, 0) <= 1, statuses
+
+
+def test_a_200_reporting_nothing_remaining_is_a_success_and_not_resent(tmp_path):
+    from workbench.testing import Reply
+
+    headers = {"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "0",
+               "x-ratelimit-reset-requests": "100ms"}
+    fake = FakeBackend(lambda r: Reply(sentiment(r), headers=headers))
+    res = go(make_exp(3, concurrency=2), fake.provider("openai"), tmp_path / "run")
+    assert res.n_errors == 0 and len(fake.chat_requests) == 6 and res.info["rate_limited"] == 0
+
+
+def test_a_schema_2_ledger_gains_the_summary_columns_and_manifests_read_sql(tmp_path):
+    fake = FakeBackend(sentiment)
+    res = go(make_exp(5), fake.provider("azure"), tmp_path / "run")
+    eager = Results(list(res.iter_records()))
+    with sqlite3.connect(tmp_path / "run" / "results.sqlite") as c:  # as schema 2 wrote it
+        for col in ("profile", "deployment", "model", "system_fingerprint", "cached_tokens", "reasoning_tokens"):
+            c.execute(f"ALTER TABLE cells DROP COLUMN {col}")
+        c.execute("UPDATE meta SET value = '2' WHERE key = 'ledger_schema'")
+    lazy = Results.load(tmp_path / "run")
+    assert lazy.totals() == eager.totals() and lazy.totals()["calls"] == 10
+    assert lazy.target_facts() == eager.target_facts() == [
+        {"target": "fake", "profile": "fake", "deployment": "chat", "model": "gpt-4o-mini", "calls": 10,
+         "system_fingerprints": ["fp_fake0001"]}]
+    assert RunLedger(tmp_path / "run").get_meta("ledger_schema") == 3

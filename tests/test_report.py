@@ -104,3 +104,74 @@ def test_index_links_every_run(hostile_run):
     assert 'href="sentiment-demo/r1/report.html"' in html and 'href="sentiment-demo/r1/manifest.json"' in html
     assert "bare: " in html and "<script" not in html.lower()
     assert (hostile_run.run_dir.parent.parent / "index.html").is_file()
+
+
+@pytest.fixture
+def honest_run(tmp_path):
+    """A run on a free model whose answers include a refusal, a hedge, a long ramble and plain labels."""
+    from workbench.experiment import Experiment
+    from workbench.testing import FakeBackend, Reply
+    from workbench.variants import Variant
+
+    replies = {"refuse": "I'm sorry, but I can't help with that request.", "hedge": "Positive or Negative: positive",
+               "ramble": "Well, " + "the review goes on and on about many things " * 20 + "so: positive",
+               "plain": "negative"}
+    cases = [{"id": k, "text": k, "expected": "positive"} for k in replies]
+    exp = Experiment(name="honest", dataset=cases, targets=["free"],
+                     variants=[Variant(name="terse", user="{{ text }}"),
+                               Variant(name="polite", user="Please: {{ text }}")],
+                     scorers=[{"label": {"labels": ["positive", "negative"]}}])
+    fake = FakeBackend(lambda req: Reply(replies[req.user_text.removeprefix("Please: ")], model="smollm2"))
+    run_dir = tmp_path / "reports" / "honest" / "r1"
+    res = runs.run_experiment(exp, run_dir, providers={"free": fake.provider("openai")}, progress=False)
+    for r in res.records:  # as the embedded model: free
+        r.cost_usd = 0.0
+    return runs.finalize_run(run_dir, run_id="r1", experiment="honest", notebook=NotebookInfo(path="", name="(none)"),
+                             parameters={}, results=res, source="python")
+
+
+def test_refused_and_ambiguous_answers_fail_and_are_shown_as_such(honest_run):
+    html = honest_run.report.read_text()
+    scores = html[html.index('id="scores"'):html.index('id="comparison"')]
+    assert "25% [" in scores  # one pass in four, as a percentage
+    assert '1 refused</a>' in scores and '1 ambiguous</a>' in scores and '2 failed</a>' not in scores
+    assert 'href="#variant-terse-refused"' in scores  # the count links to those cases
+    cases = html[html.index('id="outputs"'):html.index('id="provenance"')]
+    assert 'id="variant-terse-refused"' in cases and 'id="variant-terse-ambiguous"' in cases
+    assert '<tr id="case-refuse" class="' in cases and "has-refused" in cases  # an anchor per case, filterable
+    assert 'id="cf-has-refused"' in cases and 'id="cf-has-ambiguous"' in cases  # the CSS-only filter
+    assert "<mark>I&#39;m sorry, but I can&#39;t</mark>" in cases  # the evidence, marked in the output
+    assert '<details class="fold">' in cases  # the long ramble is folded...
+    fold = cases[cases.index('<details class="fold">'):]
+    assert "<mark>positive</mark>" in fold[:fold.index("</summary>")]  # ...and still shows the label it ends with
+
+
+def test_each_table_once_numbers_for_people_and_no_empty_sections(honest_run):
+    html = honest_run.report.read_text()
+    main = html[:html.index('id="provenance"')]
+    assert main.count('<table class="data scores">') == 1  # one scorer: one score table, nowhere else
+    assert html.count('id="comparison"') == 1 and "<b>free</b>" in html
+    assert 'alt="cost per variant"' not in html and 'alt="cost against quality"' not in html  # a free model
+    assert 'id="flaky"' not in html  # one repeat: no flaky section (the scores section says why)
+    assert "flakiness is not measured" in html
+    assert 'id="latency"' in html and "p95" in html and "output tokens/s" in html
+    assert not re.search(r"\b\d+\.0\b(?!\d)", re.sub(r"<[^>]+>|data:image[^\"]+", "", main).replace("2.0", ""))
+    assert "$0.0000" not in html and "0.137976" not in html
+
+
+def test_a_report_comparison_says_when_cases_were_left_out():
+    import pandas as pd  # noqa: F401 - the results frame is pandas
+
+    from workbench.records import CellResult, Score
+    from workbench.results import Results
+    from workbench.runs.report import comparisons
+
+    def cell(case, variant, passed):
+        return CellResult(cell_key=f"{case}{variant}", experiment="e", case_id=case, variant=variant, target="t",
+                          profile="p", deployment="d", model="m", repeat=0, messages=[],
+                          scores=[Score(scorer="s", value=float(passed), passed=passed,
+                                        verdict="pass" if passed else "fail")])
+
+    res = Results([cell("a", "x", True), cell("b", "x", False), cell("a", "y", True)])
+    (row,) = comparisons(res)
+    assert row["pairs"] == 1 and row["unpaired"] == 1

@@ -11,9 +11,11 @@ import os
 import shutil
 from pathlib import Path
 
+import nb_fakes
 import pytest
 
 from workbench import runs
+from workbench.runs.manifest import NotebookInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -91,9 +93,9 @@ def test_report_renders_offline_and_runs_nothing_a_model_wrote(browser, hostile_
         assert page.evaluate("window.__pwned") is None, "a script from a model output ran"
         assert page.evaluate("document.scripts.length") == 0
         # the hostile text is there, as text
-        outputs = page.locator("#outputs table.outputs")
-        assert outputs.is_visible()
-        assert "<script>window.__pwned=1</script>" in outputs.inner_text()
+        outputs = page.locator("#outputs")
+        assert page.locator("#outputs table.cases").is_visible()
+        assert "<script>window.__pwned=1</script>" in outputs.text_content()
         assert page.locator("#outputs img").count() == 0  # the planted <img onerror> is text, not an element
         # tables and charts render
         for section in ("#experiment", "#scores", "#comparison", "#cost", "#flaky", "#outputs", "#provenance"):
@@ -128,3 +130,72 @@ def test_index_lists_the_run_and_links_to_its_report(browser, hostile_run):
         assert seen == {"console": [], "outside": [], "page_errors": []}
     finally:
         page.close()
+
+
+@pytest.fixture(scope="module")
+def honest_run(tmp_path_factory):
+    """A run as people see them: refusals, hedges, long rambling answers, JSON, three variants, two repeats."""
+    import json
+
+    from workbench.testing import FakeBackend, Reply
+
+    def answer(req):
+        text, label = req.user_text, nb_fakes._label(req.user_text)
+        if (req.body or {}).get("response_format"):
+            return Reply(json.dumps({"label": label}))
+        if not req.system_text:  # the bare prompt: a small model rambles, hedges and declines
+            if "rude" in text or "late" in text:
+                return Reply("I'm sorry, but I can't help with reviews of that kind. As an AI, I cannot judge.")
+            return Reply(f"Thanks for sharing! {text} " + "It sounds like a memorable experience, " * 12 +
+                         "and overall I would call it positive or negative depending on your view.")
+        return Reply("Positive or negative: " + label if "park" in text else label.capitalize())
+
+    tmp = tmp_path_factory.mktemp("honest")
+    exp = runs.resolve_experiment(None, targets=nb_fakes.PROFILE, sample_size=10, repeats=2)
+    run_dir = tmp / "reports" / exp.name / "r-honest"
+    res = runs.run_experiment(exp, run_dir, providers={nb_fakes.PROFILE: FakeBackend(answer).provider("openai")},
+                              progress=False)
+    return runs.finalize_run(run_dir, run_id="r-honest", experiment=exp.name, results=res, source="python",
+                             notebook=NotebookInfo(path="", name="(workbench.run from Python)"),
+                             parameters={})
+
+
+def test_report_is_readable_at_1280_px_and_every_case_can_be_found(browser, honest_run, artifacts):
+    page, seen = open_offline(browser, honest_run.report)
+    try:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # nothing overflows a laptop screen
+        scores = page.locator("#scores").inner_text()
+        assert "refused" in scores and "ambiguous" in scores and "%" in scores
+        rows = page.locator("table.cases tbody tr")
+        total = rows.count()
+        assert total == 10
+        # the filter is radio buttons and CSS: no script, and every case is listed without it
+        page.locator("label[for='cf-has-refused']").click()
+        visible = page.evaluate("[...document.querySelectorAll('table.cases tbody tr')]"
+                                ".filter(r => r.offsetParent !== null).map(r => r.className)")
+        assert visible and len(visible) < total and all("has-refused" in c for c in visible)
+        page.locator("label[for='cf-all']").click()
+        assert page.evaluate("[...document.querySelectorAll('table.cases tbody tr')]"
+                             ".every(r => r.offsetParent !== null)")
+        # an anchor per case and per output: following a verdict link lands on the output
+        first = page.locator("table.cases td.v a").first
+        target = first.get_attribute("href")
+        first.click()
+        assert page.evaluate("location.hash") == target
+        assert page.locator(target).is_visible()
+        # long outputs are folded, and open on a click
+        fold = page.locator("#outputs details.fold").first
+        assert fold.count() == 1 and not fold.evaluate("d => d.open")
+        fold.locator("summary").click()
+        assert fold.evaluate("d => d.open")
+        assert page.locator("#latency table").is_visible() and page.locator("#flaky").is_visible()
+        assert page.evaluate("document.scripts.length") == 0
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(artifacts / "report-1280.png"), full_page=True)
+        page.locator("#outputs").scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "report-1280-cases.png"))
+        assert seen == {"console": [], "outside": [], "page_errors": []}
+    finally:
+        page.close()
+    assert (artifacts / "report-1280.png").stat().st_size > 50_000

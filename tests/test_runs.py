@@ -262,3 +262,18 @@ def test_report_command_rebuilds_report_and_runs_lists_them(kernel_env):
     listed = workbench("runs")
     assert listed.returncode == 0, listed.stderr
     assert report.parent.name in listed.stdout and (kernel_env / "index.html").is_file()
+
+
+@pytest.mark.notebook
+def test_workbench_run_shows_each_call_and_ends_with_the_headline(kernel_env):
+    """`make demo` is `workbench run`: a bar of the experiment's calls (not only papermill's cells), then what
+    was learned - scores with intervals per variant, the paired verdict, the spend - and the report's path."""
+    r = workbench("run", str(EVALUATE), "-p", "sample_size", "3", *FAKE)
+    assert r.returncode == 0, r.stderr
+    assert "sentiment-demo calls" in r.stderr and "9/9" in r.stderr  # 3 cases x 3 variants, call by call
+    lines = r.stdout.strip().splitlines()
+    assert lines[-1].endswith("report.html")
+    text = "\n".join(lines)
+    assert "label (pass rate with 95% CI):" in text and "paired:" in text and "spent $" in text
+    for variant in ("bare", "instructed", "json-schema"):
+        assert any(line.strip().startswith(variant) and "n=3" in line for line in lines), variant

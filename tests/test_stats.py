@@ -291,3 +291,10 @@ def test_pareto_front_on_a_small_frame():
     assert pareto_front(equal_cost).tolist() == [False, True]
     with pytest.raises(DataError):
         pareto_front(table, cost="price")
+
+
+def test_a_comparison_on_part_of_the_cases_says_how_many_were_left_out():
+    df = pd.DataFrame({"case_id": ["a", "b", "c", "a", "b", "d"], "variant": ["A"] * 3 + ["B"] * 3,
+                       "score.s": [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]})
+    c = paired_comparison(df, "A", "B", value="s")
+    assert (c.n_pairs, c.n_unpaired) == (2, 2) and c.summary.endswith("on 2 paired cases; 2 unpaired left out).")

@@ -231,7 +231,7 @@ def test_a_target_that_cannot_work_fails_before_anything_is_sent(exp, tmp_path):
 
     keyless = Playground(exp.replace(targets=[Target(profile="openai", model="gpt-4o-mini")]), out=tmp_path)
     assert keyless.run() is None and keyless.handle is None  # at once: no call, no retries, no run folder
-    assert "OPENAI_API_KEY" in keyless.status and not (tmp_path / "playground").exists()
+    assert "OPENAI_API_KEY" in keyless.status and not (tmp_path / exp.name).exists()
 
 
 def test_on_finished_callbacks_get_the_results(pg):

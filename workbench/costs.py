@@ -197,6 +197,56 @@ def price_for(
     )
 
 
+@dataclass(frozen=True)
+class TrainingPrice:
+    """Fine-tuning figures for one base model (``[fine_tuning.models]`` of the price table)."""
+
+    model: str
+    training: float | None  # USD per 1M training tokens (file tokens x epochs); None: no public price
+    example_tokens: int | None  # most tokens one training example may have
+    as_of: str = ""
+    source: str = ""
+
+
+def _training_file(path: Path, *, shipped: bool) -> dict[str, TrainingPrice]:
+    raw = _read_toml(path, "price table" if shipped else "price override file").get("fine_tuning") or {}
+    as_of, source = str(raw.get("as_of") or ""), str(raw.get("source") or path)
+    if raw.get("models") and not as_of:
+        raise DataError(f'{path}: [fine_tuning] has no `as_of` date; add e.g. as_of = "2026-11" to it.')
+    catalog, out = load_catalog(), {}
+    for name, entry in (raw.get("models") or {}).items():
+        where = f"{path}: fine_tuning.models.{name!r}"
+        unknown = set(entry) - {"training", "example_tokens"} if isinstance(entry, Mapping) else {"?"}
+        if unknown:
+            raise DataError(f"{where} must be a table like {{ training = 3.0, example_tokens = 65536 }}.")
+        try:
+            model = catalog.resolve(name).name
+        except UnknownModelError as e:
+            raise DataError(f"{where}: {e}") from e
+        limit = entry.get("example_tokens")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise DataError(f"{where}.example_tokens = {limit!r}: a whole number of tokens.")
+        training = _number(entry["training"], f"{where}.training") if "training" in entry else None
+        out[model] = TrainingPrice(model, training, limit, as_of, source)
+    return out
+
+
+def load_training_prices(override: str | Path | None = None) -> dict[str, TrainingPrice]:
+    """Fine-tuning training prices and per-example token limits by base model: the shipped table merged with the
+    override file's ``[fine_tuning.models]`` (field by field), as :func:`load_prices` merges prices."""
+    shipped = _training_file(Path(str(resources.files("workbench").joinpath("data/prices.toml"))), shipped=True)
+    user = _override_path(override)
+    if user is None:
+        return shipped
+    for model, mine in _training_file(user, shipped=False).items():
+        base = shipped.get(model)
+        shipped[model] = TrainingPrice(
+            model, mine.training if mine.training is not None else (base.training if base else None),
+            mine.example_tokens if mine.example_tokens is not None else (base.example_tokens if base else None),
+            mine.as_of, mine.source)
+    return shipped
+
+
 # ---------------------------------------------------------------------------------------------------- costs
 
 
@@ -500,8 +550,10 @@ class MatrixEstimate:
         return out.reset_index()
 
     def __str__(self) -> str:
+        from .formatting import usd
+
         return (
-            f"{self.requests} requests: up to ${self.usd:,.4f} (expected ${self.usd_expected:,.4f}); "
+            f"{self.requests} requests: up to {usd(self.usd)} (expected {usd(self.usd_expected)}); "
             f"prices as of {self.as_of}"
         )
 

@@ -71,7 +71,7 @@ class Dataset:
         if n >= len(self.cases):
             return self
         picked = sorted(random.Random(seed).sample(range(len(self.cases)), n))
-        return self._subset([self.cases[i] for i in picked], f"sample({n}, seed={seed})")
+        return self._subset([self.cases[i] for i in picked], f"sample({n}, sample_seed={seed})")
 
     def _subset(self, cases: list[Case], how: str) -> Dataset:
         return Dataset(self.name, cases, f"{self.source} | {how}", _hash_cases(cases), self.columns)
@@ -79,7 +79,10 @@ class Dataset:
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
-        return pd.DataFrame([{"case_id": c.id, **c.vars} for c in self.cases])
+        # the id column is shown once, as case_id (not again under its own name)
+        return pd.DataFrame([{"case_id": c.id, **{k: v for k, v in c.vars.items()
+                                                  if not (k in ("id", "case_id") and str(v) == c.id)}}
+                             for c in self.cases])
 
     def _repr_html_(self) -> str:
         head = self.to_frame().head(10).to_html(index=False, escape=True)

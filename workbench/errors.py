@@ -32,9 +32,10 @@ and exit code 2 for bad input (:class:`DataError` and below, :class:`UnknownMode
     └── RunError                    ``workbench run`` / ``rerun`` / ``report`` (notebook runs)
         └── NotebookFailed          a notebook cell raised; the partial notebook and report are kept
 
-Warnings live here too: :class:`WorkbenchWarning` (a ``UserWarning``), :class:`ParameterWarning`, raised when
-a request parameter is dropped or rewritten for the target model (``max_tokens`` -> ``max_completion_tokens``),
-and :class:`CacheCorrupt`, when a damaged response cache is moved aside and a fresh one started.
+Warnings live here too: :class:`WorkbenchWarning` (a ``UserWarning``); :class:`ParameterWarning`, raised when
+a request parameter is dropped or rewritten for the target model (``max_tokens`` -> ``max_completion_tokens``);
+:class:`SpecWarning`, when a spec means something different than when it was written; and :class:`CacheCorrupt`,
+when a damaged response cache is moved aside and a fresh one started.
 
 Two private classes are control flow, never shown to a user: :class:`CellStopped` (a worker stops before
 sending because the run is stopping) and :class:`ScoreFailed` (a scorer returns a failing score early).
@@ -256,6 +257,10 @@ class WorkbenchWarning(UserWarning):
 
 class ParameterWarning(WorkbenchWarning):
     """A request parameter was dropped or rewritten for the target model."""
+
+
+class SpecWarning(WorkbenchWarning):
+    """A spec means something different than it did when it was written (e.g. ``seed`` no longer samples)."""
 
 
 class CacheCorrupt(WorkbenchWarning):

@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 from .datasets import Case, Dataset, is_dataframe, load_dataset
 from .errors import DataError, SpecError
 from .gates.spec import Gate, bounded_scorers, gate_problems
+from .review.spec import ReviewSpec
 from .schema import Model, format_problems
 from .variants import Target, Variant
 
@@ -79,9 +80,13 @@ class Experiment(Model):
     scorers: list[Any] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list,
                               description="quality gates checked after a run (workbench eval exits 3 when one fails)")
+    review: ReviewSpec | None = Field(None, description="how people review the cells: a scale and instructions")
     repeats: int = Field(1, ge=1)
     sample: int | None = Field(None, ge=1, description="run on a reproducible sample of this many cases")
-    seed: int | None = Field(None, description="sampling seed; also sent as the request seed (best effort)")
+    sample_seed: int = Field(0, description="which cases `sample` picks; the sample depends on this (and the "
+                                            "dataset) only, so runs that differ in anything else share their cases")
+    seed: int | None = Field(None, description="the request seed sent with every call (best effort: not every "
+                                               "model honours it); it does not change which cases are sampled")
     concurrency: int = Field(8, ge=1)
     budget_usd: float | None = Field(None, ge=0)
     timeout_s: float = Field(60.0, gt=0)
@@ -155,7 +160,7 @@ class Experiment(Model):
                 ds = load_dataset(src, id_column=spec.id_column, expected_column=spec.expected_column,
                                   name=spec.name, base_dir=self.base_dir)
             if self.sample:
-                ds = ds.sample(self.sample, seed=self.seed or 0)
+                ds = ds.sample(self.sample, seed=self.sample_seed)
             self._dataset = ds
         return self._dataset
 
@@ -182,12 +187,13 @@ class Experiment(Model):
         spec.pop("metadata", None)
         spec.pop("rate_limit_patience_s", None)  # how long to wait changes no result (and predates no folder)
         spec.pop("gates", None)  # gates judge results, they do not change them: same folder, same cache
+        spec.pop("review", None)  # neither does how people review them
         spec["dataset"] = self.load_cases().sha256
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # -- serialisation ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json", exclude={"dataset", "scorers", "gates"}, exclude_defaults=False)
+        d = self.model_dump(mode="json", exclude={"dataset", "scorers", "gates", "review"}, exclude_defaults=False)
         if isinstance(self.dataset, Dataset):
             d["dataset"] = {"rows": [dict(c.vars) for c in self.dataset.cases], "name": self.dataset.name}
         else:
@@ -195,6 +201,8 @@ class Experiment(Model):
         d["scorers"] = [_scorer_spec(s) for s in self.scorers]
         if self.gates:
             d["gates"] = [g.spec() for g in self.gates]
+        if self.review is not None:
+            d["review"] = self.review.model_dump(mode="json", exclude_defaults=True)
         for v in d["variants"]:  # keep YAML short: drop empty fields
             for key in [k for k, val in v.items() if val in (None, [], {}, "")]:
                 v.pop(key)
@@ -279,6 +287,14 @@ def experiment_from_dict(data: dict[str, Any], *, where: str = "experiment",
             f"{where}: `base_dir` is not a spec field: relative dataset and image paths resolve from "
             "the spec file's folder. Remove it, or give absolute paths."
         )
+    if data.get("sample") and data.get("seed") is not None and "sample_seed" not in data:
+        import warnings
+
+        from .errors import SpecWarning
+
+        warnings.warn(f"{where}: `seed` no longer picks the case sample (it is the request seed only); the sample "
+                      f"is picked by `sample_seed` (default 0). Add `sample_seed: {data['seed']}` to get the cases "
+                      f"a run of this spec sampled before.", SpecWarning, stacklevel=2)
     try:
         return Experiment(**data, base_dir=base_dir)
     except SpecError as e:  # say which file (or notebook parameter) the fields are in

@@ -94,10 +94,12 @@ def interval(mean: Any, low: Any, high: Any, *, rate: bool = False) -> str:
 
 
 def seconds(value: Any) -> str:
-    """A duration: ``0.42 s``, ``12.3 s``, ``4 min 05 s``."""
+    """A duration: ``4 ms``, ``0.42 s``, ``12.3 s``, ``4 min 05 s`` (a cached call's 3 ms is not ``0.00 s``)."""
     if is_missing(value):
         return MISSING
     s = float(value)
+    if s < 0.1:
+        return "<1 ms" if 0 < s < 0.0005 else f"{s * 1000:.0f} ms"
     if s < 10:
         return f"{s:.2f} s"
     if s < 60:

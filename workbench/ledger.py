@@ -22,8 +22,9 @@ States::
 - Totals - spend, counts, cache hits - are sums over the rows, so every process reports the run's true totals.
 - ``batch`` cells belong to a submitted Batch API job (``batch_id``); claims never take them.
 
-Schema version 2. A version-1 folder (one row per request fingerprint, from before the ledger) is migrated when
-opened, after a copy of it is kept as ``results.v1.sqlite``.
+Schema version 3. A version-1 folder (one row per request fingerprint, from before the ledger) is migrated when
+opened, after a copy of it is kept as ``results.v1.sqlite``; version 2 gains the summary columns of version 3
+(profile, deployment, model, system fingerprint, cached and reasoning tokens), filled from the records.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from typing import Any
 
 from .errors import LedgerError, RequestChanged
 from .records import CellResult
-from .store import _SQLite, canonical_json, content_hash, damaged_name
+from .store import _SQLite, canonical_json, content_hash, damaged_name, is_damage
 
-LEDGER_SCHEMA_VERSION = 2
+LEDGER_SCHEMA_VERSION = 3  # 2: one row per logical cell; 3: + the columns totals and manifests are read from
 FILENAME = "results.sqlite"
 STATES = ("planned", "claimed", "batch", "done", "error")
 DEFAULT_LEASE_S = 30.0
@@ -137,7 +138,13 @@ class RunLedger(_SQLite):
         latency_s REAL,
         scores TEXT,
         finished_at TEXT,
-        record TEXT
+        record TEXT,
+        profile TEXT,
+        deployment TEXT,
+        model TEXT,
+        system_fingerprint TEXT,
+        cached_tokens INTEGER,
+        reasoning_tokens INTEGER
     );
     CREATE INDEX IF NOT EXISTS cells_by_state ON cells(state, seq);
     CREATE INDEX IF NOT EXISTS cells_by_owner ON cells(owner) WHERE owner IS NOT NULL;
@@ -192,6 +199,8 @@ class RunLedger(_SQLite):
         if self._is_v1():
             self._migrate_v1()
         self._retry(lambda: conn.executescript(self.SCHEMA))
+        if version is not None and version < LEDGER_SCHEMA_VERSION:
+            self._retry(self._add_columns)
         self._retry(lambda: conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_schema', ?)",
                                          (canonical_json(LEDGER_SCHEMA_VERSION),)))
 
@@ -201,6 +210,27 @@ class RunLedger(_SQLite):
             return None
         row = conn.execute("SELECT value FROM meta WHERE key = 'ledger_schema'").fetchone()
         return json.loads(row[0]) if row else None
+
+    _V3_COLUMNS = {"profile": "TEXT", "deployment": "TEXT", "model": "TEXT", "system_fingerprint": "TEXT",
+                   "cached_tokens": "INTEGER", "reasoning_tokens": "INTEGER"}
+
+    def _add_columns(self) -> None:
+        """Schema 2 -> 3: the summary columns, filled once from the stored records."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            have = {r[1] for r in conn.execute("PRAGMA table_info(cells)")}
+            for name, kind in self._V3_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE cells ADD COLUMN {name} {kind}")
+            conn.execute("UPDATE cells SET " + ", ".join(f"{n} = json_extract(record, '$.{n}')"
+                                                        for n in self._V3_COLUMNS) + " WHERE record IS NOT NULL")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'ledger_schema'",
+                         (canonical_json(LEDGER_SCHEMA_VERSION),))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _is_v1(self) -> bool:
         cols = {r[1] for r in self._conn.execute("PRAGMA table_info(cells)")}
@@ -489,7 +519,8 @@ class RunLedger(_SQLite):
     # -- results -------------------------------------------------------------------------------------------
     _FINISH = """UPDATE cells SET state = ?, outcome = ?, record = ?, cost_usd = ?, spent_usd = ?, cache_hit = ?,
                  retries = ?, rate_limited = ?, prompt_tokens = ?, completion_tokens = ?, latency_s = ?, scores = ?,
-                 finished_at = ?, owner = NULL, claimed_at = NULL, batch_id = NULL
+                 finished_at = ?, profile = ?, deployment = ?, model = ?, system_fingerprint = ?, cached_tokens = ?,
+                 reasoning_tokens = ?, owner = NULL, claimed_at = NULL, batch_id = NULL
                  WHERE cell_key = ? AND state != 'done'"""
 
     @staticmethod
@@ -498,6 +529,7 @@ class RunLedger(_SQLite):
         return ("error" if r.outcome == "error" else "done", r.outcome, r.model_dump_json(), r.cost_usd,
                 spent or 0.0, int(r.cache_hit), r.retries, getattr(r, "rate_limited", 0) or 0, r.prompt_tokens,
                 r.completion_tokens, r.latency_s, canonical_json(scores) if scores else None, r.finished_at,
+                r.profile, r.deployment, r.model, r.system_fingerprint, r.cached_tokens, r.reasoning_tokens,
                 r.cell_key)
 
     def finish_many(self, results: Sequence[tuple[CellResult, float]]) -> None:
@@ -557,6 +589,17 @@ class RunLedger(_SQLite):
     def records(self) -> list[CellResult]:
         return list(self.iter_records())
 
+    def records_for(self, keys: Iterable[str], chunk: int = 500) -> list[CellResult]:
+        """The stored records of the cells with these keys (:func:`cell_key`), e.g. the reviewed ones."""
+        keys = list(keys)
+        out: list[CellResult] = []
+        for i in range(0, len(keys), chunk):
+            part = keys[i:i + chunk]
+            rows = self.execute(f"SELECT record FROM cells WHERE record IS NOT NULL AND cell_key IN "
+                                f"({', '.join('?' * len(part))}) ORDER BY seq", tuple(part))
+            out.extend(CellResult.model_validate_json(raw) for (raw,) in rows)
+        return out
+
     def iter_rows(self, columns: Sequence[str], page: int = 5000) -> Iterator[tuple]:
         """Selected summary columns of the stored cells (no record parsing), a page at a time."""
         allowed = {"cell_key", "seq", "case_id", "variant", "target", "repeat", "state", "outcome", "cost_usd",
@@ -575,6 +618,40 @@ class RunLedger(_SQLite):
             for row in rows:
                 yield row[2:]
             last = rows[-1][0], rows[-1][1]
+
+    def stream(self, sql: str, args: Sequence[Any] = (), page: int = 2000) -> Iterator[tuple]:
+        """Rows of a read-only query, a page at a time, on a connection of their own (a sorted scan is not
+        restarted for every page, and the writers of this process are not held up)."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60, check_same_thread=False)
+        try:
+            cur = conn.execute(sql, tuple(args))
+            while True:
+                rows = cur.fetchmany(page)
+                if not rows:
+                    return
+                yield from rows
+        except sqlite3.DatabaseError as e:
+            if is_damage(e):
+                self._damaged(e)
+            raise
+        finally:
+            conn.close()
+
+    def iter_scores(self, scorer: str) -> Iterator[tuple[str, str, str, Any, Any, Any, Any, str | None]]:
+        """``(variant, target, case_id, score, cost_usd, prompt_tokens, completion_tokens, verdict)`` per stored
+        cell, in the order of ``Results.df`` (case, variant, target, repeat): what a summary needs, no record
+        parsed."""
+        sql = ("SELECT variant, target, case_id, scores, cost_usd, prompt_tokens, completion_tokens FROM cells "
+               "WHERE record IS NOT NULL ORDER BY case_id, variant, target, repeat")
+        for variant, target, case_id, scores, cost, pt, ct in self.stream(sql):
+            value, _passed, *verdict = (json.loads(scores).get(scorer) if scores else None) or (None, None)
+            yield variant, target, case_id, value, cost, pt, ct, (verdict[0] if verdict else None)
+
+    def first_errors(self, limit: int = 5) -> list[CellResult]:
+        """The first failed cells in the order of ``Results.df``."""
+        return [CellResult.model_validate_json(r[0]) for r in self.execute(
+            "SELECT record FROM cells WHERE outcome = 'error' ORDER BY case_id, variant, target, repeat LIMIT ?",
+            (limit,))]
 
     def counts(self) -> dict[str, int]:
         """Stored cells by outcome (``ok``, ``length``, ..., ``error``)."""
@@ -597,6 +674,37 @@ class RunLedger(_SQLite):
                 "retries": row[8], "filtered": row[9] or 0,
                 "planned": states.get("planned", 0), "claimed": states.get("claimed", 0),
                 "batch": states.get("batch", 0)}
+
+    def record_totals(self) -> dict[str, Any]:
+        """Sums over the stored records, as a manifest reports them (calls, outcomes, tokens, cost, spend)."""
+        row = self.execute(
+            "SELECT COUNT(*), COALESCE(SUM(outcome = 'ok'), 0), COALESCE(SUM(outcome = 'error'), 0), "
+            "COALESCE(SUM(outcome IN ('completion_filtered', 'prompt_filtered')), 0), COALESCE(SUM(cache_hit), 0), "
+            "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), "
+            "COALESCE(SUM(reasoning_tokens), 0), COUNT(cost_usd), SUM(cost_usd), "
+            "SUM(CASE WHEN cache_hit = 0 THEN cost_usd END) FROM cells WHERE record IS NOT NULL")[0]
+        names = ("calls", "ok", "errors", "filtered", "cache_hits", "prompt_tokens", "completion_tokens",
+                 "cached_tokens", "reasoning_tokens")
+        out: dict[str, Any] = dict(zip(names, (int(v) for v in row[:9])))
+        priced = row[9] > 0
+        out["cost_usd"] = float(row[10]) if priced else None
+        out["spent_usd"] = float(row[11] or 0.0) if priced else None
+        return out
+
+    def target_facts(self) -> list[dict[str, Any]]:
+        """Per target (in plan order): profile, deployment, model, calls, and the system fingerprints seen."""
+        out: dict[str, dict[str, Any]] = {}
+        for target, profile, deployment, model, fp, n in self.execute(
+                "SELECT target, profile, deployment, model, system_fingerprint, COUNT(*) FROM cells "
+                "WHERE record IS NOT NULL GROUP BY target, system_fingerprint ORDER BY MIN(seq)"):
+            t = out.setdefault(target, {"target": target, "profile": profile, "deployment": deployment,
+                                        "model": model, "calls": 0, "system_fingerprints": []})
+            t["calls"] += n
+            if fp and fp not in t["system_fingerprints"]:
+                t["system_fingerprints"].append(fp)
+        for t in out.values():
+            t["system_fingerprints"].sort()
+        return list(out.values())
 
     def scorer_names(self) -> list[str]:
         names: dict[str, None] = {}

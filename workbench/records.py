@@ -17,11 +17,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from .schema import Model
 
-COMPLETION_SCHEMA_VERSION = 2  # 2: first_token_s, streamed
+COMPLETION_SCHEMA_VERSION = 3  # 2: first_token_s, streamed. 3: tool_calls
 
 Outcome = Literal["ok", "length", "completion_filtered", "prompt_filtered"]
 
@@ -97,6 +97,7 @@ class Completion(Model):
     """Seconds from sending the request to the first piece of answer text; only a streamed call can measure it."""
     streamed: bool = False
     """The answer came as a stream (``stream=True``): ``first_token_s`` is measured."""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)  # calls the model made: {id, type, function}
 
     @property
     def filtered(self) -> bool:
@@ -139,8 +140,9 @@ def parse_filter_results(raw: dict[str, Any] | None) -> list[FilterResult]:
 
 # ------------------------------------------------------------------------------------------ results of a run
 
-# 2: cell_key is the logical cell; request_fingerprint, rate_limited. 3: first_token_s, tokens_per_s, streamed
-CELL_SCHEMA_VERSION = 3
+# 2: cell_key is the logical cell; request_fingerprint, rate_limited. 3: first_token_s, tokens_per_s, streamed.
+# 4: tool_calls
+CELL_SCHEMA_VERSION = 4
 DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
 
 
@@ -244,6 +246,8 @@ class CellResult(Model):
     request_fingerprint: str | None = None
     """What the request was: a hash of the backend identity (endpoint, api-version), the body and the repeat -
     the response cache key. A re-run into the same folder compares it to refuse mixing two requests."""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The tool calls the model answered with (``{id, type: "function", function: {name, arguments}}``)."""
 
     @property
     def done(self) -> bool:
@@ -257,6 +261,7 @@ class CellResult(Model):
         d["params"] = json.dumps(self.params, sort_keys=True)
         d["filter_flags"] = ", ".join(self.filter_flags)
         d["warnings"] = "; ".join(self.warnings)
+        d["tool_calls"] = json.dumps(self.tool_calls, ensure_ascii=False) if self.tool_calls else None
         d["filtered"] = self.outcome in ("completion_filtered", "prompt_filtered")
         for s in self.scores:
             d[f"score.{s.scorer}"] = s.value
@@ -268,4 +273,84 @@ class CellResult(Model):
                 d[f"evidence.{s.scorer}"] = s.evidence
             if s.error:
                 d[f"score_error.{s.scorer}"] = s.error
+            if s.scorer == HUMAN_SCORER:  # who reviewed and what they wrote, for exports and tables
+                for key in ("reviewer", "reviewed_at", "comment", "corrected_output"):
+                    d[f"{key}.{s.scorer}"] = s.metadata.get(key)
         return d
+
+
+# ------------------------------------------------------------------------------------------- human reviews
+
+REVIEW_SCHEMA_VERSION = 1
+HUMAN_VERDICTS = ("pass", "fail")
+"""What a reviewer can say about a cell (a scale value is the other way: see ``ReviewScale``)."""
+
+HUMAN_SCORER = "human"
+"""The scorer name a review appears under in results: ``score.human``, ``passed.human``, ``verdict.human``."""
+
+
+class HumanReview(Model):
+    """A person's review of one cell of a run: a verdict or a value on the experiment's scale, an optional
+    corrected output and a comment. Stored in the run folder (the ``reviews`` table of ``results.sqlite``) and
+    keyed by the cell's logical identity, so a review outlives re-runs of the same run folder."""
+
+    schema_version: int = REVIEW_SCHEMA_VERSION
+    experiment: str
+    """The experiment's name (part of the cell's identity)."""
+    case_id: str
+    variant: str
+    target: str
+    """The target label (``profile[:model]``)."""
+    repeat: int = 0
+    reviewer: str
+    """Who reviewed (``WORKBENCH_REVIEWER``, else the login name, unless given)."""
+    verdict: str | None = None
+    """``pass`` or ``fail``; None when only a scale :attr:`value` was given."""
+    value: float | None = None
+    """A score on the experiment's review scale (``review: {scale: [1, 5], pass_at: 4}``), as the reviewer gave it."""
+    scale: tuple[float, float] | None = None
+    """The scale :attr:`value` is on (lowest, highest), recorded with the review so it reads alone."""
+    pass_at: float | None = None
+    """The value from which :attr:`value` counts as a pass (default: the top of :attr:`scale`)."""
+    corrected_output: str | None = None
+    """What the output should have been (fine-tuning data can use it instead of the output)."""
+    comment: str = ""
+    output_sha256: str | None = None
+    """A hash of the output the reviewer saw: if a re-sent cell answers differently, the review shows as stale."""
+    created_at: str = Field(default_factory=utcnow)
+    cleared: bool = False
+    """A withdrawn review: the reviewer's earlier review of this cell no longer counts."""
+
+    @model_validator(mode="after")
+    def _says_something(self) -> HumanReview:
+        if self.verdict is not None and self.verdict not in HUMAN_VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r}: a reviewer's verdict is one of {', '.join(HUMAN_VERDICTS)}")
+        if not self.cleared and self.verdict is None and self.value is None:
+            raise ValueError("a review needs a verdict (pass or fail) or a value on the review scale")
+        if self.value is not None:
+            if self.scale is None:
+                raise ValueError(f"value {self.value:g} needs the scale it is on (scale=(low, high))")
+            low, high = self.scale
+            if not low <= self.value <= high:
+                raise ValueError(f"value {self.value:g} is outside the review scale [{low:g}, {high:g}]")
+        if not self.reviewer.strip():
+            raise ValueError("the reviewer's name is empty: pass reviewer= or set WORKBENCH_REVIEWER")
+        return self
+
+    @property
+    def cell(self) -> tuple[str, str, str, int]:
+        """``(case_id, variant, target, repeat)``: the cell within its experiment."""
+        return (self.case_id, self.variant, self.target, self.repeat)
+
+    @property
+    def passed(self) -> bool:
+        """The verdict if one was given, else whether :attr:`value` reaches :attr:`pass_at` (the top of the scale)."""
+        if self.verdict is not None:
+            return self.verdict == "pass"
+        assert self.value is not None and self.scale is not None
+        return self.value >= (self.pass_at if self.pass_at is not None else self.scale[1])
+
+    @property
+    def label(self) -> str:
+        """``pass`` / ``fail``: what agreement statistics compare."""
+        return "pass" if self.passed else "fail"

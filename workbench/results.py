@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, NotFoundError
-from .records import CellResult
+from .records import HUMAN_SCORER, CellResult, HumanReview, Score
+from .review.human import attach_reviews, iter_with_reviews, reviews_by_cell
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -65,6 +66,10 @@ class Results:
         self._df: pd.DataFrame | None = None
         self._slim: pd.DataFrame | None = None
         self._facts: dict[str, Any] | None = None
+        self._reviews: list[HumanReview] | None = None  # the run folder's human reviews, read once
+        self._human: dict[tuple[str, str, str, int], Score] | None = None  # the reviewed cells' human scores
+        if self._records is not None and self.run_dir is not None:
+            self._records = attach_reviews(self._records, self._human_reviews())
 
     # -- where the records are -------------------------------------------------------------------------------
     @property
@@ -94,7 +99,8 @@ class Results:
             return
         ledger = self._ledger()
         try:
-            yield from ledger.iter_records(page=self.PAGE, outcome=outcome)
+            yield from iter_with_reviews(ledger.iter_records(page=self.PAGE, outcome=outcome),
+                                         reviews_by_cell(self._human_reviews()))
         finally:
             ledger.close()
 
@@ -116,6 +122,43 @@ class Results:
 
     def __repr__(self) -> str:
         return f"<Results {self.name!r}: {len(self)} calls, status {self.status}, {self.n_errors} errors>"
+
+    # -- human reviews (workbench.review): the ``human`` score of the reviewed cells ----------------------------
+    def reload_reviews(self) -> Results:
+        """Read the run folder's human reviews again and set each reviewed cell's ``human`` score; the Review
+        widget calls this after every save."""
+        self._reviews = self._human = None
+        self._df = self._slim = self._facts = None
+        if self._records is not None:
+            self._records = attach_reviews(self._records, self._human_reviews())
+        return self
+
+    def _human_reviews(self) -> list[HumanReview]:
+        if self._reviews is None:
+            from .review.store import read_reviews
+
+            self._reviews = read_reviews(self.run_dir)
+        return self._reviews
+
+    def _human_scores(self) -> dict[tuple[str, str, str, int], Score]:
+        """(case, variant, target, repeat) -> the ``human`` score, for the reviewed cells of a run folder read
+        lazily: only those records are parsed (a review of an earlier output needs the output now)."""
+        if self._human is None:
+            self._human = {}
+            by_cell = reviews_by_cell(self._human_reviews())
+            if by_cell:
+                from .ledger import cell_key
+
+                ledger = self._ledger()
+                try:
+                    reviewed = ledger.records_for(cell_key(*cell) for cell in by_cell)
+                finally:
+                    ledger.close()
+                for rec in iter_with_reviews(reviewed, by_cell):
+                    for score in rec.scores:
+                        if score.scorer == HUMAN_SCORER:
+                            self._human[(rec.case_id, rec.variant, rec.target, rec.repeat)] = score
+        return self._human
 
     @property
     def name(self) -> str:
@@ -173,6 +216,10 @@ class Results:
                         d[f"score.{name}"], d[f"passed.{name}"] = value, passed
                         if verdict:
                             d[f"verdict.{name}"] = verdict[0]
+                    human = self._human_scores().get((d["case_id"], d["variant"], d["target"], d["repeat"]))
+                    if human is not None:
+                        d["score.human"], d["passed.human"], d["verdict.human"] = (human.value, human.passed,
+                                                                                   human.verdict)
                     rows.append(d)
             finally:
                 ledger.close()
@@ -185,7 +232,8 @@ class Results:
     @property
     def scorers(self) -> list[str]:
         if self._lazy():
-            return list(self._fact("scorers"))
+            names = list(self._fact("scorers"))
+            return names + [HUMAN_SCORER] if self._human_scores() and HUMAN_SCORER not in names else names
         return list(dict.fromkeys(s.scorer for r in self.records for s in r.scores))
 
     @property
@@ -253,6 +301,83 @@ class Results:
 
         name = self._scorer(scorer)
         return summarize(self._scores_frame(), value=f"score.{name}", by=("variant", "target"))
+
+    def summary_rows(self, scorer: str | None = None) -> list[dict[str, Any]]:
+        """:meth:`summary` as plain rows, computed without pandas straight from the run's ledger (what
+        ``workbench eval`` prints): the same numbers, through the same interval functions."""
+        from .intervals import summarize_values
+
+        name = self._scorer(scorer)
+        sums = ("cost_usd", "prompt_tokens", "completion_tokens")
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return summarize_values((((v, t), case, value, dict(zip(sums, (cost, pt, ct))), verdict)
+                                         for v, t, case, value, cost, pt, ct, verdict in ledger.iter_scores(name)),
+                                        ("variant", "target"))
+            finally:
+                ledger.close()
+        recs = sorted(self.records, key=lambda r: (r.case_id, r.variant, r.target, r.repeat))
+        rows = []
+        for r in recs:
+            score = next((s for s in r.scores if s.scorer == name), None)
+            rows.append(((r.variant, r.target), r.case_id, score.value if score else None,
+                         {"cost_usd": r.cost_usd, "prompt_tokens": r.prompt_tokens,
+                          "completion_tokens": r.completion_tokens}, score.outcome if score else None))
+        return summarize_values(rows, ("variant", "target"))
+
+    def totals(self) -> dict[str, Any]:
+        """Calls, outcomes, tokens, cost and spend over every record (SQL for a run folder: no record parsed).
+        ``cost_usd``/``spent_usd`` are None when no call had a price; spend leaves out cache hits."""
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return ledger.record_totals()
+            finally:
+                ledger.close()
+        recs = self.records
+        costs = [r.cost_usd for r in recs if r.cost_usd is not None]
+        return {"calls": len(recs), "ok": sum(r.outcome == "ok" for r in recs),
+                "errors": sum(r.outcome == "error" for r in recs),
+                "filtered": sum(r.outcome in ("completion_filtered", "prompt_filtered") for r in recs),
+                "cache_hits": sum(bool(r.cache_hit) for r in recs),
+                "prompt_tokens": sum(r.prompt_tokens for r in recs),
+                "completion_tokens": sum(r.completion_tokens for r in recs),
+                "cached_tokens": sum(r.cached_tokens for r in recs),
+                "reasoning_tokens": sum(r.reasoning_tokens for r in recs),
+                "cost_usd": float(sum(costs)) if costs else None,
+                "spent_usd": float(sum(r.cost_usd for r in recs if r.cost_usd is not None and not r.cache_hit))
+                if costs else None}
+
+    def target_facts(self) -> list[dict[str, Any]]:
+        """Per target: profile, deployment, model, calls and the system fingerprints the service reported."""
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return ledger.target_facts()
+            finally:
+                ledger.close()
+        by: dict[str, dict[str, Any]] = {}
+        for r in self.records:
+            t = by.setdefault(r.target, {"target": r.target, "profile": r.profile, "deployment": r.deployment,
+                                         "model": r.model, "calls": 0, "system_fingerprints": []})
+            t["calls"] += 1
+            if r.system_fingerprint and r.system_fingerprint not in t["system_fingerprints"]:
+                t["system_fingerprints"].append(r.system_fingerprint)
+        for t in by.values():
+            t["system_fingerprints"].sort()
+        return list(by.values())
+
+    def first_errors(self, limit: int = 5) -> list[CellResult]:
+        """The first failed calls (in the table's order), without building the table."""
+        if self._lazy():
+            ledger = self._ledger()
+            try:
+                return ledger.first_errors(limit)
+            finally:
+                ledger.close()
+        errs = [r for r in self.records if r.outcome == "error"]
+        return sorted(errs, key=lambda r: (r.case_id, r.variant, r.target, r.repeat))[:limit]
 
     def compare(self, a: str, b: str, scorer: str | None = None, target: str | None = None):
         """Paired comparison of variants ``a`` and ``b`` on the same cases."""

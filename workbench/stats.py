@@ -24,15 +24,16 @@ Methods, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
 from .errors import DataError
+from .intervals import CI, bootstrap_ci, clustered_ci, is_binary, mean_ci, resample_stat, wilson_ci, z_value
 
 __all__ = [
     "CI", "PairedComparison", "wilson_ci", "bootstrap_ci", "mean_ci", "summarize", "pass_at_k", "pass_hat_k",
@@ -42,100 +43,11 @@ __all__ = [
 # ------------------------------------------------------------------------------------------- intervals
 
 
-class CI(NamedTuple):
-    """A mean with its confidence interval and how it was computed."""
-
-    mean: float
-    low: float
-    high: float
-    method: str  # "wilson" | "bootstrap" | "exact" (one value or all values equal) | "none" (no data)
-    n: int
-
-
-def _z(confidence: float) -> float:
-    if not 0 < confidence < 1:
-        raise DataError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
-    return float(stats.norm.ppf(0.5 + confidence / 2))
-
-
-def wilson_ci(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion ``successes / n``; ``(nan, nan)`` when ``n == 0``.
-
-    E.g. 8 of 10 -> (0.490, 0.943) at 95%: the honest width of a ten-case eval.
-    """
-    if n < 0 or successes < 0 or successes > n:
-        raise DataError(f"wilson_ci needs 0 <= successes <= n, got successes={successes}, n={n}")
-    if n == 0:
-        return (math.nan, math.nan)
-    z = _z(confidence)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # clamp the float noise at the edges: 0/n has low exactly 0, n/n has high exactly 1
-    return (max(0.0, centre - half) if successes else 0.0, min(1.0, centre + half) if successes < n else 1.0)
-
-
-def _resample_stat(values: np.ndarray, statistic: Callable[..., Any], n_resamples: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """``statistic`` over ``n_resamples`` bootstrap resamples, in chunks to bound memory."""
-    n = len(values)
-    out = np.empty(n_resamples)
-    chunk = max(1, min(n_resamples, 4_000_000 // max(n, 1)))
-    for start in range(0, n_resamples, chunk):
-        size = min(chunk, n_resamples - start)
-        sample = values[rng.integers(0, n, size=(size, n))]
-        try:
-            out[start:start + size] = statistic(sample, axis=1)
-        except TypeError:  # a statistic without an axis argument
-            out[start:start + size] = [statistic(row) for row in sample]
-    return out
-
-
-def bootstrap_ci(values: Iterable[float], statistic: Callable[..., Any] = np.mean, n_resamples: int = 2000,
-                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic``; NaNs are dropped; seeded, so reports are reproducible.
-
-    One value (or all equal) gives a zero-width interval; no values give ``(nan, nan)``.
-    """
-    x = _finite(values)
-    _z(confidence)
-    if len(x) == 0:
-        return (math.nan, math.nan)
-    if len(x) == 1 or np.all(x == x[0]):
-        v = float(statistic(x))
-        return (v, v)
-    boot = _resample_stat(x, statistic, n_resamples, np.random.default_rng(seed))
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return (float(low), float(high))
-
-
-def _finite(values: Iterable[float]) -> np.ndarray:
-    x = pd.to_numeric(pd.Series(list(values) if not isinstance(values, (pd.Series, np.ndarray)) else values),
-                      errors="coerce").astype(float).to_numpy()
-    return x[~np.isnan(x)]
-
-
-def _is_binary(x: np.ndarray) -> bool:
-    return len(x) > 0 and bool(np.all((x == 0) | (x == 1)))
-
-
-def mean_ci(values: Iterable[float], confidence: float = 0.95, *, n_resamples: int = 2000, seed: int = 0) -> CI:
-    """Mean with an interval: **Wilson** when every value is 0 or 1 (a pass rate), **bootstrap** otherwise.
-
-    Wilson is exact-ish and stable for proportions at any n; the bootstrap makes no assumption about the
-    shape of graded scores (judge grades, similarities). NaNs (scorer errors) are dropped.
-    """
-    x = _finite(values)
-    if len(x) == 0:
-        return CI(math.nan, math.nan, math.nan, "none", 0)
-    mean = float(np.mean(x))
-    if _is_binary(x):
-        low, high = wilson_ci(float(x.sum()), len(x), confidence)
-        return CI(mean, low, high, "wilson", len(x))
-    low, high = bootstrap_ci(x, np.mean, n_resamples, confidence, seed)
-    return CI(mean, low, high, "bootstrap" if low != high else "exact", len(x))
+# CI, wilson_ci, bootstrap_ci and mean_ci live in intervals.py (no pandas or scipy: the command line and the
+# ledger's summaries use them too); they are part of this module's API as before.
+_z = z_value
+_resample_stat = resample_stat
+_is_binary = is_binary
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -222,7 +134,8 @@ def summarize(df: pd.DataFrame, value: str = "score", by: str | Sequence[str] | 
             row.update(n_ambiguous=int((seen == "ambiguous").sum()), n_refused=int((seen == "refused").sum()))
         for extra in (cost, *tokens):
             if extra and extra in group.columns:
-                row[extra] = float(pd.to_numeric(group[extra], errors="coerce").sum(min_count=1))
+                present = pd.to_numeric(group[extra], errors="coerce").dropna().tolist()
+                row[extra] = math.fsum(present) if present else math.nan  # as intervals.summarize_values
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
@@ -240,12 +153,7 @@ def _verdict_column(df: pd.DataFrame, score_column: str) -> str | None:
 
 def _clustered_ci(values: pd.Series, cases: pd.Series | None, confidence: float, n_resamples: int,
                   seed: int) -> CI:
-    if cases is None or not cases.duplicated().any():
-        return mean_ci(values, confidence, n_resamples=n_resamples, seed=seed)
-    per_case = values.groupby(cases.to_numpy(), sort=False).mean()
-    ci = mean_ci(per_case, confidence, n_resamples=n_resamples, seed=seed)
-    # the point estimate stays the mean over all scored rows (equal to the case mean when repeats are equal)
-    return CI(float(values.mean()), ci.low, ci.high, ci.method + " (case means)", ci.n)
+    return clustered_ci(values.tolist(), None if cases is None else cases.tolist(), confidence, n_resamples, seed)
 
 
 # ---------------------------------------------------------------------------------------------- repeats
@@ -487,7 +395,8 @@ def _result(a: str, b: str, xa: np.ndarray, xb: np.ndarray, low: float, high: fl
     )
     scale = 100.0 if np.all((xa >= 0) & (xa <= 1) & (xb >= 0) & (xb <= 1)) else 1.0
     unit = "points" if scale == 100 else "(mean difference)"
-    unit_name = "paired cases" if pair_keys[1:] == [] else f"paired ({', '.join(pair_keys)}) cells"
+    plural = "" if n == 1 else "s"
+    unit_name = f"paired case{plural}" if pair_keys[1:] == [] else f"paired ({', '.join(pair_keys)}) cell{plural}"
     object.__setattr__(comparison, "summary", _sentence(comparison, scale, unit, unit_name))
     return comparison
 
@@ -500,6 +409,8 @@ def _sentence(c: PairedComparison, scale: float, unit: str, pairs: str) -> str:
     num = (lambda v: f"{v * scale:.0f}") if scale == 100 else (lambda v: f"{v:.3g}")
     ci = f"{pct}% CI {num(c.ci_low)} to {num(c.ci_high)}"
     evidence = f"{ci}, {_p(c.p_value)}, on {c.n_pairs} {pairs}"
+    if c.n_unpaired:  # cases only one side has: the comparison is on the overlap, and says so
+        evidence += f"; {c.n_unpaired} unpaired left out"
     size = f"{num(abs(c.diff))} {unit}"
     if c.diff == 0:
         return f"{c.b} and {c.a} score the same ({evidence})."

@@ -9,8 +9,6 @@ happened (see ``workbench eval --help`` and docs/ci.md).
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +32,20 @@ EPILOG = """gates (docs/experiment-spec.md#gates):
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="run an experiment spec (YAML), print the summary, check its gates",
-                       description="Run an experiment: dataset x variants x targets x repeats, scored. "
-                                   "Re-running the same spec resumes it and answers finished calls from the cache. "
+                       description="Run an experiment: dataset x variants x targets x repeats, scored, into the run "
+                                   "history (reports/<experiment>/<run-id>/, listed by `workbench runs`). Re-running "
+                                   "the same spec resumes its newest run (finished calls are kept, errors retried) "
+                                   "and answers calls already paid for from the cache; --new starts a fresh run. "
                                    "With gates, exit 3 when one fails (CI: docs/ci.md).",
                        epilog=EPILOG + exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", nargs="?", help="experiment YAML (default: the shipped sentiment demo)")
-    p.add_argument("--out", "-o", help="run folder (default: one per experiment version under the workbench home)")
+    p.add_argument("--out", "-o", help="run folder (default: the newest run of this experiment version in the "
+                                       "history, to resume it, else a new one)")
+    p.add_argument("--new", action="store_true", help="start a new run folder even if an earlier run of the same "
+                                                      "spec could be resumed (the response cache still answers)")
+    p.add_argument("--report", action="store_true", help="also write report.html into the run folder")
     p.add_argument("--sample", type=int, help="run on a reproducible sample of N cases")
+    p.add_argument("--sample-seed", type=int, help="which cases --sample picks (default: the spec's sample_seed, 0)")
     p.add_argument("--repeats", type=int, help="override the number of repeats")
     p.add_argument("--target", action="append", help="override targets: PROFILE[:MODEL] (repeatable)")
     p.add_argument("--concurrency", type=int, help="calls in flight at once, per run (default: the spec's)")
@@ -82,6 +87,7 @@ def _apply_overrides(exp, args):
     gates = [*exp.gates, *args.gate] if args.gate else None
     return apply_overrides(exp, {
         "--sample": ("sample", args.sample),
+        "--sample-seed": ("sample_seed", args.sample_seed),
         "--repeats": ("repeats", args.repeats),
         "--concurrency": ("concurrency", args.concurrency),
         "--target": ("targets", args.target),
@@ -92,11 +98,11 @@ def _apply_overrides(exp, args):
 
 def _with_regression_gates(exp, baseline_given: bool):
     """``--baseline`` without a gate naming it compares every scorer: what someone passing a baseline means."""
+    if not baseline_given or any(g.against_baseline for g in exp.gates):
+        return exp
     from ..gates.evaluate import regression_gates
     from ..scorers import scorer_name
 
-    if not baseline_given or any(g.against_baseline for g in exp.gates):
-        return exp
     return exp.replace(gates=[*exp.gates, *regression_gates(scorer_name(s) for s in exp.scorers)])
 
 
@@ -124,7 +130,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(batch_status(results.run_dir))
         print(f"\nsubmitted; collect the answers with: workbench batch resume {results.run_dir}")
         return EXIT_OK
-    _print_summary(exp, results)
+    _print_summary(results)
     report = None
     if exp.gates:
         from ..gates import evaluate_gates
@@ -165,28 +171,21 @@ def _dry_run(exp, baseline_info, batch: bool = False) -> int:
 
 
 def _run(exp, args):
-    """Run the matrix; record the run in the run history; on a failure, still leave CI files saying why."""
+    """Run the matrix into the run history (resuming this version's newest run unless ``--new``), recorded with its
+    manifest like every other run; on a failure, still leave CI files saying why."""
     from ..errors import WorkbenchError
-    from ..harness import run
-    from ..records import utcnow
-    from ..runs.finalize import write_run_manifest
+    from ..runs.notebook import run_experiment
 
-    started, t0 = utcnow(), time.monotonic()
     try:
-        results = run(exp, out=args.out, cache=not args.no_cache, progress=not args.quiet,
-                      resend_changed=args.resend_changed, **_batch_options(args))
+        results = run_experiment(exp, args.out, source="eval", resume=not args.new, record=True,
+                                 report=args.report, cache=not args.no_cache, progress=not args.quiet,
+                                 resend_changed=args.resend_changed, **_batch_options(args))
     except WorkbenchError as e:
         _write_failure_files(args, exp.name, str(e), bad_input=exit_code_for(e) == EXIT_BAD_INPUT)
         raise
     run_dir = results.run_dir or Path(".")
     for fmt in args.export or []:
         getattr(results, f"to_{fmt}")(run_dir / f"results.{fmt}")
-    if results.run_dir is not None:
-        try:
-            write_run_manifest(results, started_at=started, finished_at=utcnow(),
-                               duration_s=round(time.monotonic() - t0, 3))
-        except (WorkbenchError, OSError) as e:  # provenance must not fail a finished run
-            print(f"warning: the run's manifest.json was not written ({e})", file=sys.stderr)
     return results
 
 
@@ -213,25 +212,29 @@ def _batch_options(args) -> dict[str, Any]:
     return {"mode": "batch", "batch": settings, "wait": not args.no_wait}
 
 
-def _print_summary(exp, results) -> None:
-    import pandas as pd
+def _print_summary(results) -> None:
+    """The run's headline (scores with intervals, refusals and hedges, the paired verdict, the spend), and the
+    first failed calls."""
+    from ..errors import WorkbenchError
+    from ..runs.headline import headline
+    from ..runs.manifest import load_manifest
 
-    from ..formatting import plural, usd
+    report = results.run_dir / "report.html" if results.run_dir else None
+    try:
+        manifest = load_manifest(results.run_dir) if results.run_dir else None
+    except WorkbenchError:  # a run recorded without a manifest: the headline from the results alone
+        manifest = None
+    print()
+    print(headline(results, manifest, report=report if report is not None and report.is_file() else None))
+    if results.n_errors:
+        from ..formatting import plural
+        from ..safe_text import terminal_text
 
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        # totals from the run ledger: the whole folder, whichever process (or earlier run) made each call
-        print(f"\n{exp.name}: {plural(len(results), 'call')}, status {results.status}; "
-              f"{results.info.get('cache_hits', 0)} from cache, {plural(results.n_errors, 'error')}, "
-              f"{usd(results.total_cost)} (paid for in this folder: {usd(results.info.get('spent_usd', 0.0))})")
-        for name in results.scorers:
-            table = results.summary(name)
-            cols = [c for c in ("variant", "target", "n", "mean", "ci_low", "ci_high") if c in table.columns]
-            print(f"\n{name} (mean with 95% CI)")
-            print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-        if results.n_errors:
-            print(f"\n{plural(results.n_errors, 'call')} failed (first 5 below). Run the same command again to "
-                  "retry them; finished calls are kept and not paid again.")
-            print(results.errors().head(5).to_string(index=False))
+        print(f"\n{plural(results.n_errors, 'call')} failed (first 5 below). Run the same command again to "
+              "retry them; finished calls are kept and not paid again.")
+        for r in results.first_errors(5):  # from the ledger; a server's message reaches the terminal: escaped
+            print(terminal_text(f"  case {r.case_id}, variant {r.variant}, target {r.target}, repeat {r.repeat}: "
+                                f"{r.error_type}: {r.error_message}"))
 
 
 def _write_ci_files(args, exp, results, report) -> None:

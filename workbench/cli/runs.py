@@ -1,7 +1,10 @@
-"""``workbench run``, ``workbench rerun``, ``workbench report`` and ``workbench runs``: notebooks as reproducible runs.
+"""``workbench run``, ``workbench rerun``, ``workbench report`` and ``workbench runs``: notebooks as reproducible runs,
+and the run history.
 
-Each run writes ``reports/<experiment>/<run-id>/`` (see reports/README.md) and the last line on stdout is the
-path of what it wrote (the report; the index for a sweep), so scripts can pick it up.
+Each run writes ``reports/<experiment>/<run-id>/`` (see reports/README.md), ends with its headline (scores with
+intervals per variant, the paired verdict, the spend) and the last line on stdout is the path of what it wrote
+(the report; the index for a sweep), so scripts can pick it up. ``workbench runs`` lists every run in the history,
+whatever started it (eval, run, a notebook, the playground).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--jobs", "-j", type=int, default=1, help="sweep runs at once (each in its own process and kernel)")
     _common(r)
     r.add_argument("--cell-timeout", type=float, default=None, help="seconds a cell may run (default: no limit)")
-    r.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars (the calls and the cells)")
     r.set_defaults(func=cmd_run)
 
     rr = sub.add_parser("rerun", help="re-execute a run from its manifest and check it reproduces the results",
@@ -43,9 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("run_dir", help="a run folder (reports/<experiment>/<run-id>), or a folder holding results.sqlite")
     rp.set_defaults(func=cmd_report)
 
-    ls = sub.add_parser("runs", help="list the runs under reports/ and rebuild reports/index.html")
-    ls.add_argument("--reports", default=None, help="the reports folder (default: $WORKBENCH_REPORTS or ./reports)")
+    ls = sub.add_parser("runs", help="list every run in the history (reports/) and rebuild reports/index.html",
+                        description="List every run in the history, newest first, whatever started it (workbench "
+                                    "eval / run, a notebook, the playground, workbench.run() from Python), and "
+                                    "rebuild reports/index.html. Finished runs without a manifest get one.")
+    ls.add_argument("--reports", default=None, help="the history folder (default: $WORKBENCH_REPORTS or the "
+                                                    "project's reports/)")
     ls.add_argument("--experiment", default=None, help="only this experiment")
+    ls.add_argument("--source", default=None, help="only runs started this way: eval, run, sweep, rerun, notebook, "
+                                                   "playground or python")
+    ls.add_argument("--sort", default="newest", choices=["newest", "oldest", "best score", "cost"],
+                    help="order of the list (default: newest first)")
     ls.set_defaults(func=cmd_runs)
 
 
@@ -83,6 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_outcome(outcome)
         if outcome.failure:
             return _fail(outcome)
+        _print_headline(outcome)
         print(outcome.report)
         return 0
 
@@ -116,6 +128,21 @@ def _print_outcome(o) -> None:
     print(f"{'ok    ' if o.ok else 'FAILED'} {o.experiment}/{o.run_id}: {o.status}", file=sys.stderr)
 
 
+def _print_headline(o) -> None:
+    """What the run learned (scores, the paired verdict, spend), when its notebook ran an experiment."""
+    from ..runs.headline import headline
+    from ..runs.layout import load_results
+    from ..runs.manifest import load_manifest
+
+    try:
+        results = load_results(o.run_dir)
+        if results is None or not len(results):
+            return
+        print(headline(results, load_manifest(o.manifest)))
+    except Exception as e:  # the report's path still comes: a headline bug must not hide it
+        print(f"(no headline: {e})", file=sys.stderr)
+
+
 def cmd_rerun(args: argparse.Namespace) -> int:
     from ..runs import rerun
 
@@ -146,20 +173,29 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from ..formatting import usd
+    from ..formatting import count, interval, is_rate, usd
     from ..runs import RunError, list_runs, reports_root, update_index
+    from ..runs.finalize import adopt_runs
+    from ..runs.index import headline_metric, sort_runs
 
     root = Path(args.reports).resolve() if args.reports else reports_root()
     if args.reports and not root.is_dir():  # a mistyped folder is not a new, empty history
         raise RunError(f"--reports {args.reports}: no such folder. Give the folder `workbench run` writes to "
                        "(default: ./reports).")
-    runs = [(d, m) for d, m in list_runs(root) if not args.experiment or m.experiment == args.experiment]
+    adopt_runs(root)
+    runs = sort_runs(list_runs(root, experiment=args.experiment, source=args.source), args.sort)
     for _run_dir, m in runs:
-        head = m.headline()
-        best = max((x for x in head if x.mean is not None), key=lambda x: x.mean, default=None)
-        metric = f"best {best.variant} {best.mean:.2f}" if best else ""
-        cost = usd(m.totals.cost_usd)
-        print(f"{(m.started_at or '')[:19]:<19}  {m.experiment:<20} {m.run_id:<24} {m.status:<22} "
-              f"{m.totals.calls:>5} calls  {cost:>10}  {metric}")
+        best = headline_metric(m)
+        metric = f"best {best.variant} {interval(best.mean, best.ci_low, best.ci_high, rate=is_rate(best.method))}" \
+            if best else ""
+        flags = [f"{n} {what}" for what, n in (("ambiguous", sum(x.n_ambiguous for x in m.headline())),
+                                               ("refused", sum(x.n_refused for x in m.headline()))) if n]
+        if flags:
+            metric += f" ({', '.join(flags)})"
+        print(f"{(m.started_at or '')[:19]:<19}  {m.experiment:<20} {m.run_id:<24} {m.source or '-':<10} "
+              f"{m.status:<22} {count(m.totals.calls):>5} calls  {usd(m.totals.cost_usd):>10}  {metric}")
+    if not runs:
+        print(f"no runs in {root}" + (" matching the filters" if args.experiment or args.source else ""),
+              file=sys.stderr)
     print(update_index(root))
     return 0

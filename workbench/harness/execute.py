@@ -165,12 +165,11 @@ class Executor:
     def _worker_count(self) -> int:
         """Enough workers to fill every target's concurrency (one limiter per profile and deployment)."""
         per_target: dict[str, int] = {}
-        for c in self.planner.cells:
-            prov = self.planner.providers[c.target.profile]
-            prof = prov.profile
-            per_target[f"{c.target.profile}/{c.target.model}"] = min(
+        for _variant, target, _repeat in self.planner.per_case:
+            prof = self.planner.providers[target.profile].profile
+            per_target[f"{target.profile}/{target.model}"] = min(
                 self.exp.concurrency, prof.max_concurrency or self.exp.concurrency)
-        return max(1, min(len(self.planner.cells), sum(per_target.values()) or 1))
+        return max(1, min(len(self.planner), sum(per_target.values()) or 1))
 
     async def run(self) -> None:
         self._refill_lock = asyncio.Lock()
@@ -335,20 +334,22 @@ class Executor:
         while True:
             if self._should_stop():
                 raise CellStopped()
+            ticket = None
             try:
-                async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0):
+                async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0) as ticket:
                     self.progress.sent += 1
                     completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s,
-                                                        on_delta=self._stream_to(p))
-                limiter.on_success(completion.rate_limit)
+                                                        on_delta=self._stream_to(p, limiter))
+                    # inside the slot: the pace is learned before the next waiting worker goes
+                    limiter.on_success(completion.rate_limit, ticket)
                 self._reached.add(limiter.name)
                 completion.retries = failures + n429
                 return completion, n429
             except openai.RateLimitError as e:
                 n429 += 1
                 self.progress.rate_limited += 1
-                wait = limiter.on_rate_limited(retry_after_seconds(e.response.headers if e.response else None),
-                                               e.response.headers if e.response else None)
+                headers = e.response.headers if e.response is not None else None
+                wait = limiter.on_rate_limited(retry_after_seconds(headers), headers, ticket)
                 if waited_429 + wait > self.patience_s:
                     raise self._gave_up(p, e, failures + n429, n429, waited_429) from e
                 waited_429 += wait
@@ -381,13 +382,17 @@ class Executor:
         return CellFailed(f"{what} - {limit}; target {p.target.label!r} ({p.request.deployment}) at "
                           f"{target_address(p)}", rate_limited=n429)
 
-    def _stream_to(self, p: PlannedCell) -> Callable[[str], None] | None:
-        """For a streamed run: a fresh accumulator per attempt, handing the text so far to ``on_stream``."""
+    def _stream_to(self, p: PlannedCell, limiter: TargetLimiter) -> Callable[[str], None] | None:
+        """For a streamed run: a fresh accumulator per attempt, handing the text so far to ``on_stream``. The
+        first piece of text ends the limiter's slow start (the answer is coming; the others need not wait for
+        its end)."""
         if self.on_stream is None:
             return None
         parts: list[str] = []
 
         def on_delta(delta: str) -> None:
+            if not parts:
+                limiter.end_probe()
             parts.append(delta)
             try:
                 self.on_stream(p, "".join(parts))
@@ -420,6 +425,7 @@ class Executor:
                 prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
                 reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices, self.batch_pricing),
                 content_filter=cf.model_dump() if not cf.empty else {}, filter_flags=cf.flagged,
+                tool_calls=list(c.tool_calls or []),
             )
             if c.outcome == "prompt_filtered":
                 fields.update(error_type="content_filter", error_message=c.error_message)

@@ -91,24 +91,32 @@ class Planner:
         for provider in self.providers.values():
             provider.register_key()  # so a prompt holding the key is refused below, not sent
         self.source = ds.source
-        self.cells: list[Cell] = list(exp.cells())
+        # the matrix by arithmetic, in the order of Experiment.cells() (case-major): one entry per case, one per
+        # (variant, target, repeat) - not one object per cell, so a 200k-cell plan costs no more memory than 2k
+        self.cases = list(ds.cases)
+        self.per_case = [(v, t, r) for v in exp.variants for t in exp.targets_for(v) for r in range(exp.repeats)]
         self._checked: set[tuple[str, str | None]] = set()
         self._seen_warnings: set[str] = set()
         self._identity: dict[tuple[str, str], str] = {}
 
     def __len__(self) -> int:
-        return len(self.cells)
+        return len(self.cases) * len(self.per_case)
 
     def __iter__(self) -> Iterator[PlannedCell]:
-        return (self.cell(i) for i in range(len(self.cells)))
+        return (self.cell(i) for i in range(len(self)))
 
     def targets(self) -> dict[str, Provider]:
         """Target label -> provider, for every target of the plan."""
-        return {c.target.label: self.providers[c.target.profile] for c in self.cells}
+        return {t.label: self.providers[t.profile] for _v, t, _r in self.per_case}
+
+    def matrix_cell(self, seq: int) -> Cell:
+        """Cell ``seq`` of the matrix (the same as ``list(experiment.cells())[seq]``)."""
+        variant, target, repeat = self.per_case[seq % len(self.per_case)]
+        return Cell(self.cases[seq // len(self.per_case)], variant, target, repeat)
 
     def cell(self, seq: int) -> PlannedCell:
         """Render and key cell ``seq`` of the plan."""
-        cell = self.cells[seq]
+        cell = self.matrix_cell(seq)
         exp = self.exp
         provider = self.providers[cell.target.profile]
         check = (cell.target.profile, cell.target.model)

@@ -22,7 +22,7 @@ from ..ledger import DEFAULT_LEASE_S, RunLedger
 from ..providers import Provider
 from ..records import CellResult, utcnow
 from ..results import Results
-from ..store import ResponseCache, workbench_home
+from ..store import ResponseCache
 from .execute import RATE_LIMIT_PATIENCE_S, Executor, RunProgress
 from .plan import PlannedCell, Planner, estimate_planned
 
@@ -33,9 +33,12 @@ log = logging.getLogger("workbench.harness")
 
 
 def default_run_dir(exp: Experiment) -> Path:
-    """Where results go when no ``out`` is given: one folder per experiment fingerprint, so re-running the
-    same experiment resumes it."""
-    return workbench_home() / "runs" / exp.name / exp.fingerprint()
+    """Where results go when no ``out`` is given: a folder in the run history, the newest resumable run of the
+    same experiment version if there is one, so re-running the same experiment resumes it
+    (:func:`workbench.history.default_run_dir`)."""
+    from ..history import default_run_dir as history_run_dir
+
+    return history_run_dir(exp.name, exp.fingerprint())
 
 
 def _make_bar(total: int, initial: int, name: str, enabled: bool):
@@ -269,7 +272,8 @@ def run(
     in a helper thread). Ctrl-C / interrupting the kernel keeps every finished cell; run again to resume.
 
     Args:
-        out: the run folder. Default: one per experiment version under the workbench home, so a re-run resumes.
+        out: the run folder. Default: in the run history (``reports/<experiment>/<run-id>/``), resuming the
+            newest run of the same experiment version if there is one.
         cache: the response cache: True (the shared default), False (none), a path, or a ResponseCache.
         providers: profile name -> Provider, e.g. a fake backend's (``FakeBackend().provider()``).
         progress: show a progress bar (tqdm; a widget in notebooks).

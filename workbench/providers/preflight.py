@@ -46,7 +46,10 @@ class TargetCheck:
     def error(self, label: str | None = None) -> str:
         who = f"Target {label!r} (profile {self.profile!r})" if label and label != self.profile \
             else f"Profile {self.profile!r}"
-        return f"{who} cannot be used: {self.detail}"
+        detail = self.detail
+        if detail.startswith(f"Profile {self.profile!r} "):  # config's own message already names it
+            detail = detail[len(f"Profile {self.profile!r} "):]
+        return f"{who} cannot be used: {detail}"
 
 
 def azure_sign_in_sources() -> list[str]:

@@ -48,9 +48,23 @@ ClientFactory = Callable[..., tuple[Any, Any]]
 
 
 def _http_clients(transport, timeout: float):
-    if transport is None:
-        return None, None
+    if transport is None:  # the SDK's own HTTP clients, sharing one TLS context
+        verify = _tls_context()
+        return (openai.DefaultHttpxClient(verify=verify, timeout=timeout),
+                openai.DefaultAsyncHttpxClient(verify=verify, timeout=timeout))
     return httpx2.Client(transport=transport, timeout=timeout), httpx2.AsyncClient(transport=transport, timeout=timeout)
+
+
+_TLS: list[Any] = []
+
+
+def _tls_context():
+    """The process's TLS context, as httpx builds it (honours SSL_CERT_FILE / SSL_CERT_DIR). Built once:
+    loading the CA bundle costs tens of ms, and every provider builds a sync and an async client, one more for
+    each event loop."""
+    if not _TLS:
+        _TLS.append(httpx2.create_ssl_context())
+    return _TLS[0]
 
 
 def _entra_token_provider() -> TokenProvider:
@@ -501,7 +515,14 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         warnings=req.warnings,
         error_code=None,
         error_message=None,
+        tool_calls=_tool_calls(choice.message),
     )
+
+
+def _tool_calls(message: Any) -> list[dict[str, Any]]:
+    """The message's tool calls as plain dicts in the API's shape (``[]`` without any)."""
+    calls = getattr(message, "tool_calls", None) if message is not None else None
+    return [c.model_dump(exclude_none=True) if hasattr(c, "model_dump") else dict(c) for c in calls or []]
 
 
 # ----------------------------------------------------------------------------------------------- streaming

@@ -8,8 +8,9 @@
 - ``last-on-main`` (``last-on-BRANCH`` for another branch): the newest finished run of the same experiment whose
   manifest says it ran on a clean checkout of that branch.
 
-The run history is every run folder with a ``manifest.json`` under the history roots (:func:`history_roots`:
-``reports/`` and the folders ``workbench eval`` writes). A baseline that cannot be found is refused before
+The run history is every run folder with a manifest under the history roots (:func:`history_roots`: the one
+history, ``reports/`` (:mod:`workbench.history`), where every run goes, and the workbench home's ``runs/``, where
+``workbench eval`` wrote before). A baseline that cannot be found is refused before
 anything is sent (:class:`~workbench.errors.BaselineNotFound`), saying where it looked.
 """
 
@@ -32,7 +33,8 @@ LAST_ON = "last-on-"
 
 
 def history_roots() -> list[Path]:
-    """Where runs live: ``reports/`` (notebook runs) and the workbench home's ``runs/`` (``workbench eval``)."""
+    """Where runs live: the run history (``reports/``) and the workbench home's ``runs/`` (``workbench eval``'s
+    runs from before there was one history)."""
     from ..store import workbench_home
 
     return [reports_root(), workbench_home() / "runs"]

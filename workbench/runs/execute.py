@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     pass
 
 
-from .finalize import RunOutcome, finalize_run
+from .finalize import RunOutcome, begin_run, finalize_run
 from .kernels import KERNEL_NAME, isolated_kernel_manager_class
 from .layout import NOTEBOOK_FILE, atomic_write, new_run_id, reports_root
 from .parameters import _absolute_paths, check_parameters, effective_parameters, experiment_name
@@ -124,15 +125,20 @@ def prepare_run(spec: RunSpec) -> tuple[RunSpec, dict[str, Any], dict[str, Any],
 def execute_notebook(notebook: Path, output: Path, parameters: Mapping[str, Any], *, kernel_name: str | None = None,
                      cell_timeout: float | None = None, progress: bool = False,
                      cwd: Path | None = None) -> Failure | None:
-    """Execute ``notebook`` into ``output`` (redacted on every save). Returns the failure, if a cell raised."""
+    """Execute ``notebook`` into ``output`` (redacted on every save). Returns the failure, if a cell raised.
+
+    With ``progress``, two bars: the experiment's calls as they finish (read from the run folder the notebook
+    writes, :class:`CallProgress`) above papermill's own bar of cells."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     _register_io()
+    calls = CallProgress(output.parent) if progress else None
     try:
         papermill.execute_notebook(
             str(notebook), RedactingIOHandler.PREFIX + str(output), parameters=dict(parameters),
-            kernel_name=kernel_name, progress_bar=progress, cwd=str(cwd or notebook.parent), start_timeout=120,
+            kernel_name=kernel_name, cwd=str(cwd or notebook.parent), start_timeout=120,
+            progress_bar={"desc": "cells", "position": 1, "leave": False, "dynamic_ncols": True} if progress else False,
             execution_timeout=cell_timeout, kernel_manager_class=isolated_kernel_manager_class(),
         )
     except PapermillExecutionError as e:
@@ -143,7 +149,72 @@ def execute_notebook(notebook: Path, output: Path, parameters: Mapping[str, Any]
         return Failure(ename="KeyboardInterrupt", evalue="interrupted (Ctrl-C) while the notebook was running")
     except Exception as e:  # the kernel died, timed out or never started: no cell to blame
         return Failure(ename=type(e).__name__, evalue=redact(str(e))[:4000])
+    finally:
+        if calls is not None:
+            calls.stop()
     return None
+
+
+class CallProgress:
+    """A terminal progress bar of the experiment's calls while a notebook runs in its kernel.
+
+    The kernel is another process, so its own progress bar is drawn in the notebook, not here; but the run
+    folder tells: ``experiment.json`` gives the number of calls before the first is sent, and the ledger
+    (``results.sqlite``) holds one row per finished call. A thread polls both and draws the bar.
+    """
+
+    POLL_S = 0.5
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self._stop = threading.Event()
+        self._bar: Any = None
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="workbench-call-progress")
+        self._thread.start()
+
+    def _watch(self) -> None:
+        store = None
+        try:
+            while not self._stop.wait(self.POLL_S):
+                store = store or self._open_store()
+                if store is not None:
+                    self._draw(store)
+            if store is not None:
+                self._draw(store)  # the last calls
+        except Exception:  # progress is a courtesy: it must never break a run
+            pass
+        finally:
+            if store is not None:
+                store.close()
+
+    def _open_store(self):
+        from .layout import RUN_STORE_FILE, read_experiment_info
+
+        info = read_experiment_info(self.run_dir)
+        if not info.get("n_calls") or not (self.run_dir / RUN_STORE_FILE).is_file():
+            return None
+        from tqdm import tqdm
+
+        from ..ledger import RunLedger
+
+        self._bar = tqdm(total=int(info["n_calls"]), desc=f"{info.get('experiment', 'calls')} calls", unit="call",
+                         position=0, dynamic_ncols=True, smoothing=0.1)
+        return RunLedger(self.run_dir)
+
+    def _draw(self, store) -> None:
+        counts = store.counts()
+        done = sum(counts.values())
+        self._bar.n = min(done, self._bar.total)
+        errors = counts.get("error", 0)
+        if errors:
+            self._bar.set_postfix_str(f"{errors} errors", refresh=False)
+        self._bar.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _source_index(executed: Path, cell_index: int | None) -> int | None:
@@ -164,15 +235,18 @@ def execute_run(spec: RunSpec) -> RunOutcome:
     says what failed, and the folder keeps the partial notebook, the manifest and a report."""
     register_env_secrets()
     spec, declared, injected, run_dir = prepare_run(spec)
+    source = "sweep" if spec.sweep else ("rerun" if spec.rerun_of else "run")
+    nb_info = NotebookInfo(path=str(spec.notebook), name=spec.notebook.name, sha256=file_sha256(spec.notebook),
+                           kernel=spec.kernel_name or KERNEL_NAME)
+    begin_run(run_dir, experiment=spec.experiment or run_dir.parent.name, source=source, notebook=nb_info,
+              parameters=spec.parameters)
     started, t0 = utcnow(), time.monotonic()
     failure = execute_notebook(spec.notebook, run_dir / NOTEBOOK_FILE, injected, kernel_name=spec.kernel_name,
                                cell_timeout=spec.cell_timeout, progress=spec.progress)
-    nb_info = NotebookInfo(path=str(spec.notebook), name=spec.notebook.name, sha256=file_sha256(spec.notebook),
-                           kernel=spec.kernel_name or KERNEL_NAME)
     return finalize_run(run_dir, run_id=spec.run_id or run_dir.name, experiment=spec.experiment or run_dir.parent.name,
                         notebook=nb_info, parameters=spec.parameters,
                         effective=effective_parameters(declared, spec.parameters), started_at=started,
                         finished_at=utcnow(),
                         duration_s=round(time.monotonic() - t0, 3), failure=failure,
                         sweep={**spec.sweep, "worker_pid": os.getpid()} if spec.sweep else None,
-                        rerun_of=spec.rerun_of, reports_dir=spec.reports_dir)
+                        rerun_of=spec.rerun_of, reports_dir=spec.reports_dir, source=source)

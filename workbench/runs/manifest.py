@@ -1,6 +1,7 @@
 """The manifest of a run: a typed, versioned record of everything needed to trust, compare and re-run it.
 
-``reports/<experiment>/<run-id>/manifest.json`` holds the notebook and its parameters, the experiment spec and
+``<history root>/<experiment>/<run-id>/manifest.json`` (:mod:`workbench.history`) holds what started the run
+(``source``), the notebook and its parameters, the experiment spec and
 the hashes of the spec and the dataset, the package versions, the git commit, every target with its model and
 the ``system_fingerprint`` values the service reported, cache hits, start and end times, and token and cost
 totals (with the date of the prices). Reports, the index and ``workbench rerun`` are pure functions of it.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ConfigDict, Field
 
 from ..errors import DataError
+from ..history import MANIFEST_FILE
 from ..schema import Model
 from ..secrets import redact_obj
 
@@ -31,7 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..results import Results
 
 MANIFEST_SCHEMA_VERSION = 1
-MANIFEST_FILE = "manifest.json"
 
 # The distributions whose versions can change a run's results or its report.
 PACKAGES = (
@@ -39,6 +40,14 @@ PACKAGES = (
     "pydantic", "jinja2", "matplotlib", "pyarrow", "papermill", "nbclient", "nbformat", "nbconvert", "ipykernel",
     "jupyter-client", "ipywidgets",
 )
+
+
+# What can start a run (Manifest.source), in words for a reader.
+SOURCES = {
+    "run": "workbench run (a notebook through papermill)", "sweep": "a point of workbench run --sweep",
+    "rerun": "workbench rerun", "eval": "workbench eval", "notebook": "a notebook, run interactively",
+    "playground": "the playground widget", "python": "workbench.run() from Python",
+}
 
 
 class _Record(Model):
@@ -104,6 +113,12 @@ class Metric(_Record):
     ci_low: float | None = None
     ci_high: float | None = None
     method: str | None = None
+    n_errors: int = 0
+    """Calls the scorer could not score (left out of ``n`` and the mean)."""
+    n_ambiguous: int = 0
+    """Answers that named more than one allowed answer (in ``n`` and the mean, as fails)."""
+    n_refused: int = 0
+    """Answers where the model declined (in ``n`` and the mean, as fails)."""
 
 
 class Failure(_Record):
@@ -117,7 +132,7 @@ class Failure(_Record):
     source: str = ""  # the failing cell's code (first lines)
 
     def describe(self) -> str:
-        where = "the notebook" if self.source_cell_index is None else f"cell {self.source_cell_index}"
+        where = "the run" if self.source_cell_index is None else f"cell {self.source_cell_index}"
         if self.execution_count is not None:
             where += f" (In [{self.execution_count}])"
         first = next((ln for ln in self.source.splitlines() if ln.strip()), "")
@@ -139,6 +154,9 @@ class Manifest(_Record):
 
     schema_version: int = MANIFEST_SCHEMA_VERSION
     kind: str = "workbench.run"
+    source: str | None = None
+    """What started the run: ``run`` (a notebook through papermill), ``sweep``, ``rerun``, ``eval``,
+    ``notebook`` (run interactively), ``playground`` or ``python``; None in manifests written before it existed."""
     run_id: str
     experiment: str
     status: str = "complete"  # complete | complete with errors | failed | stopped: ... | no results
@@ -281,48 +299,34 @@ def spec_sha256(spec: Mapping[str, Any] | None) -> str | None:
 def targets_of(results: Results, identities: Mapping[str, Any] | None = None) -> list[TargetInfo]:
     """One entry per target: profile, deployment, model, reported models and system fingerprints."""
     identities = identities or {}
-    by: dict[str, TargetInfo] = {}
-    for r in results.records:
-        t = by.get(r.target)
-        if t is None:
-            ident = dict(identities.get(r.profile) or {})
-            t = by[r.target] = TargetInfo(target=r.target, profile=r.profile, backend=ident.get("backend"),
-                                          deployment=r.deployment, model=r.model, identity=ident)
-        t.calls += 1
-        if r.system_fingerprint and r.system_fingerprint not in t.system_fingerprints:
-            t.system_fingerprints.append(r.system_fingerprint)
-    for t in by.values():
-        t.system_fingerprints.sort()
-    return list(by.values())
+    out = []
+    for t in results.target_facts():  # from the run's ledger (SQL) when it has one: no record is loaded
+        ident = dict(identities.get(t["profile"]) or {})
+        out.append(TargetInfo(target=t["target"], profile=t["profile"], backend=ident.get("backend"),
+                              deployment=t["deployment"], model=t["model"], identity=ident, calls=t["calls"],
+                              system_fingerprints=list(t["system_fingerprints"])))
+    return out
 
 
 def totals_of(results: Results, prices_as_of: str | None = None) -> Totals:
-    recs = results.records
-    costs = [r.cost_usd for r in recs if r.cost_usd is not None]
-    spent = [r.cost_usd for r in recs if r.cost_usd is not None and not r.cache_hit]
-    return Totals(
-        calls=len(recs), ok=sum(r.outcome == "ok" for r in recs), errors=sum(r.outcome == "error" for r in recs),
-        filtered=sum(r.outcome in ("completion_filtered", "prompt_filtered") for r in recs),
-        cache_hits=sum(bool(r.cache_hit) for r in recs),
-        prompt_tokens=sum(r.prompt_tokens for r in recs), completion_tokens=sum(r.completion_tokens for r in recs),
-        cached_tokens=sum(r.cached_tokens for r in recs), reasoning_tokens=sum(r.reasoning_tokens for r in recs),
-        cost_usd=float(sum(costs)) if costs else None, spent_usd=float(sum(spent)) if costs else None,
-        prices_as_of=prices_as_of,
-    )
+    return Totals(**results.totals(), prices_as_of=prices_as_of)
 
 
 def metrics_of(results: Results) -> list[Metric]:
-    """Mean score with its confidence interval, per scorer, variant and target (from :mod:`workbench.stats`)."""
+    """Mean score with its confidence interval, per scorer, variant and target (the numbers of
+    :func:`workbench.stats.summarize`, computed from the run's ledger without loading a table)."""
     out: list[Metric] = []
     for scorer in results.scorers:
         try:
-            table = results.summary(scorer)
+            rows = results.summary_rows(scorer)
         except Exception:  # a scorer with no values at all: nothing to summarise
             continue
-        for row in table.to_dict("records"):
+        for row in rows:
             out.append(Metric(scorer=scorer, variant=str(row["variant"]), target=str(row["target"]),
                               n=int(row.get("n") or 0), mean=_num(row.get("mean")), ci_low=_num(row.get("ci_low")),
-                              ci_high=_num(row.get("ci_high")), method=row.get("method")))
+                              ci_high=_num(row.get("ci_high")), method=row.get("method"),
+                              n_errors=int(row.get("n_errors") or 0), n_ambiguous=int(row.get("n_ambiguous") or 0),
+                              n_refused=int(row.get("n_refused") or 0)))
     return out
 
 

@@ -8,13 +8,11 @@ what the manifest needs (``experiment.json``).
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, SpecError
-from ..secrets import redact, redact_obj
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..experiment import Experiment
@@ -22,14 +20,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..results import Results
 
 
-from .layout import EXPERIMENT_FILE, atomic_write, new_run_id, reports_root
+from .layout import write_experiment_info  # noqa: F401 - where notebooks and tests have always found it
 
 
 def resolve_experiment(spec: str | Path | Experiment | None = None, *, targets: str | Sequence[str] | None = None,
                        sample_size: int | None = None, repeats: int | None = None, seed: int | None = None,
-                       budget_usd: float | None = None, temperature: float | None = None) -> Experiment:
+                       budget_usd: float | None = None, temperature: float | None = None,
+                       sample_seed: int | None = None) -> Experiment:
     """The experiment a run executes: ``spec`` (a YAML path, a shipped example's name, an Experiment, or None
-    for the demo) with the run's overrides applied. None leaves a field as the spec has it."""
+    for the demo) with the run's overrides applied. None leaves a field as the spec has it.
+
+    ``seed`` is the request seed; ``sample_seed`` picks the cases of ``sample_size`` - two runs that differ only
+    in ``seed`` or ``temperature`` run on the same cases."""
     from ..examples import EXAMPLES, example_path, load_example
     from ..experiment import Experiment, apply_overrides, flag_error, load_experiment
 
@@ -56,6 +58,7 @@ def resolve_experiment(spec: str | Path | Experiment | None = None, *, targets: 
     return apply_overrides(exp, {
         "targets": ("targets", [targets] if isinstance(targets, str) else targets),
         "sample_size": ("sample", sample_size),
+        "sample_seed": ("sample_seed", sample_seed),
         "repeats": ("repeats", repeats),
         "seed": ("seed", seed),
         "budget_usd": ("budget_usd", budget_usd),
@@ -93,52 +96,106 @@ def estimate(exp: Experiment, providers: str | Mapping[str, Provider] | None = N
 
 def run_experiment(exp: Experiment, run_dir: str | Path | None = None, *,
                    providers: str | Mapping[str, Provider] | None = None, budget_usd: float | None = None,
-                   progress: bool = True, cache: Any = True, mode: str = "online",
-                   poll_interval_s: float | None = None) -> Results:
-    """Run ``exp`` into ``run_dir`` (default: a new folder under reports/) and record what a manifest needs
-    (``experiment.json``: the spec, its base folder, the dataset hash and the providers' identities).
+                   progress: bool = True, cache: Any = True, source: str | None = None, resume: bool = False,
+                   record: bool | None = None, report: bool = False, resend_changed: bool = False,
+                   mode: str = "online", poll_interval_s: float | None = None, batch: Any = None,
+                   wait: bool = True) -> Results:
+    """Run ``exp`` into ``run_dir`` and keep it in the run history (:mod:`workbench.history`).
 
     ``mode="batch"`` submits through the provider's Batch API and polls every ``poll_interval_s`` seconds
-    (default 60) until the batches are merged; an interrupted kernel is collected later with
-    ``workbench batch resume RUN_DIR``."""
+    (default 60; or give ``batch``, a :class:`~workbench.batch.BatchSettings`) until the batches are merged
+    (``wait``); an interrupted kernel is collected later with ``workbench batch resume RUN_DIR``.
+
+    - ``run_dir`` None: a new folder ``<history root>/<experiment>/<run-id>/`` - or, with ``resume``, the
+      newest unfinished or finished run of the same experiment version (what ``workbench eval`` does).
+    - ``experiment.json`` records what a manifest needs before the first call (spec, base folder, dataset
+      hash, provider identities, how many calls).
+    - ``record`` (default: when no ``run_dir`` was given, i.e. the notebook runs interactively): write the
+      manifest when the run ends and update the history's index - ``workbench run`` records the runs it
+      executes itself, so a papermill run (which passes ``run_dir``) does not. ``report`` writes report.html too.
+    - ``source``: what started the run, for the history (default: ``notebook``).
+    - ``resend_changed``: send again the finished cells whose request changed (see :func:`workbench.harness.run`).
+    """
     from ..harness import resolve_providers, run
+    from ..history import default_run_dir, new_run_dir
 
     if mode not in ("online", "batch"):
         raise DataError(f"mode = {mode!r} (notebook parameter): use 'online' or 'batch'.")
     if poll_interval_s is not None and (not isinstance(poll_interval_s, (int, float)) or poll_interval_s < 0):
         raise DataError(f"poll_interval_s = {poll_interval_s!r} (notebook parameter): seconds between batch status "
                         f"checks, 0 or more.")
-    batch = None
-    if mode == "batch":
+    if mode == "batch" and batch is None:
         from ..batch import DEFAULT_POLL_S, BatchSettings
 
         batch = BatchSettings(poll_interval_s=DEFAULT_POLL_S if poll_interval_s is None else float(poll_interval_s))
 
     provs = resolve_providers(exp, load_providers(providers))
-    run_dir = Path(run_dir) if run_dir else reports_root() / exp.name / new_run_id()
+    record = run_dir is None if record is None else record
+    source = source or "notebook"
+    if run_dir is None:
+        run_dir = default_run_dir(exp.name, exp.fingerprint()) if resume else new_run_dir(exp.name)
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_experiment_info(exp, run_dir, provs)
-    return run(exp, out=run_dir, providers=provs, progress=progress, budget_usd=budget_usd, cache=cache,
-               mode=mode, batch=batch)
+    write_experiment_info(exp, run_dir, provs, source=source)
+    if record:
+        from .finalize import begin_run
+
+        begin_run(run_dir, experiment=exp.name, source=source, fingerprint=exp.fingerprint(),
+                  notebook=_notebook_info(source))
+    try:
+        results = run(exp, out=run_dir, providers=provs, progress=progress, budget_usd=budget_usd, cache=cache,
+                      resend_changed=resend_changed, mode=mode, batch=batch,
+                      wait=wait)
+    except BaseException as e:
+        if record:  # refused by the budget, a target that cannot be reached, Ctrl-C: the history says so
+            from .finalize import record_failure
+
+            record_failure(run_dir, e, source=source, notebook=_notebook_info(source))
+        raise
+    if record:
+        from .finalize import record_run
+
+        record_run(results, source=source, notebook=_notebook_info(source), report=report)
+    return results
 
 
-def write_experiment_info(exp: Experiment, run_dir: str | Path, providers: Mapping[str, Provider]) -> Path:
-    ds = exp.load_cases()
-    identities: dict[str, Any] = {}
-    for name, provider in providers.items():
-        try:
-            identities[name] = {"backend": provider.profile.backend, **provider.identity}
-        except Exception as e:  # identity is provenance: never let it stop a run
-            identities[name] = {"backend": getattr(provider.profile, "backend", None), "error": redact(e)}
-    info = {
-        "schema_version": 1,
-        "experiment": exp.name,
-        "spec": exp.to_dict(),
-        "base_dir": str(exp.base_dir),
-        "fingerprint": exp.fingerprint(),
-        "dataset": {"name": ds.name, "source": ds.source, "sha256": ds.sha256, "n_cases": len(ds)},
-        "identities": identities,
-    }
-    path = Path(run_dir) / EXPERIMENT_FILE
-    atomic_write(path, json.dumps(redact_obj(info), indent=2, default=str))
-    return path
+def _notebook_info(source: str):
+    """The notebook a kernel runs (Jupyter tells its kernels through ``JPY_SESSION_NAME``), for the manifest."""
+    import os
+
+    from .manifest import NotebookInfo, file_sha256
+
+    path = os.environ.get("JPY_SESSION_NAME") if source == "notebook" else None
+    if path and Path(path).suffix == ".ipynb":
+        return NotebookInfo(path=path, name=Path(path).name, sha256=file_sha256(path))
+    return None
+
+
+def readable(table: Any, *, rate: bool | None = None):
+    """A results table as people read it in a notebook: no index column, counts as integers, dollars with
+    significant digits, a mean with its interval in one column (a percentage for pass rates), the columns a
+    reader does not need (``method``, internal flags) left out. Returns a pandas ``Styler``."""
+    import pandas as pd
+
+    from .. import formatting as fmt
+
+    df = pd.DataFrame(table).copy()
+    if {"mean", "ci_low", "ci_high"} <= set(df.columns):
+        rates = df["method"].map(fmt.is_rate) if "method" in df.columns else pd.Series(False, index=df.index)
+        if rate is not None:
+            rates = pd.Series(rate, index=df.index)
+        df.insert(list(df.columns).index("mean"), "score [95% CI]",
+                  [fmt.interval(m, lo, hi, rate=bool(r)) for m, lo, hi, r in
+                   zip(df["mean"], df["ci_low"], df["ci_high"], rates)])
+        df = df.drop(columns=["mean", "ci_low", "ci_high"])
+    df = df.drop(columns=[c for c in df.columns if c in ("method", "_significant") or str(c).startswith("_")])
+    formats: dict[str, Any] = {}
+    for col in df.columns:
+        name = str(col)
+        if "usd" in name or name == "cost":
+            formats[col] = fmt.usd
+        elif name.endswith("tokens") or name.startswith("n_") or name in ("n", "calls", "pairs", "cases"):
+            formats[col] = fmt.count
+        elif pd.api.types.is_float_dtype(df[col]):
+            formats[col] = lambda v: fmt.number(v, 3)
+    return df.style.hide(axis="index").format(formats, na_rep=fmt.MISSING)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     pass
 
 
+from .layout import RUN_LOCAL_PARAMETERS  # chosen by `workbench run` for each run: never re-run
 from .notebook import resolve_experiment
 
 
@@ -145,10 +146,6 @@ def check_parameters(notebook: Path, parameters: Mapping[str, Any]) -> dict[str,
     if "run_dir" in parameters:
         raise RunError("run_dir is chosen by `workbench run` (reports/<experiment>/<run-id>/); do not pass it.")
     return declared
-
-
-# Chosen by `workbench run` for each run: never part of what a re-run repeats.
-RUN_LOCAL_PARAMETERS = ("run_dir", "reports_dir")
 
 
 def effective_parameters(declared: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

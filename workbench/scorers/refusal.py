@@ -27,11 +27,13 @@ _CANNOT = (r"(?:can\s*not|can't|can’t|cannot|am\s+(?:not\s+able|unable)|'m\s+(
 _INABILITY = re.compile(
     rf"\bI\s*{_CANNOT}\s+(?:to\s+)?(?:\w+\s+){{0,2}}?{_TASK_VERBS}\b"
     rf"|\bI\s*(?:must|have\s+to)\s+(?:respectfully\s+)?(?:decline|refuse)\b"
+    rf"|\bI\s*(?:do\s+not|don't|don’t)\s+have\s+the\s+(?:ability|capability|capacity)\s+to\b"
     rf"|\bI(?:'m|’m|\s+am)\s+(?:sorry|afraid)\b[^.!?\n]{{0,40}}?\b(?:can't|can’t|cannot|can\s+not|unable|not\s+able)\b",
     re.IGNORECASE,
 )
 _AS_AN_AI = re.compile(
-    r"\bAs\s+an?\s+(?:AI|artificial\s+intelligence|language\s+model|AI\s+language\s+model|AI\s+assistant)\b"
+    r"\bAs\s+an?\s+(?:AI|artificial\s+intelligence|language\s+model|AI\s+language\s+model|AI\s+assistant|"
+    r"chatbot|virtual\s+assistant)\b"
     r"[^.!?\n]{0,120}?\b(?:can't|can’t|cannot|can\s+not|unable|not\s+able|don't|don’t|do\s+not|won't|"
     r"will\s+not|have\s+no)\b",
     re.IGNORECASE,

@@ -96,6 +96,7 @@ class Reply:
     system_fingerprint: str | None = "fp_fake0001"
     chunk_delay: float | None = None  # streamed: seconds between chunks (default: the backend's chunk_delay)
     model: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # the assistant's tool calls ({id, type, function})
 
 
 class Fault:
@@ -129,13 +130,30 @@ class RateLimit(Fault):
 
     retry_after: float = 1.0
 
-    def response(self, req):
+    def response(self, req, headers: dict[str, str] | None = None):
         return _error(
             429,
             "429",
             f"Requests to the deployment have exceeded the rate limit. Retry after {self.retry_after:g} seconds.",
-            headers=_retry_headers(self.retry_after),
+            headers={**_retry_headers(self.retry_after), **(headers or {})},
         )
+
+
+def format_duration(seconds: float) -> str:
+    """A reset the way OpenAI writes it: ``120ms``, ``1.5s``, ``1m2s``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    return (f"{int(minutes)}m" if minutes else "") + f"{round(rest, 3):g}s"
+
+
+def _rate_headers(state: dict[str, tuple[int, int, float]]) -> dict[str, str]:
+    out = {}
+    for kind, (limit, remaining, reset) in state.items():
+        out[f"x-ratelimit-limit-{kind}"] = str(int(limit))
+        out[f"x-ratelimit-remaining-{kind}"] = str(int(remaining))
+        out[f"x-ratelimit-reset-{kind}"] = format_duration(reset)
+    return out
 
 
 def _retry_headers(seconds: float) -> dict[str, str]:
@@ -286,6 +304,7 @@ class FakeBackend:
         self._lock = threading.Lock()
         self._quota: dict[str, Any] | None = None
         self._window: deque[tuple[float, int]] = deque()
+        self._levels: dict[str, tuple[float, float]] = {}
         self.status_counts: dict[int, int] = {}
         self.paid: dict[str, int] = {}  # request_key -> chat requests answered 200 (what a service would bill)
         from .batch import FakeBatches
@@ -309,10 +328,20 @@ class FakeBackend:
         self._rates.append((fault, rate))
         return self
 
-    def quota(self, rpm: int | None = None, tpm: int | None = None, window_s: float = 10.0) -> FakeBackend:
-        """Enforce an Azure-style quota: requests and estimated tokens (prompt + max_tokens) per minute,
-        checked over a sliding ``window_s`` (Azure checks over short windows: rpm/6 per 10 s)."""
-        self._quota = {"rpm": rpm, "tpm": tpm, "window": window_s}
+    def quota(self, rpm: int | None = None, tpm: int | None = None, window_s: float = 10.0, *,
+              bucket: bool = False, burst_s: float = 1.0, headers: bool = True) -> FakeBackend:
+        """Enforce a quota on chat requests: requests and estimated tokens (prompt + max_tokens) per minute.
+
+        - default: checked over a sliding ``window_s`` the way Azure does (rpm/6 per 10 s);
+        - ``bucket=True``: a token bucket per kind, refilled continuously at the per-minute rate and holding
+          ``burst_s`` seconds of it (OpenAI-style), e.g. 1,200 RPM with a 1 s burst admits 20 at once.
+
+        With ``headers`` every answer - 200s and 429s - carries ``x-ratelimit-limit-*``, ``-remaining-*`` and
+        ``-reset-*`` for requests and tokens (resets as durations: ``120ms``, ``1.5s``, ``1m2s``), as OpenAI sends.
+        """
+        self._quota = {"rpm": rpm, "tpm": tpm, "window": window_s, "bucket": bucket, "burst": burst_s,
+                       "headers": headers}
+        self._levels = {}
         return self
 
     @property
@@ -429,26 +458,56 @@ class FakeBackend:
         body = req.body or {}
         cost = _rough_tokens(req.messages) + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
         now = time.monotonic()
-        window = q["window"]
-        scale = window / 60.0
         with self._lock:
-            while self._window and self._window[0][0] <= now - window:
-                self._window.popleft()
-            used_req = len(self._window)
-            used_tok = sum(t for _, t in self._window)
-            over_r = q["rpm"] is not None and used_req + 1 > q["rpm"] * scale
-            over_t = q["tpm"] is not None and used_tok + cost > q["tpm"] * scale
-            if over_r or over_t:
-                wait = (self._window[0][0] + window - now) if self._window else window
-                return RateLimit(retry_after=max(wait, 0.001)).response(req)
-            self._window.append((now, cost))
-            remaining = {}
-            if q["rpm"] is not None:
-                remaining["x-ratelimit-remaining-requests"] = str(int(q["rpm"] * scale) - used_req - 1)
-            if q["tpm"] is not None:
-                remaining["x-ratelimit-remaining-tokens"] = str(int(q["tpm"] * scale) - used_tok - cost)
-        req.headers["_quota_headers"] = json.dumps(remaining)
+            over, state = (self._bucket_take if q["bucket"] else self._window_take)(q, cost, now)
+        headers = _rate_headers(state) if q["headers"] else {}
+        if over is not None:
+            return RateLimit(retry_after=max(over, 0.001)).response(req, headers)
+        req.headers["_quota_headers"] = json.dumps(headers)
         return None
+
+    def _window_take(self, q: dict[str, Any], cost: int, now: float) -> tuple[float | None, dict[str, tuple]]:
+        """Sliding window: (seconds until there is room, or None if admitted; {kind: (limit, remaining, reset)})."""
+        window, scale = q["window"], q["window"] / 60.0
+        while self._window and self._window[0][0] <= now - window:
+            self._window.popleft()
+        used = {"requests": len(self._window), "tokens": sum(t for _, t in self._window)}
+        need = {"requests": 1, "tokens": cost}
+        limits = {k: q[k[0] + "pm"] * scale for k in ("requests", "tokens") if q[k[0] + "pm"] is not None}
+        over = any(used[k] + need[k] > lim for k, lim in limits.items())
+        reset = (self._window[0][0] + window - now) if self._window else 0.0
+        per_min = {k: q[k[0] + "pm"] for k in limits}  # headers say the per-minute quota, as services do
+        if over:
+            return (reset if self._window else window), {k: (per_min[k], max(0, int(lim - used[k])), reset)
+                                                         for k, lim in limits.items()}
+        self._window.append((now, cost))
+        return None, {k: (per_min[k], max(0, int(lim - used[k] - need[k])), max(reset, 0.0))
+                      for k, lim in limits.items()}
+
+    def _bucket_take(self, q: dict[str, Any], cost: int, now: float) -> tuple[float | None, dict[str, tuple]]:
+        """Token buckets: refill at the per-minute rate, capacity ``burst`` seconds of it."""
+        need = {"requests": 1, "tokens": cost}
+        state, waits = {}, []
+        for kind in ("requests", "tokens"):
+            per_min = q[kind[0] + "pm"]
+            if per_min is None:
+                continue
+            rate = per_min / 60.0
+            cap = max(1.0, rate * q["burst"])
+            level, stamp = self._levels.get(kind, (cap, now))
+            level = min(cap, level + (now - stamp) * rate)
+            self._levels[kind] = (level, now)
+            if level < min(need[kind], cap):
+                waits.append((min(need[kind], cap) - level) / rate)
+            state[kind] = (per_min, rate, cap, level)
+        if waits:
+            return max(waits), {k: (pm, max(0, int(lv)), (cap - lv) / rate) for k, (pm, rate, cap, lv) in state.items()}
+        out = {}
+        for kind, (per_min, rate, cap, level) in state.items():
+            level -= min(need[kind], cap)
+            self._levels[kind] = (level, now)
+            out[kind] = (per_min, max(0, int(level)), (cap - level) / rate)
+        return None, out
 
     def respond(self, request: httpx2.Request) -> tuple[float, httpx2.Response]:
         """Decode ``request`` and decide the answer; returns (delay seconds, response). May raise faults."""
@@ -458,6 +517,11 @@ class FakeBackend:
         with self._lock:
             self.status_counts[resp.status_code] = self.status_counts.get(resp.status_code, 0) + 1
         return (self.latency, resp)
+
+    def reset_counters(self) -> None:
+        """Forget the requests and counters (not the scripted faults or the quota's state)."""
+        with self._lock:
+            self.requests, self.status_counts, self.paid = [], {}, {}
 
     def stats(self) -> dict[str, Any]:
         """Counters for benchmarks and out-of-process tests (``GET /_fake/stats`` on a :class:`FakeServer`)."""
@@ -542,6 +606,8 @@ class FakeBackend:
             "logprobs": None,
             "message": {"role": "assistant", "content": reply.text},
         }
+        if reply.tool_calls:
+            choice["message"]["tool_calls"] = reply.tool_calls
         body: dict[str, Any] = {
             "id": f"chatcmpl-{_rid()[:12]}",
             "object": "chat.completion",

@@ -36,6 +36,8 @@ class FakeServer:
         self.in_flight = 0  # requests answered but not yet delivered (their latency is running)
         self._in_flight_keys: dict[str, int] = {}
         self.payments: list[tuple[str, int, float]] = []  # (request_key, client port, time) of each chat 200
+        self.first_chat_at: float | None = None  # time.time() of the first chat request since start / reset
+        self.first_request_at: float | None = None  # ... and of the first API request of any kind (a preflight)
 
     @staticmethod
     def _write(writer: asyncio.StreamWriter, status: int, content: bytes, headers=None, reason: str = "OK") -> None:
@@ -69,7 +71,12 @@ class FakeServer:
     def _fake_endpoint(self, target: str) -> dict:
         if target.startswith("/_fake/payments"):
             return {"payments": self.payments}
-        return {**self.backend.stats(), "in_flight": self.in_flight, "in_flight_keys": sorted(self._in_flight_keys)}
+        if target.startswith("/_fake/reset"):  # a benchmark between two runs
+            self.payments, self.first_chat_at, self.first_request_at = [], None, None
+            self.backend.reset_counters()
+            return {"reset": True}
+        return {**self.backend.stats(), "in_flight": self.in_flight, "in_flight_keys": sorted(self._in_flight_keys),
+                "first_chat_at": self.first_chat_at, "first_request_at": self.first_request_at}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -85,6 +92,10 @@ class FakeServer:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
+                if self.first_chat_at is None and "chat/completions" in target:
+                    self.first_chat_at = time.time()
+                if self.first_request_at is None and not target.startswith("/_fake/"):
+                    self.first_request_at = time.time()
                 if target.startswith("/_fake/"):
                     self._write(writer, 200, json.dumps(self._fake_endpoint(target)).encode())
                     await writer.drain()
@@ -168,12 +179,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rpm", type=int, default=None)
     p.add_argument("--tpm", type=int, default=None)
     p.add_argument("--window", type=float, default=10.0, help="quota window in seconds (Azure: 10 s)")
+    p.add_argument("--bucket", action="store_true",
+                   help="a token-bucket quota (OpenAI-style) instead of the sliding window")
+    p.add_argument("--burst", type=float, default=1.0, help="token bucket: seconds of quota it holds")
+    p.add_argument("--no-rate-headers", action="store_true", help="do not send x-ratelimit-* headers")
     p.add_argument("--error-rate", type=float, default=0.0, help="fraction of HTTP 500s")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     backend = FakeBackend(latency=args.latency, seed=args.seed, require_auth=False)
     if args.rpm or args.tpm:
-        backend.quota(rpm=args.rpm, tpm=args.tpm, window_s=args.window)
+        backend.quota(rpm=args.rpm, tpm=args.tpm, window_s=args.window, bucket=args.bucket, burst_s=args.burst,
+                      headers=not args.no_rate_headers)
     if args.error_rate:
         backend.fault_rate(ServerError(500), args.error_rate)
 

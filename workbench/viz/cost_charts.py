@@ -63,10 +63,9 @@ def _bars(df, group: str, series: str) -> list[tuple[str, Any]]:
 
 def _usd(v: float) -> str:
     """Dollars with three significant digits, however small ($0.0000190), as people read prices."""
-    if not np.isfinite(v) or v == 0:
-        return "$0" if v == 0 else "-"
-    digits = 2 if v >= 1 else 2 - int(np.floor(np.log10(v)))
-    return f"${v:,.{digits}f}"
+    from ..formatting import usd
+
+    return usd(v)
 
 
 def _positions(bars: list[tuple[str, Any]]) -> np.ndarray:

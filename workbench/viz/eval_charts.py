@@ -78,7 +78,9 @@ def plot_scores(data: pd.DataFrame, value: str = "score", by: str | Sequence[str
     x_key, hue_key = keys[0], (keys[1] if len(keys) > 1 else None)
     groups = list(dict.fromkeys(table[x_key].astype(str)))
     hues = list(dict.fromkeys(table[hue_key].astype(str))) if hue_key else [""]
-    fig, ax = _canvas(ax, (max(5.0, 1.1 * len(groups) * max(1, len(hues)) + 2), 4.0))
+    methods = set(map(str, table.get("method", pd.Series(dtype=str)).dropna()))
+    rate = bool(methods) and all(m.startswith("wilson") for m in methods)  # pass rates read as percentages
+    fig, ax = _canvas(ax, (max(4.5, 0.9 * len(groups) * max(1, len(hues)) + 1.8), 3.4))
     width = 0.8 / len(hues)
     for j, hue in enumerate(hues):
         part = table if hue_key is None else table[table[hue_key].astype(str) == hue]
@@ -94,7 +96,8 @@ def plot_scores(data: pd.DataFrame, value: str = "score", by: str | Sequence[str
         bars = ax.bar(xs, np.nan_to_num(m), width=width * 0.95, yerr=yerr, capsize=3,
                       color=PALETTE[j % len(PALETTE)], label=hue or None, error_kw={"elinewidth": 1})
         for bar, mean, top, n in zip(bars, m, hi, ns):
-            text = "n/a" if np.isnan(mean) else f"{mean:.2f}" + ("" if pd.isna(n) else f"\nn={int(n)}")
+            shown = f"{mean:.0%}" if rate else f"{mean:.2f}"
+            text = "n/a" if np.isnan(mean) else shown + ("" if pd.isna(n) else f"\nn={int(n)}")
             y = np.nanmax([mean, top, 0]) if not np.isnan(mean) else 0
             ax.annotate(text, (bar.get_x() + bar.get_width() / 2, y), xytext=(0, 2), textcoords="offset points",
                         ha="center", va="bottom", fontsize=7)
@@ -105,7 +108,9 @@ def plot_scores(data: pd.DataFrame, value: str = "score", by: str | Sequence[str
     if _unit_interval(all_values):
         ax.set_ylim(0, 1.15)
     method = ", ".join(sorted(set(map(str, table.get("method", pd.Series(dtype=str)).dropna()))))
-    ax.set_ylabel(f"mean {value} (error bars: CI)")
+    ax.set_ylabel(f"{value} pass rate (bars: 95% CI)" if rate else f"mean {value} (bars: 95% CI)")
+    if rate:
+        ax.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
     if method:
         ax.text(
             1.0,

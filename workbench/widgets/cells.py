@@ -184,13 +184,7 @@ def badges(st: CellStatus) -> str:
                 out.append(f'<b class="wb-verdict wb-{what}" style="color:{VERDICT_TEXT[what]}">{esc(label)}</b>')
     elif r.scores and r.scores[0].error:
         out.append(f'<span class="wb-score" title="{esc(r.scores[0].error)}">score error</span>')
-    out.extend(timing_badges(r))
-    if r.prompt_tokens or r.completion_tokens:
-        out.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
-    if r.cost_usd is not None:
-        out.append(usd(r.cost_usd))
-    if r.cache_hit:
-        out.append("cached")
+    out.extend(call_badges(r))
     if r.outcome in FILTERED_OUTCOMES:
         out.append(f'<b style="color:#7b1fa2">{esc(r.outcome.replace("_", " "))}</b>')
     if r.filter_flags:
@@ -295,9 +289,25 @@ def messages_html(messages: Sequence[Mapping[str, Any]]) -> str:
     out = []
     for m in messages:
         role = m.get("role", "?")
+        if m.get("tool_call_id"):
+            role = f"{role} (answers {m['tool_call_id']})"
         out.append(f'<div style="margin:2px 0"><b>{esc(role)}</b><pre style="margin:0 0 0 8px;white-space:pre-wrap;'
-                   f'font-size:12px">{esc(_content_text(m.get("content")))}</pre></div>')
+                   f'font-size:12px">{esc(_content_text(m.get("content")))}</pre>'
+                   f'{tool_calls_html(m.get("tool_calls") or [])}</div>')
     return "".join(out)
+
+
+def tool_calls_html(calls: Sequence[Mapping[str, Any]]) -> str:
+    """Tool calls as ``name(arguments)`` lines with their ids (empty without any)."""
+    if not calls:
+        return ""
+    lines = []
+    for c in calls:
+        fn = c.get("function") or {}
+        lines.append(f'<div class="wb-tool-call" style="font:12px ui-monospace,monospace;margin-left:8px">'
+                     f'→ {esc(fn.get("name", "?"))}({esc(clip(fn.get("arguments", ""), 400))})'
+                     f' <span style="color:#888">{esc(c.get("id", ""))}</span></div>')
+    return "".join(lines)
 
 
 def output_diff_html(a: str, b: str, a_name: str = "a", b_name: str = "b") -> str:
@@ -404,8 +414,8 @@ def answer_html(label: str, body_html: str, meta: str = "") -> str:
     return f'{head}<div class="wb-answer">{body_html}</div>{tail}'
 
 
-def record_meta(r: CellResult) -> str:
-    """Badges of one finished call, for a card (time to first token, latency, tokens/s, tokens, cost)."""
+def call_badges(r: CellResult) -> list[str]:
+    """Badges of one finished call: time to first token, latency, tokens/s, tokens, cost, cached."""
     parts = timing_badges(r)
     if r.prompt_tokens or r.completion_tokens:
         parts.append(f"{r.prompt_tokens}→{r.completion_tokens} tok")
@@ -413,7 +423,12 @@ def record_meta(r: CellResult) -> str:
         parts.append(usd(r.cost_usd))
     if r.cache_hit:
         parts.append("cached")
-    return " · ".join(parts)
+    return parts
+
+
+def record_meta(r: CellResult) -> str:
+    """The call's badges as one line, for a card."""
+    return " · ".join(call_badges(r))
 
 
 def thread_html(conversation: Any, variant: str) -> str:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,8 +389,11 @@ def default_template(variants: Sequence[Variant] | None, dataset: Any, scorers: 
 
 
 def new_run_dir(root: Path, name: str) -> Path:
-    """A fresh folder for one playground run (runs never resume each other)."""
-    return root / "playground" / name / (time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6])
+    """A fresh folder for one playground run, in the run history like every other run (``<root>/<name>/<run-id>``;
+    playground runs never resume each other)."""
+    from ..history import new_run_dir as history_run_dir
+
+    return history_run_dir(name, root)
 
 
 @dataclass

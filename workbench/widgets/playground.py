@@ -552,9 +552,9 @@ class Playground(StaticFallback, widgets.VBox):
     def out_root(self) -> Path:
         if self._out_root is not None:
             return self._out_root
-        from ..store import workbench_home
+        from ..history import history_root
 
-        return workbench_home() / "runs"
+        return history_root()
 
     def build_experiment(self) -> Experiment:
         """The experiment the Run button executes now (the chosen cases, the edited variants)."""
@@ -718,6 +718,15 @@ class Playground(StaticFallback, widgets.VBox):
             self._set_status(f"running: {st_.done}/{st_.total} calls · {plural(st_.errors, 'error')} · "
                              f"{usd(st_.spent_usd)}")
 
+    def _record(self, results: Results) -> None:
+        """Keep the run in the history (its manifest, the index): the playground's runs are runs like any other."""
+        from ..runs.finalize import record_run
+
+        try:
+            record_run(results, source="playground", reports_dir=self.out_root)
+        except Exception as e:  # the history is provenance: never let it hide the run's outputs
+            self._set_status(f"run kept in {results.run_dir}, but not recorded in the history: {e}", error=True)
+
     def _detail_html(self, key: CellKey) -> str:
         with self._lock:
             recs = [r for r in self.records if (r.case_id, r.variant, r.target) == key]
@@ -766,6 +775,7 @@ class Playground(StaticFallback, widgets.VBox):
                              f"{st.filtered} filtered · {st.cache_hits} cached · {usd(st.spent_usd)} spent"
                              + self._run_note)
             self.summary.value = summary_html(results, results.scorers[0]) if results.scorers else ""
+            self._record(results)
             for e in self.editors:
                 if e.name.value in self._run_variants and e.name.value not in self._card_cell:
                     e.show_output(answer_html("", live_cell_html("not run")))
@@ -1037,7 +1047,8 @@ class Playground(StaticFallback, widgets.VBox):
     def history(self) -> PromptHistory:
         """Every version of the variants this playground (and earlier ones on this experiment) ran."""
         if self._history is None:
-            self._history = PromptHistory(self.out_root / "playground" / self.template.name / "prompt-history.jsonl")
+            # beside the experiment's runs in the history (a file: never taken for a run folder)
+            self._history = PromptHistory(self.out_root / self.template.name / "prompt-history.jsonl")
         return self._history
 
     def _record_history(self, variants: Sequence[Variant], run: str) -> None:
