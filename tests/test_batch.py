@@ -380,7 +380,7 @@ def test_eval_batch_from_the_shell_and_its_flags_refused_without_it(tmp_path, ru
         out = run_cli("eval", "spec.yaml", "--batch", "--poll-interval", "0", "--out", "run", "-q", cwd=str(tmp_path),
                       env=env)
         assert out.returncode == 0, out.stderr
-        assert "8 calls, status complete" in out.stdout
+        assert "complete · 8 calls" in out.stdout
         dry = run_cli("eval", "spec.yaml", "--batch", "--dry-run", cwd=str(tmp_path), env=env)
         assert dry.returncode == 0 and "as a batch (--batch, batch prices): up to $" in dry.stdout, dry.stderr
         (tmp_path / "workbench.toml").write_text(TOML.format(base_url=server.base_url).replace("batch = true\n", ""))
