@@ -73,16 +73,20 @@ class RunOutcome:
 
 def export_results(results: Results, run_dir: Path) -> dict[str, str]:
     """``results.jsonl`` (typed records, reloadable with ``Results.from_jsonl``) and ``results.parquet``."""
+    # Streamed, a record at a time (and the table built in pages from the redacted file): the end of a large
+    # run must not hold every record in memory at once.
     files: dict[str, str] = {}
-    lines = [redact(r.model_dump_json()) for r in results.records]
-    atomic_write(run_dir / RESULTS_JSONL, "".join(line + "\n" for line in lines))
+    tmp = run_dir / f".{RESULTS_JSONL}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in results.iter_records():
+            f.write(redact(r.model_dump_json()) + "\n")
+    tmp.replace(run_dir / RESULTS_JSONL)
     files["results_jsonl"] = RESULTS_JSONL
     try:
-        from ..results import Results
+        from ..results import read_jsonl, records_frame, write_parquet
 
-        clean = Results.from_jsonl(run_dir / RESULTS_JSONL)
         tmp = run_dir / f".{RESULTS_PARQUET}.tmp"
-        clean.to_parquet(tmp)
+        write_parquet(records_frame(read_jsonl(run_dir / RESULTS_JSONL)), tmp)
         tmp.replace(run_dir / RESULTS_PARQUET)
         files["results"] = RESULTS_PARQUET
     except Exception as e:  # pyarrow missing or a column it cannot store: the JSONL still has everything
