@@ -275,6 +275,8 @@ class CellResult(Model):
     finished_at: str = Field(default_factory=utcnow)
     rate_limited: int = 0
     """How many times the service answered 429 (the cell waited, and it did not count against ``max_retries``)."""
+    batch_id: str | None = None
+    """The Batch API job that answered this cell (None: sent online, or answered by the cache)."""
     request_fingerprint: str | None = None
     """What the request was: a hash of the backend identity (endpoint, api-version), the body and the repeat -
     the response cache key. A re-run into the same folder compares it to refuse mixing two requests."""

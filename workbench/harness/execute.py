@@ -81,11 +81,11 @@ class RunProgress:
                 "429s": str(self.rate_limited)}
 
 
-def _cost_usd(completion: Completion, model: ModelInfo, prices: Any = None) -> float | None:
+def _cost_usd(completion: Completion, model: ModelInfo, prices: Any = None, batch: bool = False) -> float | None:
     try:
         from ..costs import actual_cost
 
-        return float(actual_cost(completion.usage, model, prices=prices).usd)
+        return float(actual_cost(completion.usage, model, batch=batch, prices=prices).usd)
     except Exception as e:  # an unknown price must not lose the result
         log.debug("no cost for %s: %s", model.name, e)
         return None
@@ -150,6 +150,7 @@ class Executor:
         self._drained = False
         self._beat_stop = threading.Event()
         self._postfix_at = 0.0
+        self.batch_pricing = False  # answers priced at Batch API rates (the batch engine records with this)
 
     def limiter(self, p: PlannedCell) -> TargetLimiter:
         return self._limiter(p.target.profile, p.request.deployment, p.provider)
@@ -498,7 +499,7 @@ class Executor:
                 first_token_s=c.first_token_s, tokens_per_s=c.tokens_per_s, streamed=c.streamed,
                 request_id=c.request_id, system_fingerprint=c.system_fingerprint, retries=c.retries,
                 prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
-                reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices),
+                reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices, self.batch_pricing),
                 content_filter=cf.model_dump() if not cf.empty else {}, filter_flags=cf.flagged,
                 tool_calls=list(c.tool_calls or []),
             )
@@ -520,6 +521,12 @@ class Executor:
                     spent += float(extra)
         rec.finished_at = utcnow()
         return rec, spent
+
+    async def record(self, p: PlannedCell, completion: Completion | None, error: BaseException | None = None, *,
+                     cache_hit: bool = False, started: str | None = None) -> tuple[CellResult, float]:
+        """A cell's record (scored) and what was paid for it, for an answer that did not come through this
+        executor's workers: a merged Batch API line, or a cache hit found before a batch is submitted."""
+        return await self._record(p, completion, error, cache_hit, started or utcnow())
 
     async def _score(self, rec: CellResult, cell: Cell) -> list[Score]:
         from ..scorers import ScoreInput

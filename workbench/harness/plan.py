@@ -211,9 +211,9 @@ def estimate_cost(planned: list[PlannedCell]) -> float | None:
         return None
 
 
-def estimate_planned(planned: list[PlannedCell], repeats: int = 1):
+def estimate_planned(planned: list[PlannedCell], repeats: int = 1, *, batch: bool = False):
     """A :class:`workbench.costs.MatrixEstimate` with one row per planned call (labelled case/variant/target),
-    each made ``repeats`` times."""
+    each made ``repeats`` times (``batch``: at Batch API prices)."""
     from ..costs import PlannedRequest, estimate_matrix_cost
 
     return estimate_matrix_cost(
@@ -223,6 +223,7 @@ def estimate_planned(planned: list[PlannedCell], repeats: int = 1):
                                 "model": p.request.model.name})
          for p in planned),
         repeats=repeats,
+        batch=batch,
     )
 
 

@@ -445,6 +445,33 @@ def _prompt_filtered(e: openai.BadRequestError, req: PreparedRequest, latency: f
     )
 
 
+def completion_from_batch_line(status_code: int, body: dict[str, Any] | None, req: PreparedRequest,
+                               request_id: str | None = None) -> Completion | None:
+    """A Batch API line's response as the :class:`Completion` the online path would have made of it: a 200 body
+    parsed by the SDK's own type (content-filter annotations kept), a refused prompt as ``prompt_filtered``.
+    ``None`` for any other error status: the caller records an error cell with the body's code and message."""
+    body = body if isinstance(body, dict) else {}
+    headers = {"x-request-id": request_id} if request_id else {}
+    if status_code == 200:
+        from openai.types.chat import ChatCompletion
+
+        try:
+            parsed = ChatCompletion.model_validate(body)
+        except Exception as e:
+            raise BackendError(f"unusable batch output line for {req.deployment!r}: {redact(e)}") from None
+        return _to_completion(parsed, headers, req, 0.0, 0)
+    err = body.get("error") if isinstance(body.get("error"), dict) else {}
+    inner = err.get("innererror") or {}
+    if err.get("code") == "content_filter" or inner.get("code") == "ResponsibleAIPolicyViolation":
+        return Completion(
+            outcome="prompt_filtered", finish_reason="content_filter", request_id=request_id,
+            deployment=req.deployment, warnings=req.warnings, error_code=str(err.get("code") or "content_filter"),
+            content_filter=ContentFilter(prompt=parse_filter_results(inner.get("content_filter_result"))),
+            error_message=redact(err.get("message") or "the prompt was filtered"),
+        )
+    return None
+
+
 def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retries: int) -> Completion:
     if not getattr(parsed, "choices", None):
         raise BackendError(f"The backend returned no choices for {req.deployment!r} (request {_request_id(headers)}).")

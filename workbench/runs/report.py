@@ -653,6 +653,7 @@ def provenance(m: Manifest) -> dict[str, Any]:
         ("prices as of", m.totals.prices_as_of),
         ("sweep", f"point {m.sweep['index'] + 1} of {m.sweep['size']} (sweep {m.sweep['id']}): "
                   f"{json.dumps(m.sweep.get('point'), default=str)}" if m.sweep else None),
+        *batch_facts(m),
     ]
     if m.rerun:
         verdict = {True: "identical results table", False: "DIFFERENT results",
@@ -667,6 +668,18 @@ def provenance(m: Manifest) -> dict[str, Any]:
             "parameters": _parameters_table(m),
             "targets": table(targets) if targets else None, "packages": table(packages),
             "files": sorted(m.files.items())}
+
+
+def batch_facts(m: Manifest) -> list[tuple[str, str | None]]:
+    """How the calls were sent; for a batch run, its batch ids and what it saved against online prices."""
+    b = m.batch
+    if m.mode != "batch" or not b:
+        return [("mode", m.mode)] if m.mode != "online" else []
+    saving = (f"{fmt_usd(b['batch_cost_usd'])} for {b.get('batch_cells', 0)} batch calls; online prices: "
+              f"{fmt_usd(b['online_cost_usd'])} (saved {fmt_usd(b['saving_usd'])})"
+              if b.get("online_cost_usd") is not None else None)
+    return [("mode", "batch (the provider's Batch API)"), ("batch ids", ", ".join(b.get("batch_ids") or [])),
+            ("batch cost", saving)]
 
 
 def _when(iso: str | None) -> str | None:

@@ -47,6 +47,7 @@ class FakeRequest:
     api_version: str | None
     time: float = field(default_factory=time.monotonic)
     status: int | None = None  # the HTTP status it was answered with (None: a transport fault)
+    content: bytes = field(default=b"", repr=False)  # the raw body (a file upload is not JSON)
 
     @property
     def model(self) -> str | None:
@@ -341,6 +342,10 @@ class FakeBackend:
         self._levels: dict[str, tuple[float, float]] = {}
         self.status_counts: dict[int, int] = {}
         self.paid: dict[str, int] = {}  # request_key -> chat requests answered 200 (what a service would bill)
+        from .batch import FakeBatches
+
+        self.batches = FakeBatches(self, seed=seed)  # the Files and Batches endpoints (workbench.testing.batch)
+        self.batch_lines: list[FakeRequest] = []  # every batch line answered, as a request
 
     # -- scripting ----------------------------------------------------------------------------------
     def queue(self, *answers: Answer) -> FakeBackend:
@@ -453,6 +458,7 @@ class FakeBackend:
                 (query.get("api-version") or [None])[0],
             )
             self.requests.append(req)
+        req.content = request.content
         return req
 
     def _auth_error(self, req: FakeRequest) -> httpx2.Response | None:
@@ -559,7 +565,7 @@ class FakeBackend:
         return {"status_counts": {str(k): v for k, v in self.status_counts.items()},
                 "chat_status_counts": {str(k): v for k, v in self.chat_status_counts().items()},
                 "paid": sum(paid.values()), "paid_distinct": len(paid),
-                "paid_twice": sorted(k for k, n in paid.items() if n > 1)}
+                "paid_twice": sorted(k for k, n in paid.items() if n > 1), "batch": self.batches.stats()}
 
     def chat_status_counts(self) -> dict[int, int]:
         """HTTP statuses of the chat requests only (``status_counts`` also counts model lists, embeddings)."""
@@ -588,6 +594,9 @@ class FakeBackend:
             )
         if req.endpoint == "embeddings":
             return self._embeddings(req)
+        batch_route = self.batches.route(req.path)
+        if batch_route is not None:
+            return self.batches.respond(req, batch_route)
         if req.endpoint != "chat/completions":
             return _error(404, "404", f"fake backend: no route for {req.path}")
         limited = self._quota_check(req)
@@ -602,6 +611,26 @@ class FakeBackend:
         if (req.body or {}).get("stream"):
             return self._chat_stream(req, reply)
         return self._chat_body(req, reply)
+
+    def answer_batch_line(self, body: dict[str, Any], style: str) -> tuple[int, dict[str, Any]]:
+        """Answer one line of a batch as this backend answers a chat request: (status code, response body)."""
+        with self._lock:
+            req = FakeRequest(len(self.batch_lines), "POST", "batch", "/batch", {}, body, style, "chat/completions",
+                              None, None)
+            self.batch_lines.append(req)
+        answer = self._pick(req)
+        if isinstance(answer, CompletionFiltered):
+            answer = answer.reply()
+        if isinstance(answer, Fault):
+            try:
+                resp = answer.response(req)
+            except httpx2.TransportError:
+                return 500, {"error": {"code": "server_error", "message": "The server had an error processing "
+                                                                           "this request."}}
+        else:
+            resp = self._chat_body(req, _as_reply(answer))
+        req.status = resp.status_code
+        return resp.status_code, resp.json()
 
     def _chat_body(self, req: FakeRequest, reply: Reply) -> httpx2.Response:
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages)
