@@ -396,3 +396,16 @@ def test_parallel_calls_through_the_harness_score_in_any_order(tmp_path):
     assert scores["one"].verdict == "fail" and scores["one"].value == 0.5
     assert "expected get_weather" in scores["one"].explanation and 'get_weather({"city": "Paris"})' in \
         scores["one"].explanation
+
+
+def test_the_report_shows_each_steps_calls_and_results(tmp_path):
+    from workbench.runs.manifest import Manifest, NotebookInfo
+    from workbench.runs.report import build_report
+
+    fake = FakeBackend(agent)
+    res = run(loop_exp(), providers={"fake": fake.provider()}, out=tmp_path / "run", progress=False, cache=False)
+    html = build_report(res, Manifest(run_id="r1", experiment="loop", notebook=NotebookInfo(path="", name="(none)")))
+    assert '<div class="tool-call">step 1: → get_weather({&#34;city&#34;: &#34;Paris&#34;})' in html
+    assert "⇒ <code>{&#34;city&#34;: &#34;Paris&#34;, &#34;celsius&#34;: 18}</code>" in html
+    assert '<div class="tool-call">step 2: → convert_temperature({&#34;celsius&#34;: 18})' in html
+    assert '<div class="tool-call">3 steps; final answer:</div>' in html and "It is 64.4 F." in html

@@ -521,13 +521,36 @@ def _cell(recs: list, scorer: str | None) -> dict[str, Any]:
     return {"outcome": outcome, "label": label, "badge": verdict_badge(outcome, label),
             "answer": (s0.answer if s0 is not None else None) or "",
             "explanation": show(s0.explanation) if s0 is not None and s0.explanation else None,
-            "evidence": s0.evidence if s0 is not None else None, "output": _output_html(text, span),
+            "evidence": s0.evidence if s0 is not None else None,
+            "output": _tool_calls_html(first) + _output_html(text, span),
             "repeats": len(recs), "call": first.outcome,
             "meta": " · ".join(x for x in (
                 fmt.seconds(first.latency_s) if first.latency_s else "",
                 f"{fmt.count(first.prompt_tokens)} → {fmt.count(first.completion_tokens)} tokens",
                 "cached" if first.cache_hit else "", first.outcome if first.outcome not in ("ok", "error") else "")
                 if x)}
+
+
+def _tool_calls_html(rec: Any) -> Markup:
+    """A cell's function calls, readably: per step its calls (name, arguments as JSON) and what each tool gave
+    back; a single call's answer as its calls. Empty for a cell without tools."""
+    from ..tools import show_call
+
+    steps = list(rec.steps or [])
+    if not steps and not rec.tool_calls:
+        return Markup("")
+    lines = []
+    if not steps:
+        lines = [Markup('<div class="tool-call">→ {}</div>').format(show_call(c)) for c in rec.tool_calls]
+    for st in steps:
+        results = {t.tool_call_id: t for t in st.tool_results}
+        for c in st.tool_calls:
+            t = results.get(str(c.get("id") or ""))
+            shown = Markup(" ⇒ <code>{}</code>").format(clip(t.content, 200)) if t is not None else ""
+            lines.append(Markup('<div class="tool-call">step {}: → {}{}</div>').format(st.step, show_call(c), shown))
+    if steps:
+        lines.append(Markup('<div class="tool-call">{} steps; final answer:</div>').format(len(steps)))
+    return Markup("").join(lines)
 
 
 def _output_html(text: str, span: Sequence[int] | None) -> Markup:
