@@ -346,5 +346,8 @@ def test_local_model_text_uses_its_own_vocabulary():
     assert encode("hello world", "local") == get_local_model().tokenize("hello world")
     with pytest.raises(DataError, match="reads text only"):
         count_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}], "local")
-    with pytest.raises(DataError, match="does not take tools"):
-        count_messages([{"role": "user", "content": "x"}], "local", tools=WEATHER_TOOLS)
+    # the local model takes tools (llama-cpp-python's chatml-function-calling): its function list is counted
+    plain = count_messages([{"role": "user", "content": "x"}], "local")
+    with_tools = count_messages([{"role": "user", "content": "x"}], "local", tools=WEATHER_TOOLS)
+    assert with_tools.tools > 0 and with_tools.total == plain.total + with_tools.tools
+    assert any("chatml-function-calling" in n and "estimate" in n for n in with_tools.notes)

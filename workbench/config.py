@@ -54,6 +54,8 @@ class Profile:
     tpm: int | None = None  # tokens-per-minute quota (harness limiter)
     model_path: str | None = None  # local backend: a GGUF file other than the bundled SmolLM2
     azure_v1: bool = False  # Azure's /openai/v1/ endpoint style (plain OpenAI client)
+    batch: bool = False  # the Batch API may be used with every deployment/model of this profile
+    batch_deployments: list[str] = field(default_factory=list)  # Azure Global-Batch / Data Zone Batch deployments
     description: str = ""
     source: str = "built-in"  # where the profile was defined (for doctor and error messages)
 
@@ -76,6 +78,14 @@ class Profile:
             f"`model = \"...\"` under [profiles.{self.name}]"
             + (" or the AZURE_OPENAI_DEPLOYMENT environment variable." if self.backend == "azure" else ".")
         )
+
+    def batch_capable(self, deployment: str) -> bool:
+        """May ``deployment`` take Batch API jobs? Marked by ``batch = true`` or ``batch_deployments``; OpenAI
+        itself (no ``base_url``) always can; a local model or an unmarked compatible server cannot."""
+        if self.batch or deployment in self.batch_deployments:
+            return True
+        return self.backend == "openai" and (self.base_url or "https://api.openai.com/v1").startswith(
+            "https://api.openai.com")
 
     def model_for(self, deployment: str) -> str:
         """The catalog model a deployment (or model name) stands for."""

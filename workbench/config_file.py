@@ -52,6 +52,8 @@ class ProfileFile(Model):
     tpm: int | None = Field(None, ge=1)
     model_path: str | None = None
     azure_v1: bool | None = None
+    batch: bool | None = None
+    batch_deployments: list[str] | None = None
     description: str | None = None
 
     @field_validator("backend")

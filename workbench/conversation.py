@@ -41,6 +41,11 @@ class Reply:
 
     def finish(self, completion: Completion, *, stopped: bool = False) -> None:
         self.text, self.completion = completion.text, completion
+        if completion.tool_calls:  # the functions the model called, readably: name and arguments as JSON
+            from .tools import show_call
+
+            calls = "\n".join(f"-> {show_call(c)}" for c in completion.tool_calls)
+            self.text = f"{self.text}\n{calls}" if self.text else calls
         self.state = "stopped" if stopped else "done"
 
     def fail(self, error: str) -> None:

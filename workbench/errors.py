@@ -18,6 +18,7 @@ and exit code 2 for bad input (:class:`DataError` and below, :class:`UnknownMode
     │   │   └── BaselineNotFound    no baseline run by that path, run id or branch in the run history
     │   ├── LedgerError             a run folder's ledger (results.sqlite) is damaged or from a newer workbench
     │   ├── RequestChanged          a re-run would send finished cells differently (endpoint, api-version, body)
+    │   ├── BatchFileInvalid        a Batch API input file breaks a rule (duplicate custom_id, BOM, size, model)
     │   ├── VocabularyError         a shipped tokenizer vocabulary is missing or corrupt
     │   └── ScoringError            a cell cannot be scored as configured (e.g. no expected value)
     │       └── JudgeParseError     the judge answered, but no grade could be read from its reply
@@ -25,7 +26,8 @@ and exit code 2 for bad input (:class:`DataError` and below, :class:`UnknownMode
     ├── BudgetExceeded              a run would cost, or has cost, more than its budget allows
     ├── HarnessError                the matrix of calls could not start or go on
     │   ├── RunCancelled            the run was cancelled (cancel event, widget Stop)
-    │   └── CellFailed              one cell gave up: retries or rate-limit patience used up (names limits)
+    │   ├── CellFailed              one cell gave up: retries or rate-limit patience used up (names limits)
+    │   └── BatchFailed             a Batch API job could not be submitted, tracked or read back
     ├── GatesFailed                 (also AssertionError) a quality gate did not pass (``assert_gates``)
     └── RunError                    ``workbench run`` / ``rerun`` / ``report`` (notebook runs)
         └── NotebookFailed          a notebook cell raised; the partial notebook and report are kept
@@ -184,6 +186,21 @@ class CellFailed(HarnessError):
     def __init__(self, message: str, rate_limited: int = 0):
         super().__init__(message)
         self.rate_limited = rate_limited
+
+
+class BatchFileInvalid(DataError):
+    """A Batch API input file breaks one of the provider's rules: a duplicate ``custom_id``, more than one model
+    (deployment) in a file, a UTF-8 byte-order mark, too many lines or bytes, a line that is not a request.
+    Raised before the file is uploaded; the message names the file, the line and what to do."""
+
+    def __init__(self, message: str, code: str = "invalid_request", line: int | None = None):
+        super().__init__(message)
+        self.code, self.line = code, line
+
+
+class BatchFailed(HarnessError):
+    """A Batch API job could not be submitted, tracked or read back (the provider refused the upload or the job,
+    or a run folder's batches cannot be resumed). Cells already merged are kept; the message says what to do."""
 
 
 # ------------------------------------------------------------------------------------------------- gates

@@ -148,6 +148,28 @@ class RunLedger(_SQLite):
     );
     CREATE INDEX IF NOT EXISTS cells_by_state ON cells(state, seq);
     CREATE INDEX IF NOT EXISTS cells_by_owner ON cells(owner) WHERE owner IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS batches (
+        submission TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        target TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        deployment TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        lines INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'reserved',
+        file_id TEXT,
+        batch_id TEXT,
+        status TEXT,
+        counts TEXT,
+        output_file_id TEXT,
+        error_file_id TEXT,
+        errors TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        estimate_usd REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS owners (
         owner TEXT PRIMARY KEY,
         host TEXT NOT NULL,
@@ -435,6 +457,64 @@ class RunLedger(_SQLite):
     def batch_cells(self, batch_id: str) -> list[str]:
         return [r[0] for r in self.execute("SELECT cell_key FROM cells WHERE batch_id = ? AND state = 'batch' "
                                            "ORDER BY seq", (batch_id,))]
+
+    def batch_cell_seqs(self, submission: str) -> dict[str, int]:
+        """Cell key -> plan position of the cells still waiting on batch ``submission``."""
+        return dict(self.execute("SELECT cell_key, seq FROM cells WHERE batch_id = ? AND state = 'batch'",
+                                 (submission,)))
+
+    BATCH_FIELDS = ("state", "file_id", "batch_id", "status", "counts", "output_file_id", "error_file_id", "errors",
+                    "attempts", "estimate_usd")
+
+    def reserve_batch(self, submission: str, keys: Sequence[str], info: dict[str, Any]) -> list[str]:
+        """Record a submission and move its planned cells to ``batch`` in one transaction, before anything is
+        uploaded: a process killed at any later point leaves a row that says how far it got, and the cells are
+        never claimed or submitted again. Returns the keys it took (cells another process took are left out)."""
+        def go(conn: sqlite3.Connection) -> list[str]:
+            taken: list[str] = []
+            for i in range(0, len(keys), 500):
+                chunk = list(keys[i:i + 500])
+                marks = ",".join("?" * len(chunk))
+                taken += [r[0] for r in conn.execute(
+                    f"SELECT cell_key FROM cells WHERE state = 'planned' AND cell_key IN ({marks})", chunk)]
+            if not taken:
+                return []
+            conn.executemany("UPDATE cells SET state = 'batch', batch_id = ?, owner = NULL WHERE cell_key = ?",
+                             [(submission, k) for k in taken])
+            now = time.time()
+            seq = conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM batches").fetchone()[0]
+            conn.execute("INSERT INTO batches (submission, seq, target, profile, deployment, endpoint, lines, bytes, "
+                         "estimate_usd, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (submission, seq, info["target"], info["profile"], info["deployment"], info["endpoint"],
+                          len(taken), int(info.get("bytes", 0)), info.get("estimate_usd"), now, now))
+            return taken
+        return self.transaction(go) or []
+
+    def update_batch(self, submission: str, **fields: Any) -> None:
+        bad = [k for k in fields if k not in self.BATCH_FIELDS]
+        if bad:
+            raise LedgerError(f"no batch field {bad[0]!r}; fields: {', '.join(self.BATCH_FIELDS)}", self.path)
+        values = [canonical_json(v) if isinstance(v, (dict, list)) else v for v in fields.values()]
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.execute(f"UPDATE batches SET {sets}, updated_at = ? WHERE submission = ?",
+                     (*values, time.time(), submission))
+
+    def batch_jobs(self) -> list[dict[str, Any]]:
+        """Every submission of this run folder, in order: its files, provider ids, status and counts."""
+        cols = ("submission", "seq", "target", "profile", "deployment", "endpoint", "lines", "bytes", "state",
+                "file_id", "batch_id", "status", "counts", "output_file_id", "error_file_id", "errors", "attempts",
+                "estimate_usd", "created_at", "updated_at")
+        out = []
+        for row in self.execute(f"SELECT {', '.join(cols)} FROM batches ORDER BY seq"):
+            job = dict(zip(cols, row))
+            for k in ("counts", "errors"):
+                job[k] = json.loads(job[k]) if job[k] else None
+            out.append(job)
+        return out
+
+    def planned_keys(self) -> list[tuple[str, int]]:
+        """(cell key, plan position) of the cells nobody has claimed, finished or submitted, in plan order."""
+        return [(k, s) for k, s in self.execute("SELECT cell_key, seq FROM cells WHERE state = 'planned' ORDER BY seq")]
 
     # -- results -------------------------------------------------------------------------------------------
     _FINISH = """UPDATE cells SET state = ?, outcome = ?, record = ?, cost_usd = ?, spent_usd = ?, cache_hit = ?,

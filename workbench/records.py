@@ -135,8 +135,10 @@ class Completion(Model):
     streamed: bool = False
     """The answer came as a stream (``stream=True``): ``first_token_s`` is measured."""
     logprobs: TokenLogprobs | None = None
-    """The output tokens with their log-probabilities, when the request asked for them (schema 3)."""
-    tool_calls: list[dict[str, Any]] = Field(default_factory=list)  # calls the model made: {id, type, function}
+    """The output tokens with their log-probabilities, when the request asked for them (schema 4)."""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The functions the model called, in the OpenAI shape ``{id, type: function, function: {name, arguments}}``
+    (``arguments`` is JSON text, as the service sent it); ``finish_reason`` is then ``tool_calls``."""
 
     @property
     def filtered(self) -> bool:
@@ -180,7 +182,7 @@ def parse_filter_results(raw: dict[str, Any] | None) -> list[FilterResult]:
 # ------------------------------------------------------------------------------------------ results of a run
 
 # 2: cell_key is the logical cell; request_fingerprint, rate_limited. 3: first_token_s, tokens_per_s, streamed.
-# 4: tool_calls. 5: prompt, endpoint, logprobs (completions-endpoint cells and token log-probabilities)
+# 4: tool_calls, steps. 5: prompt, endpoint, logprobs (completions-endpoint cells and token log-probabilities)
 CELL_SCHEMA_VERSION = 5
 DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
 
@@ -229,6 +231,38 @@ class Score(Model):
 
 VERDICTS = ("pass", "fail", "ambiguous", "refused", "filtered", "error")
 """Every verdict a :class:`Score` can carry, in the order reports list them."""
+
+
+class ToolResult(Model):
+    """What one tool call was answered with, in a step of a cell that loops (model -> tools -> model)."""
+
+    tool_call_id: str
+    name: str
+    content: str
+    """The result as the model read it (text; JSON for anything else)."""
+    error: str | None = None
+    """Why the call got an error result instead (no result for that tool, bad arguments, the function raised)."""
+
+
+class Step(Model):
+    """One model call of a cell that loops: what it answered, the tools it called and what they gave back."""
+
+    step: int
+    """1 for the reply to the case's own messages, then 2, 3... after each round of tool results."""
+    request_fingerprint: str
+    """This step's request fingerprint, its response cache key: a resumed cell finds finished steps by it."""
+    output: str = ""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_results: list[ToolResult] = Field(default_factory=list)
+    finish_reason: str | None = None
+    outcome: str = "ok"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    cache_hit: bool = False
+    """The answer came from the response cache (this step was not paid again)."""
 
 
 class CellResult(Model):
@@ -280,6 +314,8 @@ class CellResult(Model):
     finished_at: str = Field(default_factory=utcnow)
     rate_limited: int = 0
     """How many times the service answered 429 (the cell waited, and it did not count against ``max_retries``)."""
+    batch_id: str | None = None
+    """The Batch API job that answered this cell (None: sent online, or answered by the cache)."""
     request_fingerprint: str | None = None
     """What the request was: a hash of the backend identity (endpoint, api-version), the body and the repeat -
     the response cache key. A re-run into the same folder compares it to refuse mixing two requests."""
@@ -290,7 +326,11 @@ class CellResult(Model):
     logprobs: TokenLogprobs | None = None
     """The output tokens with their log-probabilities and alternatives, when the variant asked for them."""
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
-    """The tool calls the model answered with (``{id, type: "function", function: {name, arguments}}``)."""
+    """The calls of the model's first answer (the reply to the case's messages), OpenAI-shaped: what the
+    ``tool_call`` and ``no_tool_call`` scorers look at. Every step's calls are in :attr:`steps`."""
+    steps: list[Step] = Field(default_factory=list)
+    """Every model call of a cell that loops over tool results (empty for a single call). The cell's tokens,
+    cost and latency are the sums over its steps; ``output`` is the last step's."""
 
     @property
     def done(self) -> bool:
@@ -305,6 +345,7 @@ class CellResult(Model):
         d["filter_flags"] = ", ".join(self.filter_flags)
         d["warnings"] = "; ".join(self.warnings)
         d["tool_calls"] = json.dumps(self.tool_calls, ensure_ascii=False) if self.tool_calls else None
+        d["steps"] = len(self.steps)
         d["filtered"] = self.outcome in ("completion_filtered", "prompt_filtered")
         for s in self.scores:
             d[f"score.{s.scorer}"] = s.value

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,28 +172,7 @@ class Results:
     def df(self) -> pd.DataFrame:
         """One row per call (tidy); sorted by case, variant, target, repeat."""
         if self._df is None:
-            import pandas as pd  # only when a table is asked for: the harness's hot path never needs it
-
-            if self._lazy():  # a page of rows at a time: never every record and every row dict at once
-                pages, page = [], []
-                for r in self.iter_records():
-                    page.append(r.row())
-                    if len(page) >= self.PAGE:
-                        pages.append(pd.DataFrame(page))
-                        page = []
-                if page or not pages:
-                    pages.append(pd.DataFrame(page))
-                df = pd.concat(pages, ignore_index=True) if len(pages) > 1 else pages[0]
-            else:
-                df = pd.DataFrame([r.row() for r in self.records])
-            if not df.empty:
-                order = FRONT_COLUMNS + [c for c in df.columns if c not in FRONT_COLUMNS]
-                df = (
-                    df[order]
-                    .sort_values(["case_id", "variant", "target", "repeat"], kind="stable")
-                    .reset_index(drop=True)
-                )
-            self._df = df
+            self._df = records_frame(self.iter_records() if self._lazy() else self.records, self.PAGE)
         return self._df
 
     def _scores_frame(self) -> pd.DataFrame:
@@ -489,21 +468,11 @@ class Results:
         return Path(path)
 
     def to_parquet(self, path: str | Path) -> Path:
-        df = self.df.copy()
-        for col in df.columns:  # Parquet wants one type per column; mixed object columns become text
-            if df[col].dtype == object:
-                df[col] = df[col].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str))
-        df.to_parquet(path, index=False)
-        return Path(path)
+        return write_parquet(self.df, path)
 
     @classmethod
     def from_jsonl(cls, path: str | Path, **kwargs: Any) -> Results:
-        records = []
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    records.append(CellResult.model_validate_json(line))
-        return cls(records, **kwargs)
+        return cls(list(read_jsonl(path)), **kwargs)
 
     @classmethod
     def load(cls, run_dir: str | Path, *, experiment: Experiment | None = None, status: str | None = None,
@@ -557,3 +526,40 @@ class Results:
             parts.append(f"<p>stored in <code>{html.escape(str(self.run_dir))}</code></p>")
         parts.append("</div>")
         return "".join(parts)
+
+
+def records_frame(records: Iterable[CellResult], page: int = Results.PAGE) -> pd.DataFrame:
+    """One row per call, sorted by case, variant, target, repeat - built a page of rows at a time, so a run
+    folder's records (or a results file's lines) are never all held as objects and row dicts at once."""
+    import pandas as pd  # only when a table is asked for: the harness's hot path never needs it
+
+    pages, rows = [], []
+    for r in records:
+        rows.append(r.row())
+        if len(rows) >= page:
+            pages.append(pd.DataFrame(rows))
+            rows = []
+    if rows or not pages:
+        pages.append(pd.DataFrame(rows))
+    df = pd.concat(pages, ignore_index=True) if len(pages) > 1 else pages[0]
+    if df.empty:
+        return df
+    order = FRONT_COLUMNS + [c for c in df.columns if c not in FRONT_COLUMNS]
+    return df[order].sort_values(["case_id", "variant", "target", "repeat"], kind="stable").reset_index(drop=True)
+
+
+def read_jsonl(path: str | Path) -> Iterator[CellResult]:
+    """The records of a results file, one at a time."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield CellResult.model_validate_json(line)
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
+    df = df.copy()
+    for col in df.columns:  # Parquet wants one type per column; mixed object columns become text
+        if df[col].dtype == object:
+            df[col] = df[col].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str))
+    df.to_parquet(path, index=False)
+    return Path(path)

@@ -475,19 +475,31 @@ def local_chat_prompt(messages: Messages) -> str:
     return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)(messages=chat).prompt
 
 
+def local_tools_text(tools: Sequence[Mapping[str, Any]]) -> str:
+    """The function list llama-cpp-python's ``chatml-function-calling`` template adds to the system message."""
+    listed = "".join(f"\nfunctions.{t.get('function', t).get('name', '')}:\n"
+                     f"{json.dumps(t.get('function', t).get('parameters') or {}, sort_keys=True)}\n" for t in tools)
+    return ("\n\nYou have access to the following functions:\n" + listed
+            + "\n\nYou can respond to users messages with either a single message or one or more function calls."
+              "\n\nTo respond with a message begin the message with 'message:', use the following format:"
+              "\n\nmessage:\n<message>\n\nTo respond with one or more function calls begin the message with "
+              "'functions.<function_name>:', use the following format:\n\nfunctions.<function_name>:"
+              '\n{ "arg1": "value1", "arg2": "value2" }\nfunctions.<function_name>:\n{ "arg1": "value1", '
+              '"arg2": "value2" }')
+
+
 def _count_local(messages: Messages, info: ModelInfo, tools: Sequence[Mapping[str, Any]] | None) -> TokenCount:
-    if tools:
-        raise DataError(f"{info.name} does not take tools; count tool definitions for a model that supports them.")
     model = LocalEncoding().model
     total = len(model.tokenize(local_chat_prompt(messages), special=True))
     text = sum(len(model.tokenize(_local_content(m, i))) for i, m in enumerate(messages))
-    return TokenCount(
-        info.name,
-        LOCAL_ENCODING,
-        text=text,
-        overhead=total - text,
-        notes=("local model: counted on its own chat template, as llama.cpp renders it",),
-    )
+    notes = ["local model: counted on its own chat template, as llama.cpp renders it"]
+    tool_tokens = 0
+    if tools:
+        tool_tokens = len(model.tokenize(local_tools_text(tools)))
+        notes.append("tool definitions: the function list of llama-cpp-python's chatml-function-calling template, "
+                     "an estimate (that template frames messages a little differently)")
+    return TokenCount(info.name, LOCAL_ENCODING, text=text, overhead=total - text, tools=tool_tokens,
+                      notes=tuple(notes))
 
 
 def token_pieces(text: str, model: str, deployments: Mapping[str, str] | None = None) -> list[tuple[list[int], str]]:

@@ -23,6 +23,7 @@ from .datasets import Case
 from .errors import DataError, SpecError
 from .params import param_problems
 from .schema import Model, located_problems
+from .tools import TOOL_RESULTS, normalize_tool_choice, normalize_tools, tool_names
 
 Role = Literal["system", "developer", "user", "assistant"]
 
@@ -108,6 +109,21 @@ class Variant(Model):
     params: dict[str, Any] = Field(default_factory=dict)
     response_format: dict[str, Any] | None = None
     description: str = ""
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    """Function definitions the model may call: ``{name, description, parameters}`` (a JSON Schema of an object)
+    or OpenAI's ``{type: function, function: {...}}``; stored in OpenAI's form. Their strings are templates."""
+    tool_choice: str | dict[str, Any] | None = None
+    """``auto``, ``none``, ``required`` or the name of one of :attr:`tools` (the model must call it)."""
+    parallel_tool_calls: bool | None = None
+    """Whether the model may make several calls in one answer (None: the service's default)."""
+    tool_results: dict[str, Any] = Field(default_factory=dict)
+    """Static results, by tool name, given back for the model's calls (strings are templates over the case; a
+    case's own ``tool_results`` column comes first). With these or :attr:`tool_functions` a cell is a loop."""
+    tool_functions: dict[str, str] = Field(default_factory=dict)
+    """Python functions answering calls, by tool name: ``package.module:function``, called with the call's
+    arguments as keywords; what it returns (text, or anything JSON can hold) is the tool result."""
+    max_steps: int = Field(default=5, ge=1, le=50)
+    """Model calls per cell at most when the variant answers tool calls (model -> tools -> model ...)."""
 
     @field_validator("name")
     @classmethod
@@ -133,6 +149,76 @@ class Variant(Model):
     @classmethod
     def _format(cls, v: Any) -> Any:
         return normalize_response_format(v)
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools(cls, v: Any) -> Any:
+        return normalize_tools(v)
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _tool_choice(cls, v: Any, info: Any) -> Any:
+        return normalize_tool_choice(v, info.data.get("tools") or [])
+
+    @model_validator(mode="after")
+    def _tool_answers(self) -> Variant:
+        names = tool_names(self.tools)
+        if self.parallel_tool_calls is not None and not self.tools:
+            raise ValueError("parallel_tool_calls is set but the variant has no tools")
+        for field, mapping in (("tool_results", self.tool_results), ("tool_functions", self.tool_functions)):
+            for name in mapping:
+                if name not in names:
+                    from .tools import did_you_mean
+
+                    raise ValueError(f"{field} answers {name!r}, which is not one of the variant's tools "
+                                     f"({', '.join(names) or 'none'}){did_you_mean(name, names)}")
+        for name, ref in self.tool_functions.items():
+            if not isinstance(ref, str) or ":" not in ref:
+                raise ValueError(f"tool_functions.{name}: {ref!r} is not an import path like 'package.module:function'")
+        clash = sorted({"tools", "tool_choice", "parallel_tool_calls"} & set(self.params))
+        if clash and self.tools:
+            raise ValueError(f"params.{clash[0]}: give tools, tool_choice and parallel_tool_calls as variant fields, "
+                             "not as params")
+        return self
+
+    @property
+    def answers_tools(self) -> bool:
+        """The variant gives results for the model's calls (static or Python), so its cells loop."""
+        return bool(self.tools) and bool(self.tool_results or self.tool_functions)
+
+    def tool_params(self, case: Case | Mapping[str, Any] | None = None, source: str | None = None) -> dict[str, Any]:
+        """The request's ``tools``, ``tool_choice`` and ``parallel_tool_calls`` (their templates rendered for
+        ``case``; as written without one)."""
+        if not self.tools:
+            return {}
+        tools = self.tools
+        if case is not None and any(f.startswith("tools[") for f, _ in self.template_fields()):
+            values, where, columns = _values(case, source)
+            tools = _render_leaves(self.tools, "tools", lambda f, s: self._render(f, s, values, where, columns))
+        out: dict[str, Any] = {"tools": tools}
+        if self.tool_choice is not None:
+            out["tool_choice"] = self.tool_choice
+        if self.parallel_tool_calls is not None:
+            out["parallel_tool_calls"] = self.parallel_tool_calls
+        return out
+
+    def static_tool_results(self, case: Case | Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
+        """Results by tool name for ``case``: the case's ``tool_results`` column over the variant's own (whose
+        strings are rendered for the case)."""
+        values, where, columns = _values(case, source)
+        out = _render_leaves(self.tool_results, "tool_results",
+                             lambda f, s: self._render(f, s, values, where, columns))
+        own = values.get(TOOL_RESULTS)
+        if isinstance(own, str) and own.strip():
+            try:
+                own = json.loads(own)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: column {TOOL_RESULTS!r} is not a JSON object ({e.msg}).") from None
+        if own is not None and own == own:  # (NaN: an empty cell of a table)
+            if not isinstance(own, Mapping):
+                raise DataError(f"{where}: column {TOOL_RESULTS!r} must map tool names to results; got {own!r}.")
+            out.update(own)
+        return out
 
     @model_validator(mode="after")
     def _one_kind(self) -> Variant:
@@ -173,6 +259,8 @@ class Variant(Model):
         out.extend((f"turns[{i}]", t.content) for i, t in enumerate(self.turns))
         out.append(("user", self.user))
         out.extend((f"images[{i}]", s) for i, s in enumerate(self.images))
+        out.extend(_template_leaves(self.tools, "tools"))
+        out.extend(_template_leaves(self.tool_results, "tool_results"))
         return out
 
     def variables(self, conversation: bool = False) -> set[str]:
@@ -253,9 +341,33 @@ _PROMPT_CONFLICT = {
 }
 
 
-def conversation_messages(value: Any, where: str = "a case") -> list[dict[str, str]]:
-    """A case's ``conversation`` as chat messages: a list (or its JSON text, as a CSV cell holds it) of
-    ``{"role": "user" | "assistant" | "system", "content": "..."}`` ending with a user message."""
+def _template_leaves(value: Any, path: str) -> list[tuple[str, str]]:
+    """(path, string) for every string inside ``value`` that holds a template (``{{`` or ``{%``)."""
+    if isinstance(value, str):
+        return [(path, value)] if ("{{" in value or "{%" in value) else []
+    if isinstance(value, Mapping):
+        return [leaf for k, v in value.items() for leaf in _template_leaves(v, f"{path}.{k}")]
+    if isinstance(value, (list, tuple)):
+        return [leaf for i, v in enumerate(value) for leaf in _template_leaves(v, f"{path}[{i}]")]
+    return []
+
+
+def _render_leaves(value: Any, path: str, render: Any) -> Any:
+    """``value`` with every templated string rendered by ``render(path, source)``."""
+    if isinstance(value, str):
+        return render(path, value) if ("{{" in value or "{%" in value) else value
+    if isinstance(value, Mapping):
+        return {k: _render_leaves(v, f"{path}.{k}", render) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_leaves(v, f"{path}[{i}]", render) for i, v in enumerate(value)]
+    return value
+
+
+def conversation_messages(value: Any, where: str = "a case") -> list[dict[str, Any]]:
+    """A case's ``conversation`` as chat messages: a list (or its JSON text, as a CSV cell holds it) in the OpenAI
+    shape - ``{"role": "user" | "assistant" | "system", "content": "..."}``, assistant messages with
+    ``tool_calls``, and ``{"role": "tool", "tool_call_id": ..., "content": ...}`` results - ending with the
+    message to answer (a user message, or a tool result)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -263,17 +375,47 @@ def conversation_messages(value: Any, where: str = "a case") -> list[dict[str, s
             raise DataError(f"{where}: column {CONVERSATION!r} is not a JSON list of messages ({e.msg}).") from None
     if not isinstance(value, list) or not value:
         raise DataError(f"{where}: column {CONVERSATION!r} must be a non-empty list of messages.")
-    out = []
+    out: list[dict[str, Any]] = []
+    open_calls: set[str] = set()
     for i, m in enumerate(value):
-        role = m.get("role") if isinstance(m, dict) else None
-        if role not in ("user", "assistant", "system") or not isinstance(m.get("content"), str):
-            raise DataError(f"{where}: {CONVERSATION}[{i}] must be {{role: user|assistant|system, content: text}}; "
-                            f"got {m!r}.")
-        out.append({"role": role, "content": m["content"]})
-    if out[-1]["role"] != "user":
-        raise DataError(f"{where}: a {CONVERSATION!r} ends with the user message to answer; the last one is "
-                        f"{out[-1]['role']!r}.")
+        out.append(_conversation_message(m, i, where, open_calls))
+    if out[-1]["role"] not in ("user", "tool"):
+        raise DataError(f"{where}: a {CONVERSATION!r} ends with the user message to answer (or a tool result); "
+                        f"the last one is {out[-1]['role']!r}.")
     return out
+
+
+def _conversation_message(m: Any, i: int, where: str, open_calls: set[str]) -> dict[str, Any]:
+    from .tools import call_arguments, call_name
+
+    role = m.get("role") if isinstance(m, dict) else None
+    at = f"{where}: {CONVERSATION}[{i}]"
+    if role == "assistant" and isinstance(m, dict) and m.get("tool_calls"):
+        calls = m["tool_calls"]
+        if not isinstance(calls, list):
+            raise DataError(f"{at}.tool_calls must be a list of calls; got {calls!r}.")
+        for j, call in enumerate(calls):
+            if not isinstance(call, dict) or not call.get("id") or not call_name(call):
+                raise DataError(f"{at}.tool_calls[{j}] needs an id and function.name; got {call!r}.")
+            if call_arguments(call)[1]:
+                raise DataError(f"{at}.tool_calls[{j}]: {call_arguments(call)[1]}.")
+            open_calls.add(call["id"])
+        content = m.get("content")
+        if content is not None and not isinstance(content, str):
+            raise DataError(f"{at}.content must be text or null; got {content!r}.")
+        return {"role": "assistant", "content": content, "tool_calls": calls}
+    if role == "tool":
+        call_id, content = m.get("tool_call_id"), m.get("content")
+        if call_id not in open_calls:
+            raise DataError(f"{at}: a tool result answers tool_call_id {call_id!r}, which no earlier assistant "
+                            "message called.")
+        if not isinstance(content, str):
+            raise DataError(f"{at}.content (the tool's result) must be text; got {content!r}.")
+        return {"role": "tool", "tool_call_id": call_id, "content": content}
+    if role not in ("user", "assistant", "system") or not isinstance(m.get("content"), str):
+        raise DataError(f"{at} must be {{role: user|assistant|system, content: text}}, an assistant message with "
+                        f"tool_calls, or {{role: tool, tool_call_id, content}}; got {m!r}.")
+    return {"role": role, "content": m["content"]}
 
 
 def _values(case: Case | Mapping[str, Any], source: str | None) -> tuple[dict[str, Any], str, list[str]]:

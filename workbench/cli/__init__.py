@@ -61,7 +61,7 @@ def exit_codes_help() -> str:
     return "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
 
 # Command groups, in the order they appear in --help. Add a module here to add commands.
-COMMAND_MODULES = ["foundation", "tokens", "evaluate", "runs", "finetune"]
+COMMAND_MODULES = ["foundation", "tokens", "evaluate", "batch", "runs", "finetune"]
 
 
 def build_parser() -> argparse.ArgumentParser:

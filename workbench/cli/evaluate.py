@@ -58,6 +58,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", choices=["jsonl", "csv", "parquet"], action="append",
                    help="also write results.<fmt> into the run folder (repeatable)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    b = p.add_argument_group("Batch API (half price, done within 24 h; `workbench batch status|resume|cancel RUN`)")
+    b.add_argument("--batch", action="store_true",
+                   help="submit the calls to the provider's Batch API instead of sending them now (targets marked "
+                        "batch-capable: `batch = true` or `batch_deployments` in the profile)")
+    b.add_argument("--poll-interval", type=float, metavar="SECONDS",
+                   help="seconds between batch status checks (default 60, as Azure asks)")
+    b.add_argument("--batch-max-lines", type=int, metavar="N",
+                   help="at most N requests per batch file (default: the provider's limit, 50,000 / 100,000)")
+    b.add_argument("--no-wait", action="store_true",
+                   help="with --batch: return once submitted; collect later with `workbench batch resume RUN`")
     g = p.add_argument_group("gates and CI")
     g.add_argument("--gate", action="append", metavar="GATE", help=GATE_HELP)
     g.add_argument("--baseline", metavar="PATH|RUN_ID|last-on-main",
@@ -112,8 +122,14 @@ def evaluate(args: argparse.Namespace) -> int:
 
         baseline, baseline_info = find_baseline(args.baseline, experiment=exp.name)
     if args.dry_run:
-        return _dry_run(exp, baseline_info)
+        return _dry_run(exp, baseline_info, batch=args.batch)
     results = _run(exp, args)
+    if results.status == "batch in progress":  # --no-wait: nothing to summarise or gate yet
+        from ..batch import batch_status
+
+        print(batch_status(results.run_dir))
+        print(f"\nsubmitted; collect the answers with: workbench batch resume {results.run_dir}")
+        return EXIT_OK
     _print_summary(results)
     report = None
     if exp.gates:
@@ -128,7 +144,7 @@ def evaluate(args: argparse.Namespace) -> int:
     return _exit_code(exp, results, report)
 
 
-def _dry_run(exp, baseline_info) -> int:
+def _dry_run(exp, baseline_info, batch: bool = False) -> int:
     from ..formatting import plural, usd
     from ..harness import estimate_cost, plan
 
@@ -139,6 +155,14 @@ def _dry_run(exp, baseline_info) -> int:
           f"{plural(len(exp.variants), 'variant')} x {plural(n_targets, 'target')} x "
           f"{plural(exp.repeats, 'repeat')})")
     print("estimated cost: " + ("unknown (a model has no price)" if est is None else f"up to {usd(est)}"))
+    if batch and est is not None:
+        from ..errors import WorkbenchError
+        from ..harness import estimate_planned
+
+        try:
+            print(f"as a batch (--batch, batch prices): up to {usd(estimate_planned(planned, batch=True).usd)}")
+        except WorkbenchError as e:
+            print(f"as a batch: unknown ({e})")
     for gate in exp.gates:
         print(f"gate: {gate.label}")
     if baseline_info is not None:
@@ -155,7 +179,7 @@ def _run(exp, args):
     try:
         results = run_experiment(exp, args.out, source="eval", resume=not args.new, record=True,
                                  report=args.report, cache=not args.no_cache, progress=not args.quiet,
-                                 resend_changed=args.resend_changed)
+                                 resend_changed=args.resend_changed, **_batch_options(args))
     except WorkbenchError as e:
         _write_failure_files(args, exp.name, str(e), bad_input=exit_code_for(e) == EXIT_BAD_INPUT)
         raise
@@ -163,6 +187,29 @@ def _run(exp, args):
     for fmt in args.export or []:
         getattr(results, f"to_{fmt}")(run_dir / f"results.{fmt}")
     return results
+
+
+def _batch_options(args) -> dict[str, Any]:
+    """``mode``, ``batch`` and ``wait`` for :func:`workbench.harness.run` from the batch flags (refused without
+    --batch, so a flag never silently does nothing)."""
+    from ..errors import DataError
+
+    given = [flag for flag, value in (("--poll-interval", args.poll_interval), ("--batch-max-lines",
+                                                                             args.batch_max_lines),
+                                      ("--no-wait", args.no_wait or None)) if value is not None]
+    if not args.batch:
+        if given:
+            raise DataError(f"{given[0]} is for batch runs: add --batch, or leave it out.")
+        return {}
+    if args.poll_interval is not None and args.poll_interval < 0:
+        raise DataError(f"--poll-interval {args.poll_interval:g}: give seconds between checks, 0 or more.")
+    if args.batch_max_lines is not None and args.batch_max_lines < 1:
+        raise DataError(f"--batch-max-lines {args.batch_max_lines}: a batch file holds at least 1 request.")
+    from ..batch import DEFAULT_POLL_S, BatchSettings
+
+    settings = BatchSettings(poll_interval_s=DEFAULT_POLL_S if args.poll_interval is None else args.poll_interval,
+                             max_lines=args.batch_max_lines)
+    return {"mode": "batch", "batch": settings, "wait": not args.no_wait}
 
 
 def _print_summary(results) -> None:

@@ -37,10 +37,11 @@ from ..errors import BackendError, CellFailed, CellStopped, ConfigError, LocalMo
 from ..experiment import Cell, Experiment
 from ..ledger import DEFAULT_LEASE_S, RunLedger
 from ..providers import error_text
-from ..records import CellResult, Completion, Score, utcnow
+from ..records import CellResult, Completion, Score, Step, ToolResult, Usage, utcnow
 from ..secrets import redact
 from ..store import ResponseCache
-from .plan import PlannedCell, Planner
+from ..tools import TOOL_RESULTS, ToolRunner, call_name, resolve_function
+from .plan import PlannedCell, Planner, request_params
 from .ratelimit import TargetLimiter, backoff, retry_after_seconds
 
 log = logging.getLogger("workbench.harness")
@@ -80,11 +81,11 @@ class RunProgress:
                 "429s": str(self.rate_limited)}
 
 
-def _cost_usd(completion: Completion, model: ModelInfo, prices: Any = None) -> float | None:
+def _cost_usd(completion: Completion, model: ModelInfo, prices: Any = None, batch: bool = False) -> float | None:
     try:
         from ..costs import actual_cost
 
-        return float(actual_cost(completion.usage, model, prices=prices).usd)
+        return float(actual_cost(completion.usage, model, batch=batch, prices=prices).usd)
     except Exception as e:  # an unknown price must not lose the result
         log.debug("no cost for %s: %s", model.name, e)
         return None
@@ -149,6 +150,7 @@ class Executor:
         self._drained = False
         self._beat_stop = threading.Event()
         self._postfix_at = 0.0
+        self.batch_pricing = False  # answers priced at Batch API rates (the batch engine records with this)
 
     def limiter(self, p: PlannedCell) -> TargetLimiter:
         return self._limiter(p.target.profile, p.request.deployment, p.provider)
@@ -302,6 +304,8 @@ class Executor:
 
     async def _run_cell(self, p: PlannedCell) -> tuple[CellResult, float] | None:
         started = utcnow()
+        if p.cell.variant.answers_tools or (p.cell.variant.tools and p.cell.case.vars.get(TOOL_RESULTS)):
+            return await self._run_loop(p, started)
         completion: Completion | None = None
         cache_hit = False
         if self.cache is not None:
@@ -324,8 +328,80 @@ class Executor:
                 self._cache_rows.append((p.cache_key, completion, p.provider.identity))
         return await self._record(p, completion, error, cache_hit, started, rate_limited)
 
-    async def _call(self, p: PlannedCell) -> tuple[Completion, int]:
-        """Send one cell's request until it is answered; returns (completion, 429s waited on)."""
+    async def _run_loop(self, p: PlannedCell, started: str) -> tuple[CellResult, float] | None:
+        """A cell that loops model -> tools -> model up to the variant's ``max_steps``.
+
+        Each step's request is its own response-cache entry, written the moment it is answered (not at the next
+        group commit): a cell killed between steps comes back with its finished steps from the cache, and only
+        the step that was in flight is sent again."""
+        variant = p.cell.variant
+        runner = self._tool_runner(p)
+        req, steps, done = p.request, [], []
+        error: BaseException | None = None
+        rate_limited, paid = 0, 0.0
+        for n in range(1, variant.max_steps + 1):
+            key = p.cache_key if n == 1 else ResponseCache.key(p.provider.identity, req.body(), p.cell.repeat)
+            c = self.cache.get(key) if self.cache is not None else None
+            hit = c is not None
+            if c is None:
+                try:
+                    c, waited = await self._call(p, req)
+                except asyncio.CancelledError:
+                    raise
+                except CellStopped:
+                    return None
+                except BaseException as e:  # recorded with the steps so far; those are cached for the rerun
+                    error = e
+                    rate_limited += getattr(e, "rate_limited", 0) or 0
+                    break
+                rate_limited += waited
+                if self.cache is not None:
+                    self.cache.put_many([(key, c, p.provider.identity)])
+            cost = _cost_usd(c, req.model, self.prices)
+            paid += 0.0 if hit else (cost or 0.0)
+            u = c.usage
+            step = Step(step=n, request_fingerprint=key, output=c.text, tool_calls=c.tool_calls,
+                        finish_reason=c.finish_reason, outcome=c.outcome, prompt_tokens=u.prompt_tokens,
+                        completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, cost_usd=cost,
+                        latency_s=c.latency_s, cache_hit=hit)
+            steps.append(step)
+            done.append(c)
+            if not c.tool_calls or c.outcome != "ok" or n == variant.max_steps:
+                break
+            step.tool_results = [await self._answer(runner, call) for call in c.tool_calls]
+            req = self._next_request(p, req, c, step.tool_results)
+        record, _ = await self._record(p, _loop_completion(done), error,
+                                       bool(steps) and all(s.cache_hit for s in steps), started, rate_limited,
+                                       steps=steps)
+        if error is None and done and done[-1].tool_calls and len(steps) == variant.max_steps:
+            record.warnings = [*record.warnings, f"stopped at max_steps = {variant.max_steps}: the last answer "
+                               f"calls {', '.join(call_name(c) for c in done[-1].tool_calls)}, which were not run"]
+        return record, paid + sum(float(s.metadata.get("cost_usd") or 0) for s in record.scores
+                                  if not record.cache_hit)
+
+    def _tool_runner(self, p: PlannedCell) -> ToolRunner:
+        v = p.cell.variant
+        functions = {name: resolve_function(ref, f"Variant {v.name!r}, tool_functions.{name}")
+                     for name, ref in v.tool_functions.items()}
+        return ToolRunner(functions, v.static_tool_results(p.cell.case, self.planner.source))
+
+    @staticmethod
+    async def _answer(runner: ToolRunner, call: dict[str, Any]) -> ToolResult:
+        content, problem = await asyncio.to_thread(runner.answer, call)  # a slow tool must not stall the loop
+        return ToolResult(tool_call_id=str(call.get("id") or ""), name=call_name(call), content=content,
+                          error=problem)
+
+    def _next_request(self, p: PlannedCell, req: Any, c: Completion, results: list[ToolResult]) -> Any:
+        """The conversation so far, the model's calls and their results: the next step's request."""
+        messages = [*req.messages, {"role": "assistant", "content": c.text or None, "tool_calls": c.tool_calls}]
+        messages += [{"role": "tool", "tool_call_id": r.tool_call_id, "content": r.content} for r in results]
+        params = request_params(p.cell.variant, self.exp.seed, p.cell.case, self.planner.source)
+        return p.provider.prepare(messages, p.target.model, warn=False, **params)
+
+    async def _call(self, p: PlannedCell, req: Any = None) -> tuple[Completion, int]:
+        """Send one cell's request (``req``: a later step's) until it is answered; returns (completion, 429s
+        waited on)."""
+        req = req or p.request
         limiter = self.limiter(p)
         failures = 0  # 5xx, timeouts, connection errors: what max_retries counts
         n429 = 0
@@ -337,7 +413,7 @@ class Executor:
             try:
                 async with limiter.slot(p.est_tokens if limiter.needs_tokens else 0) as ticket:
                     self.progress.sent += 1
-                    completion = await p.provider.asend(p.request, timeout=self.exp.timeout_s,
+                    completion = await p.provider.asend(req, timeout=self.exp.timeout_s,
                                                         on_delta=self._stream_to(p, limiter))
                     # inside the slot: the pace is learned before the next waiting worker goes
                     limiter.on_success(completion.rate_limit, ticket)
@@ -401,7 +477,8 @@ class Executor:
         return on_delta
 
     async def _record(self, p: PlannedCell, c: Completion | None, error: BaseException | None, cache_hit: bool,
-                      started: str, rate_limited: int = 0) -> tuple[CellResult, float]:
+                      started: str, rate_limited: int = 0, *, steps: list[Step] | None = None
+                      ) -> tuple[CellResult, float]:
         """The cell's record, and what was paid for it here (0 when the cache answered)."""
         cell, req = p.cell, p.request
         fields: dict[str, Any] = dict(
@@ -409,7 +486,8 @@ class Executor:
             target=p.target.label, profile=p.target.profile, deployment=req.deployment, model=req.model.name,
             repeat=cell.repeat, messages=req.messages, params=req.params, cache_hit=cache_hit, started_at=started,
             warnings=list(req.warnings), scores=[], content_filter={}, filter_flags=[], finished_at=started,
-            rate_limited=rate_limited, request_fingerprint=p.cache_key, prompt=req.prompt, endpoint=req.endpoint,
+            rate_limited=rate_limited, request_fingerprint=p.cache_key, steps=steps or [], prompt=req.prompt,
+            endpoint=req.endpoint,
         )
         if c is None:
             cause = error.__cause__ if isinstance(error, CellFailed) and error.__cause__ is not None else error
@@ -422,11 +500,14 @@ class Executor:
                 first_token_s=c.first_token_s, tokens_per_s=c.tokens_per_s, streamed=c.streamed,
                 request_id=c.request_id, system_fingerprint=c.system_fingerprint, retries=c.retries,
                 prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
-                reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices),
+                reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices, self.batch_pricing),
                 content_filter=cf.model_dump() if not cf.empty else {}, filter_flags=cf.flagged,
                 logprobs=c.logprobs,
                 tool_calls=list(c.tool_calls or []),
             )
+            if error is not None:  # a loop that failed after some steps: the steps stay, the cell is an error
+                cause = error.__cause__ if isinstance(error, CellFailed) and error.__cause__ is not None else error
+                fields.update(outcome="error", error_type=type(cause).__name__, error_message=_error_message(error))
             if c.outcome == "prompt_filtered":
                 fields.update(error_type="content_filter", error_message=c.error_message)
             if cell.variant.wants_json and c.text:
@@ -443,12 +524,18 @@ class Executor:
         rec.finished_at = utcnow()
         return rec, spent
 
+    async def record(self, p: PlannedCell, completion: Completion | None, error: BaseException | None = None, *,
+                     cache_hit: bool = False, started: str | None = None) -> tuple[CellResult, float]:
+        """A cell's record (scored) and what was paid for it, for an answer that did not come through this
+        executor's workers: a merged Batch API line, or a cache hit found before a batch is submitted."""
+        return await self._record(p, completion, error, cache_hit, started or utcnow())
+
     async def _score(self, rec: CellResult, cell: Cell) -> list[Score]:
         from ..scorers import ScoreInput
 
         inp = ScoreInput(output=rec.output, parsed=rec.parsed, expected=cell.case.expected, vars=cell.case.vars,
                          case_id=cell.case.id, variant=cell.variant.name, messages=rec.messages, outcome=rec.outcome,
-                         prompt=rec.prompt, logprobs=rec.logprobs)
+                         tool_calls=rec.tool_calls, steps=rec.steps, prompt=rec.prompt, logprobs=rec.logprobs)
         out: list[Score] = []
         for scorer in self.scorers:
             if rec.outcome == "error":  # nothing to score: the call failed (see error_type)
@@ -467,6 +554,20 @@ _CELL_DEFAULTS: dict[str, Any] = {
     name: field.default for name, field in CellResult.model_fields.items()
     if field.default_factory is None and not field.is_required()
 }
+
+
+def _loop_completion(done: list[Completion]) -> Completion | None:
+    """One completion standing for a loop's steps: the last answer, the first answer's calls, tokens and
+    latency summed (so the cell's cost is the sum of its steps')."""
+    if not done:
+        return None
+    last = done[-1]
+    usage = Usage(prompt_tokens=sum(c.usage.prompt_tokens for c in done),
+                  completion_tokens=sum(c.usage.completion_tokens for c in done),
+                  cached_tokens=sum(c.usage.cached_tokens for c in done),
+                  reasoning_tokens=sum(c.usage.reasoning_tokens for c in done))
+    return last.replace(usage=usage, latency_s=sum(c.latency_s for c in done), tool_calls=done[0].tool_calls,
+                        retries=sum(c.retries for c in done))
 
 
 def _error_message(error: BaseException | None) -> str:

@@ -60,9 +60,11 @@ def resolve_providers(exp: Experiment, providers: Mapping[str, Provider] | None 
     return out
 
 
-def request_params(variant, seed: int | None = None) -> dict[str, Any]:
-    """The parameters sent for ``variant``: its own, the experiment's seed, and its response format."""
+def request_params(variant, seed: int | None = None, case: Any = None, source: str | None = None) -> dict[str, Any]:
+    """The parameters sent for ``variant``: its own, the experiment's seed, its response format and its tools
+    (their templates rendered for ``case`` when one is given)."""
     params = dict(variant.params)
+    params.update(variant.tool_params(case, source))
     if seed is not None:
         params.setdefault("seed", seed)
     if variant.response_format:
@@ -91,6 +93,7 @@ class Planner:
         for provider in self.providers.values():
             provider.register_key()  # so a prompt holding the key is refused below, not sent
         self.source = ds.source
+        check_tools(exp, ds.cases, ds.source)
         # the matrix by arithmetic, in the order of Experiment.cells() (case-major): one entry per case, one per
         # (variant, target, repeat) - not one object per cell, so a 200k-cell plan costs no more memory than 2k
         self.cases = list(ds.cases)
@@ -126,12 +129,13 @@ class Planner:
             except WorkbenchError as e:
                 raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
             self._checked.add(check)
+        params = request_params(cell.variant, exp.seed, cell.case, self.source)
         if cell.variant.prompt is not None:  # a completions variant: one raw prompt, no chat template
             prompt = cell.variant.render_prompt(cell.case, source=self.source)
-            req = checked_prepare(provider, cell, [], request_params(cell.variant, exp.seed), self.source, prompt)
+            req = checked_prepare(provider, cell, [], params, self.source, prompt)
         else:
             messages = cell.variant.render(cell.case, base_dir=exp.base_dir, source=self.source)
-            req = checked_prepare(provider, cell, messages, request_params(cell.variant, exp.seed), self.source)
+            req = checked_prepare(provider, cell, messages, params, self.source)
         for w in req.warnings:  # say each adaptation once per run, not once per cell
             if w not in self._seen_warnings:
                 self._seen_warnings.add(w)
@@ -146,6 +150,28 @@ class Planner:
         if key not in self._identity:
             self._identity[key] = canonical_json({**provider.identity, "deployment": deployment})
         return self._identity[key]
+
+
+def check_tools(exp: Experiment, cases: list, source: str | None) -> None:
+    """Before anything is sent: every ``tool_functions`` entry imports, and every case's expected tool calls
+    name a tool of each variant that offers tools (a typo would otherwise fail every cell, silently)."""
+    from ..tools import EXPECTED_TOOL_CALLS, did_you_mean, expected_calls, resolve_function, tool_names
+
+    for v in exp.variants:
+        for name, ref in v.tool_functions.items():
+            resolve_function(ref, f"Variant {v.name!r}, tool_functions.{name}")
+        if not v.tools:
+            continue
+        names = tool_names(v.tools)
+        for case in cases:
+            if case.vars.get(EXPECTED_TOOL_CALLS) in (None, "") or case.vars.get(EXPECTED_TOOL_CALLS) != \
+                    case.vars.get(EXPECTED_TOOL_CALLS):  # (NaN: an empty cell of a table)
+                continue
+            for call in expected_calls(case.vars[EXPECTED_TOOL_CALLS], case.where(source)):
+                if call["name"] not in names:
+                    raise DataError(f"{case.where(source)}: {EXPECTED_TOOL_CALLS} names {call['name']!r}, which "
+                                    f"variant {v.name!r} does not offer (its tools: {', '.join(names)})"
+                                    f"{did_you_mean(call['name'], names) or '.'}")
 
 
 def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> list[PlannedCell]:
@@ -179,7 +205,7 @@ def _estimate_prompt_tokens(req: PreparedRequest) -> int:
 
         if req.prompt is not None:
             return int(count_prompt(req.prompt, req.model.name).total)
-        return int(count_messages(req.messages, req.model.name).total)
+        return int(count_messages(req.messages, req.model.name, tools=req.params.get("tools")).total)
     except Exception:  # an estimate is only for pacing: fall back to ~4 characters a token
         if req.prompt is not None:
             return len(req.prompt) // 4 + 1
@@ -196,17 +222,19 @@ def estimate_cost(planned: list[PlannedCell]) -> float | None:
         return None
 
 
-def estimate_planned(planned: list[PlannedCell], repeats: int = 1):
+def estimate_planned(planned: list[PlannedCell], repeats: int = 1, *, batch: bool = False):
     """A :class:`workbench.costs.MatrixEstimate` with one row per planned call (labelled case/variant/target),
-    each made ``repeats`` times."""
+    each made ``repeats`` times (``batch``: at Batch API prices)."""
     from ..costs import PlannedRequest, estimate_matrix_cost
 
     return estimate_matrix_cost(
         (PlannedRequest(p.request.messages, p.request.model.name, p.request.max_output_tokens,
+                        tools=p.request.params.get("tools"),
                         labels={"case": p.cell.case.id, "variant": p.cell.variant.name, "target": p.target.label,
                                 "model": p.request.model.name}, prompt=p.request.prompt)
          for p in planned),
         repeats=repeats,
+        batch=batch,
     )
 
 

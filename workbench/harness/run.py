@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._sync import run_sync
 from ..errors import BudgetExceeded, ConfigError, DataError, PreflightFailed, WorkbenchError
@@ -25,6 +25,9 @@ from ..results import Results
 from ..store import ResponseCache
 from .execute import RATE_LIMIT_PATIENCE_S, Executor, RunProgress
 from .plan import PlannedCell, Planner, estimate_planned
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..batch.engine import BatchSettings
 
 log = logging.getLogger("workbench.harness")
 
@@ -60,24 +63,35 @@ async def arun(
     state: RunProgress | None = None,
     resend_changed: bool = False,
     preflight: bool = True,
+    mode: Literal["online", "batch"] = "online",
+    batch: BatchSettings | None = None,
+    wait: bool = True,
     on_stream: Callable[[PlannedCell, str], None] | None = None,
 ) -> Results:
     """Run ``experiment`` and return its :class:`Results` (see :func:`run`)."""
     exp = experiment
+    if mode not in ("online", "batch"):
+        raise DataError(f"mode = {mode!r}: use 'online' (send each call now) or 'batch' (the provider's Batch API).")
+    if mode == "batch" and batch is None:
+        from ..batch.engine import BatchSettings as _Settings
+
+        batch = _Settings()
     planner = Planner(exp, providers)
     run_dir = Path(out) if out is not None else default_run_dir(exp)
     ledger = RunLedger(run_dir)
     try:
         return await _run_in(exp, planner, ledger, run_dir, cache=cache, progress=progress, budget_usd=budget_usd,
                              on_result=on_result, cancel=cancel, state=state, resend_changed=resend_changed,
-                             preflight=preflight, on_stream=on_stream)
+                             preflight=preflight, batch=batch if mode == "batch" else None,
+                             wait=wait, on_stream=on_stream)
     finally:
         ledger.close()
 
 
 async def _run_in(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir: Path, *, cache, progress: bool,
                   budget_usd: float | None, on_result, cancel, state: RunProgress | None, resend_changed: bool,
-                  preflight: bool, on_stream=None) -> Results:
+                  preflight: bool, batch: BatchSettings | None = None, wait: bool = True,
+                  on_stream=None) -> Results:
     fingerprint = exp.fingerprint()
     previous = ledger.get_meta("fingerprint")
     if previous and previous != fingerprint:
@@ -92,7 +106,8 @@ async def _run_in(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir:
     ledger.set_meta("experiment", exp.to_dict())
     response_cache = _open_cache(cache)
     try:
-        budget = _budget_gate(exp, planner, ledger, response_cache, budget_usd)
+        # a batch is priced at batch rates, on what it submits (the batch engine's own gate)
+        budget = None if batch is not None else _budget_gate(exp, planner, ledger, response_cache, budget_usd)
         if preflight:
             try:
                 await _preflight(planner, ledger, response_cache)
@@ -100,6 +115,11 @@ async def _run_in(exp: Experiment, planner: Planner, ledger: RunLedger, run_dir:
                 if not ledger.live_owners():
                     ledger.set_meta("status", f"refused: preflight: profile {e.profile} cannot be used")
                 raise
+        if batch is not None:
+            from ..batch.engine import run_batch_in
+
+            return await run_batch_in(exp, planner, ledger, run_dir, response_cache, batch, budget_usd=budget_usd,
+                                      progress=progress, wait=wait)
         return await _execute(exp, planner, ledger, run_dir, response_cache, budget, progress=progress,
                               on_result=on_result, cancel=cancel, state=state, on_stream=on_stream)
     finally:
@@ -241,6 +261,9 @@ def run(
     on_result: Callable[[CellResult], None] | None = None,
     cancel: threading.Event | None = None,
     resend_changed: bool = False,
+    mode: Literal["online", "batch"] = "online",
+    batch: BatchSettings | None = None,
+    wait: bool = True,
     on_stream: Callable[[PlannedCell, str], None] | None = None,
 ) -> Results:
     """Run an experiment to the end and return its :class:`Results`.
@@ -262,6 +285,15 @@ def run(
             api-version, deployment or body), send those cells again into this folder. Without it such a re-run
             is refused (:class:`~workbench.errors.RequestChanged` says what changed), so one folder never mixes
             answers to two different requests.
+        mode: ``"online"`` (default) sends each call now; ``"batch"`` submits the calls to the provider's Batch
+            API (half price, its own quota, done within 24 h): one file per target and deployment, tracked in the
+            run folder, merged by cell key. Cells done or in the response cache are not submitted. Targets must
+            be marked batch-capable (``batch = true`` or ``batch_deployments`` in the profile). See
+            :mod:`workbench.batch` (``resume``, ``cancel``, ``batch_status``).
+        batch: how a batch run polls and splits files (:class:`~workbench.batch.BatchSettings`: poll interval,
+            default 60 s; lines and bytes per file, default the provider's limits).
+        wait: with ``mode="batch"``, poll until every batch has ended and is merged (default); False returns
+            after submitting (``workbench.batch.resume(out)`` collects later).
         on_stream: stream every call and report its text as it arrives: ``on_stream(planned_cell, text_so_far)``
             (from the run's thread). Off by default: a batch run does not pay for streaming.
 
@@ -270,7 +302,7 @@ def run(
     """
     return run_sync(arun(experiment, out=out, cache=cache, providers=providers, progress=progress,
                          budget_usd=budget_usd, on_result=on_result, cancel=cancel, resend_changed=resend_changed,
-                         on_stream=on_stream),
+                         mode=mode, batch=batch, wait=wait, on_stream=on_stream),
                     thread_name=f"workbench-run-{experiment.name}")
 
 

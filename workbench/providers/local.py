@@ -200,7 +200,10 @@ class LocalModel:
     def _generate(self, method: str, kwargs: dict[str, Any], logprobs: bool) -> dict[str, Any]:
         """One whole answer, run as one job on the worker (a request for logprobs on the logits_all context)."""
         def start(llm: Any) -> Any:
-            return getattr(self._load(True) if logprobs else llm, method)(**kwargs)
+            target = self._load(True) if logprobs else llm
+            if method == "create_chat_completion" and "tools" in kwargs:
+                return _function_calling(target, kwargs)
+            return getattr(target, method)(**kwargs)
 
         end = self._worker.submit(Job(start, stream=False)).get()
         if end.error is not None:
@@ -265,12 +268,41 @@ def _text_content(content: Any, index: int) -> str:
     return "\n".join(parts)
 
 
+def _tool_kwargs(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tools for llama-cpp-python's ``chatml-function-calling`` handler (SmolLM2 speaks ChatML).
+
+    The handler's template renders assistant calls but not ``role: tool`` messages, so each result becomes a
+    user message naming the function; it knows ``auto`` and a named function, so ``required`` with one tool names
+    it, and (as OpenAI does) tools without a ``tool_choice`` mean ``auto``. After tool results, ``auto`` answers
+    in words (see below): the embedded model makes one round of calls per turn."""
+    if body.get("functions"):
+        raise LocalRequestRejected(400, "unsupported_parameter", "Use `tools`; the legacy `functions` is not served.",
+                                   "functions")
+    tools = body["tools"]
+    choice = body.get("tool_choice") or "auto"
+    if choice == "required":
+        if len(tools) != 1:
+            raise LocalRequestRejected(400, "unsupported_parameter", "The local model takes tool_choice 'required' "
+                                       "with one tool only; name the function, or use 'auto'.", "tool_choice")
+        choice = {"type": "function", "function": {"name": tools[0]["function"]["name"]}}
+    if choice == "auto" and messages and messages[-1]["role"] == "tool":
+        # the handler's `auto` can only ever call again (its grammar for a free message admits nothing but a
+        # function name or the end), so with the results in, the model answers in words: tool_choice none
+        choice = "none"
+    names = {c["id"]: c["function"]["name"] for m in messages for c in m.get("tool_calls") or []}
+    for i, m in enumerate(messages):
+        if m["role"] == "tool":
+            name = names.get(m.get("tool_call_id"), "the function")
+            messages[i] = {"role": "user", "content": f"functions.{name} returned:\n{m['content']}"}
+        elif m["role"] == "assistant" and not m.get("tool_calls"):
+            m.pop("tool_calls", None)
+    if choice != "none" and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": ""})  # the template lists the functions in a system message
+    return {"tools": tools, "tool_choice": choice}
+
+
 def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
     """Translate an OpenAI chat request body into ``Llama.create_chat_completion`` arguments."""
-    if body.get("tools") or body.get("functions"):
-        raise LocalRequestRejected(
-            400, "unsupported_parameter", "The local model does not support tools/function calling.", "tools"
-        )
     if int(body.get("n") or 1) != 1:
         raise LocalRequestRejected(
             400, "unsupported_parameter", "The local model returns one choice per request (n=1).", "n"
@@ -280,7 +312,12 @@ def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
         role = m.get("role")
         if role == "developer":  # SmolLM2's chat template knows system, user, assistant
             role = "system"
-        messages.append({"role": role, "content": _text_content(m.get("content"), i)})
+        out: dict[str, Any] = {"role": role, "content": _text_content(m.get("content"), i)}
+        if m.get("tool_calls"):
+            out["tool_calls"] = m["tool_calls"]
+        if m.get("tool_call_id"):
+            out["tool_call_id"] = m["tool_call_id"]
+        messages.append(out)
     if not messages:
         raise LocalRequestRejected(400, "invalid_request_error", "messages must not be empty", "messages")
     kwargs: dict[str, Any] = {"messages": messages, **_sampling(body)}
@@ -297,6 +334,8 @@ def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
         schema = (fmt.get("json_schema") or {}).get("schema")
         # llama.cpp turns the schema into a grammar, so the output is guaranteed to parse
         kwargs["response_format"] = {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+    if body.get("tools"):
+        kwargs.update(_tool_kwargs(body, messages))
     return kwargs
 
 
@@ -335,6 +374,24 @@ def _completion_kwargs(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("logprobs") is not None:
         kwargs["logprobs"] = int(body["logprobs"])
     return kwargs
+
+
+def _function_calling(llm: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion through llama-cpp-python's ``chatml-function-calling`` handler, with call ids that
+    depend on the answer only (the handler's hold a random completion id: a rerun's next step would differ)."""
+    from llama_cpp.llama_chat_format import chatml_function_calling
+
+    out = chatml_function_calling(llama=llm, **kwargs)
+    message = out["choices"][0]["message"]
+    if kwargs.get("tool_choice") == "auto" and not message.get("tool_calls"):
+        # the handler chose to answer in words, but its grammar for that answer admits only a function name or
+        # the end of the turn (always empty): the words come from its own tool_choice none path instead
+        out = chatml_function_calling(llama=llm, **{**kwargs, "tool_choice": "none"})
+        message = out["choices"][0]["message"]
+    message.pop("function_call", None)
+    for i, call in enumerate(message.get("tool_calls") or []):
+        call["id"] = f"call_{i}_{call['function']['name']}"
+    return out
 
 
 class _ChunkStream:
@@ -447,6 +504,8 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                 return httpx2.Response(200, json=body, headers={"x-request-id": request_id})
             payload = _payload(request)
             if path.endswith("/chat/completions"):
+                if payload.get("stream") and payload.get("tools"):
+                    return _whole_as_stream(self.model.chat({**payload, "stream": False}), payload, request_id)
                 if payload.get("stream"):
                     job = self.model.stream(payload)
                     return self._streaming(_SyncChunkStream, job, job.get(), payload, request_id)
@@ -491,7 +550,8 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         await request.aread()
         try:
             payload = _payload(request)
-            if request.url.path.rstrip("/").endswith("/chat/completions") and payload.get("stream"):
+            if request.url.path.rstrip("/").endswith("/chat/completions") and payload.get("stream") and \
+                    not payload.get("tools"):
                 # the worker wakes this loop per chunk: no thread waits for a stream
                 job = self.model.stream(payload, loop=asyncio.get_running_loop())
                 try:
@@ -504,6 +564,29 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             return _error_response(e)
         # whole answers wait for the worker off the event loop, so notebooks stay responsive
         return await asyncio.to_thread(self._handle, request)
+
+
+def _whole_as_stream(out: dict[str, Any], payload: dict[str, Any], request_id: str) -> httpx2.Response:
+    """A whole answer sent as server-sent events (the function-calling handler does not stream): the text, each
+    call, the finish reason and, when asked for, the usage - so a streaming client (the playground) gets tools."""
+    head = {k: out.get(k) for k in ("id", "created", "model", "system_fingerprint")}
+    head["object"] = "chat.completion.chunk"
+    choice = out["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+    events = [chunk({"role": "assistant", "content": message.get("content") or ""})]
+    for i, call in enumerate(message.get("tool_calls") or []):
+        events.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                             "function": call["function"]}]}))
+    events.append(chunk({}, choice.get("finish_reason")))
+    if (payload.get("stream_options") or {}).get("include_usage"):
+        events.append({**head, "choices": [], "usage": out.get("usage")})
+    body = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
+    return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream",
+                                                       "x-request-id": request_id})
 
 
 def _payload(request: httpx2.Request) -> dict[str, Any]:

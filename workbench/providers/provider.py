@@ -510,6 +510,33 @@ def _prompt_filtered(e: openai.BadRequestError, req: PreparedRequest, latency: f
     )
 
 
+def completion_from_batch_line(status_code: int, body: dict[str, Any] | None, req: PreparedRequest,
+                               request_id: str | None = None) -> Completion | None:
+    """A Batch API line's response as the :class:`Completion` the online path would have made of it: a 200 body
+    parsed by the SDK's own type (content-filter annotations kept), a refused prompt as ``prompt_filtered``.
+    ``None`` for any other error status: the caller records an error cell with the body's code and message."""
+    body = body if isinstance(body, dict) else {}
+    headers = {"x-request-id": request_id} if request_id else {}
+    if status_code == 200:
+        from openai.types.chat import ChatCompletion
+
+        try:
+            parsed = ChatCompletion.model_validate(body)
+        except Exception as e:
+            raise BackendError(f"unusable batch output line for {req.deployment!r}: {redact(e)}") from None
+        return _to_completion(parsed, headers, req, 0.0, 0)
+    err = body.get("error") if isinstance(body.get("error"), dict) else {}
+    inner = err.get("innererror") or {}
+    if err.get("code") == "content_filter" or inner.get("code") == "ResponsibleAIPolicyViolation":
+        return Completion(
+            outcome="prompt_filtered", finish_reason="content_filter", request_id=request_id,
+            deployment=req.deployment, warnings=req.warnings, error_code=str(err.get("code") or "content_filter"),
+            content_filter=ContentFilter(prompt=parse_filter_results(inner.get("content_filter_result"))),
+            error_message=redact(err.get("message") or "the prompt was filtered"),
+        )
+    return None
+
+
 def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retries: int) -> Completion:
     if not getattr(parsed, "choices", None):
         raise BackendError(f"The backend returned no choices for {req.deployment!r} (request {_request_id(headers)}).")
@@ -559,6 +586,8 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         warnings=req.warnings,
         error_code=None,
         error_message=None,
+        first_token_s=None,
+        streamed=False,
         tool_calls=_tool_calls(getattr(choice, "message", None)),  # (a completions choice has none)
     )
 
@@ -591,9 +620,16 @@ def parse_logprobs(raw: Any) -> TokenLogprobs | None:
 
 
 def _tool_calls(message: Any) -> list[dict[str, Any]]:
-    """The message's tool calls as plain dicts in the API's shape (``[]`` without any)."""
-    calls = getattr(message, "tool_calls", None) if message is not None else None
-    return [c.model_dump(exclude_none=True) if hasattr(c, "model_dump") else dict(c) for c in calls or []]
+    """The message's function calls as plain OpenAI-shaped dicts (masked: arguments can echo a prompt)."""
+    out = []
+    for call in (getattr(message, "tool_calls", None) if message is not None else None) or []:
+        fn = getattr(call, "function", None)
+        if fn is None:  # a custom (non-function) tool call: kept as the service sent it
+            out.append(call.model_dump(exclude_none=True))
+            continue
+        out.append({"id": call.id, "type": "function",
+                    "function": {"name": fn.name, "arguments": mask_known(fn.arguments or "")}})
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- streaming
@@ -633,6 +669,7 @@ class _StreamAssembler:
         self.meta: dict[str, Any] = {}
         self.prompt_filters: list[dict[str, Any]] = []
         self.completion_filters: list[dict[str, Any]] = []
+        self.calls: dict[int, dict[str, Any]] = {}  # tool calls by index, their arguments arriving in pieces
 
     def feed(self, chunk: Any) -> str:
         """Take one chunk; return its text (possibly empty)."""
@@ -655,11 +692,23 @@ class _StreamAssembler:
             if choice.finish_reason:
                 self.finish = choice.finish_reason
             text = (choice.delta.content or "") if choice.delta else ""
+            for delta in (getattr(choice.delta, "tool_calls", None) or []) if choice.delta else []:
+                self._feed_call(delta)
         if text:
             if self.first is None:
                 self.first = time.perf_counter() - self.start
             self.parts.append(text)
         return text
+
+    def _feed_call(self, delta: Any) -> None:
+        call = self.calls.setdefault(delta.index, {"id": None, "type": "function",
+                                                   "function": {"name": "", "arguments": ""}})
+        if delta.id:
+            call["id"] = delta.id
+        fn = delta.function
+        if fn is not None:
+            call["function"]["name"] += fn.name or ""
+            call["function"]["arguments"] += fn.arguments or ""
 
     def completion(self, stopped: bool = False) -> Completion:
         """The record of the stream so far (``stopped``: the reader closed it before the end)."""
@@ -677,7 +726,9 @@ class _StreamAssembler:
             system_fingerprint=self.meta.get("system_fingerprint"), model=self.meta.get("model"),
             deployment=self.req.deployment, rate_limit=_rate_headers(self.headers), content_filter=filters,
             retries=self.retries, warnings=warnings, error_code=None, error_message=None,
-            first_token_s=self.first, streamed=True)
+            first_token_s=self.first, streamed=True,
+            tool_calls=[{**c, "function": {**c["function"], "arguments": mask_known(c["function"]["arguments"])}}
+                        for _, c in sorted(self.calls.items())])
 
     def _usage(self, warnings: list[str], stopped: bool) -> Usage:
         u = self.usage

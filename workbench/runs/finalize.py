@@ -73,16 +73,20 @@ class RunOutcome:
 
 def export_results(results: Results, run_dir: Path) -> dict[str, str]:
     """``results.jsonl`` (typed records, reloadable with ``Results.from_jsonl``) and ``results.parquet``."""
+    # Streamed, a record at a time (and the table built in pages from the redacted file): the end of a large
+    # run must not hold every record in memory at once.
     files: dict[str, str] = {}
-    lines = [redact(r.model_dump_json()) for r in results.records]
-    atomic_write(run_dir / RESULTS_JSONL, "".join(line + "\n" for line in lines))
+    tmp = run_dir / f".{RESULTS_JSONL}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in results.iter_records():
+            f.write(redact(r.model_dump_json()) + "\n")
+    tmp.replace(run_dir / RESULTS_JSONL)
     files["results_jsonl"] = RESULTS_JSONL
     try:
-        from ..results import Results
+        from ..results import read_jsonl, records_frame, write_parquet
 
-        clean = Results.from_jsonl(run_dir / RESULTS_JSONL)
         tmp = run_dir / f".{RESULTS_PARQUET}.tmp"
-        clean.to_parquet(tmp)
+        write_parquet(records_frame(read_jsonl(run_dir / RESULTS_JSONL)), tmp)
         tmp.replace(run_dir / RESULTS_PARQUET)
         files["results"] = RESULTS_PARQUET
     except Exception as e:  # pyarrow missing or a column it cannot store: the JSONL still has everything
@@ -106,7 +110,9 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
         status = results.status
     spec = info.get("spec")
     ds = info.get("dataset") or {}
+    batch = batch_of(run_dir) if results is not None else None
     return Manifest(
+        mode="batch" if batch else "online", batch=batch,
         run_id=run_id, experiment=experiment, status=status, notebook=notebook, source=source,
         parameters={k: v for k, v in parameters.items() if k not in RUN_LOCAL_PARAMETERS},
         effective_parameters=dict(effective) if effective is not None else None,
@@ -120,6 +126,19 @@ def build_manifest(run_dir: Path, *, run_id: str, experiment: str, notebook: Not
         failure=failure, git=git_info(git_dir or (Path(notebook.path).parent if notebook.path else run_dir)),
         packages=package_versions(), environment_lock=environment_lock(), sweep=dict(sweep) if sweep else None,
     )
+
+
+def batch_of(run_dir: Path) -> dict[str, Any] | None:
+    """What the batch engine recorded in the run's ledger (batch ids, counts, saving); None for an online run."""
+    from ..ledger import FILENAME, RunLedger
+
+    if not (Path(run_dir) / FILENAME).is_file():
+        return None
+    ledger = RunLedger(run_dir)
+    try:
+        return ledger.get_meta("batch") if ledger.get_meta("mode") == "batch" else None
+    finally:
+        ledger.close()
 
 
 def write_run_manifest(results: Results, *, started_at: str | None, finished_at: str | None,

@@ -50,16 +50,16 @@ def _title(results: Results, m: Manifest | None) -> str:
 
 
 def _scores(results: Results, scorer: str) -> list[str]:
-    try:
-        table = results.summary(scorer)
+    try:  # from the ledger without pandas: the end of a 20,000-call run must not load every record
+        table = results.summary_rows(scorer)
     except Exception as e:  # the headline must never hide the report's path
         return [f"  {scorer}: not summarised ({e})"]
     order = {v: i for i, v in enumerate(results.variants)}
-    records = sorted(table.to_dict("records"), key=lambda r: (order.get(r["variant"], len(order)), str(r["target"])))
+    records = sorted(table, key=lambda r: (order.get(r["variant"], len(order)), str(r["target"])))
     rows = [fmt.summary_row(r) for r in records]
     if not rows:
         return []
-    rate = any(fmt.is_rate(m) for m in table["method"])
+    rate = any(fmt.is_rate(r.get("method")) for r in table)
     several_targets = len({r["target"] for r in rows}) > 1
     names = [r["variant"] + (f" @ {r['target']}" if several_targets else "") for r in rows]
     width = max(len(n) for n in names)
@@ -85,18 +85,18 @@ def _verdicts(results: Results, scorer: str) -> list[str]:
 
 def _spend(results: Results, m: Manifest | None) -> str:
     totals = m.totals if m is not None else None
+    sums = results.totals()  # SQL over a run folder's ledger: no record parsed
     calls = len(results)
-    cached = totals.cache_hits if totals is not None else sum(bool(r.cache_hit) for r in results.records)
-    tokens = sum(r.prompt_tokens + r.completion_tokens for r in results.records)
-    priced = [r.cost_usd for r in results.records if r.cost_usd is not None]
-    if not priced and calls:
+    cached = totals.cache_hits if totals is not None else sums["cache_hits"]
+    tokens = sums["prompt_tokens"] + sums["completion_tokens"]
+    if sums["cost_usd"] is None and calls:
         cost = "cost unknown (a model has no price)"
     else:
         # the ledger's spend: what this folder paid for, whichever process sent each call
         spent = results.info.get("spent_usd")
         if spent is None:
-            spent = sum(r.cost_usd or 0.0 for r in results.records if not r.cache_hit)
-        worth = sum(priced)
+            spent = sums["spent_usd"] or 0.0
+        worth = sums["cost_usd"] or 0.0
         cost = f"spent {fmt.usd(spent)}"
         if abs(worth - spent) > 1e-12:
             cost += f" (all calls at list prices: {fmt.usd(worth)})"

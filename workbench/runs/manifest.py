@@ -175,6 +175,11 @@ class Manifest(_Record):
     totals: Totals = Field(default_factory=Totals)
     metrics: list[Metric] = Field(default_factory=list)
     results_status: str | None = None  # the harness's own status (complete, stopped: budget ...)
+    mode: str = "online"
+    """How the calls were sent: ``online`` (one request each) or ``batch`` (the provider's Batch API)."""
+    batch: dict[str, Any] | None = None
+    """For a batch run: its batch ids, each batch's status and counts, what the batch cells cost, the same at
+    online prices and the saving (``workbench.batch.batch_summary``)."""
     failure: Failure | None = None
     git: GitInfo = Field(default_factory=GitInfo)
     python: str = Field(default_factory=lambda: platform.python_version())

@@ -97,8 +97,14 @@ def estimate(exp: Experiment, providers: str | Mapping[str, Provider] | None = N
 def run_experiment(exp: Experiment, run_dir: str | Path | None = None, *,
                    providers: str | Mapping[str, Provider] | None = None, budget_usd: float | None = None,
                    progress: bool = True, cache: Any = True, source: str | None = None, resume: bool = False,
-                   record: bool | None = None, report: bool = False, resend_changed: bool = False) -> Results:
+                   record: bool | None = None, report: bool = False, resend_changed: bool = False,
+                   mode: str = "online", poll_interval_s: float | None = None, batch: Any = None,
+                   wait: bool = True) -> Results:
     """Run ``exp`` into ``run_dir`` and keep it in the run history (:mod:`workbench.history`).
+
+    ``mode="batch"`` submits through the provider's Batch API and polls every ``poll_interval_s`` seconds
+    (default 60; or give ``batch``, a :class:`~workbench.batch.BatchSettings`) until the batches are merged
+    (``wait``); an interrupted kernel is collected later with ``workbench batch resume RUN_DIR``.
 
     - ``run_dir`` None: a new folder ``<history root>/<experiment>/<run-id>/`` - or, with ``resume``, the
       newest unfinished or finished run of the same experiment version (what ``workbench eval`` does).
@@ -112,6 +118,16 @@ def run_experiment(exp: Experiment, run_dir: str | Path | None = None, *,
     """
     from ..harness import resolve_providers, run
     from ..history import default_run_dir, new_run_dir
+
+    if mode not in ("online", "batch"):
+        raise DataError(f"mode = {mode!r} (notebook parameter): use 'online' or 'batch'.")
+    if poll_interval_s is not None and (not isinstance(poll_interval_s, (int, float)) or poll_interval_s < 0):
+        raise DataError(f"poll_interval_s = {poll_interval_s!r} (notebook parameter): seconds between batch status "
+                        f"checks, 0 or more.")
+    if mode == "batch" and batch is None:
+        from ..batch import DEFAULT_POLL_S, BatchSettings
+
+        batch = BatchSettings(poll_interval_s=DEFAULT_POLL_S if poll_interval_s is None else float(poll_interval_s))
 
     provs = resolve_providers(exp, load_providers(providers))
     record = run_dir is None if record is None else record
@@ -128,7 +144,8 @@ def run_experiment(exp: Experiment, run_dir: str | Path | None = None, *,
                   notebook=_notebook_info(source))
     try:
         results = run(exp, out=run_dir, providers=provs, progress=progress, budget_usd=budget_usd, cache=cache,
-                      resend_changed=resend_changed)
+                      resend_changed=resend_changed, mode=mode, batch=batch,
+                      wait=wait)
     except BaseException as e:
         if record:  # refused by the budget, a target that cannot be reached, Ctrl-C: the history says so
             from .finalize import record_failure

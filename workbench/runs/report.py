@@ -556,13 +556,36 @@ def _cell(recs: list, scorer: str | None) -> dict[str, Any]:
     return {"outcome": outcome, "label": label, "badge": verdict_badge(outcome, label),
             "answer": (s0.answer if s0 is not None else None) or "",
             "explanation": show(s0.explanation) if s0 is not None and s0.explanation else None,
-            "evidence": s0.evidence if s0 is not None else None, "output": _output_html(text, span),
+            "evidence": s0.evidence if s0 is not None else None,
+            "output": _tool_calls_html(first) + _output_html(text, span),
             "repeats": len(recs), "call": first.outcome,
             "meta": " · ".join(x for x in (
                 fmt.seconds(first.latency_s) if first.latency_s else "",
                 f"{fmt.count(first.prompt_tokens)} → {fmt.count(first.completion_tokens)} tokens",
                 "cached" if first.cache_hit else "", first.outcome if first.outcome not in ("ok", "error") else "")
                 if x)}
+
+
+def _tool_calls_html(rec: Any) -> Markup:
+    """A cell's function calls, readably: per step its calls (name, arguments as JSON) and what each tool gave
+    back; a single call's answer as its calls. Empty for a cell without tools."""
+    from ..tools import show_call
+
+    steps = list(rec.steps or [])
+    if not steps and not rec.tool_calls:
+        return Markup("")
+    lines = []
+    if not steps:
+        lines = [Markup('<div class="tool-call">→ {}</div>').format(show_call(c)) for c in rec.tool_calls]
+    for st in steps:
+        results = {t.tool_call_id: t for t in st.tool_results}
+        for c in st.tool_calls:
+            t = results.get(str(c.get("id") or ""))
+            shown = Markup(" ⇒ <code>{}</code>").format(clip(t.content, 200)) if t is not None else ""
+            lines.append(Markup('<div class="tool-call">step {}: → {}{}</div>').format(st.step, show_call(c), shown))
+    if steps:
+        lines.append(Markup('<div class="tool-call">{} steps; final answer:</div>').format(len(steps)))
+    return Markup("").join(lines)
 
 
 def _output_html(text: str, span: Sequence[int] | None) -> Markup:
@@ -688,6 +711,7 @@ def provenance(m: Manifest) -> dict[str, Any]:
         ("prices as of", m.totals.prices_as_of),
         ("sweep", f"point {m.sweep['index'] + 1} of {m.sweep['size']} (sweep {m.sweep['id']}): "
                   f"{json.dumps(m.sweep.get('point'), default=str)}" if m.sweep else None),
+        *batch_facts(m),
     ]
     if m.rerun:
         verdict = {True: "identical results table", False: "DIFFERENT results",
@@ -702,6 +726,18 @@ def provenance(m: Manifest) -> dict[str, Any]:
             "parameters": _parameters_table(m),
             "targets": table(targets) if targets else None, "packages": table(packages),
             "files": sorted(m.files.items())}
+
+
+def batch_facts(m: Manifest) -> list[tuple[str, str | None]]:
+    """How the calls were sent; for a batch run, its batch ids and what it saved against online prices."""
+    b = m.batch
+    if m.mode != "batch" or not b:
+        return [("mode", m.mode)] if m.mode != "online" else []
+    saving = (f"{fmt_usd(b['batch_cost_usd'])} for {b.get('batch_cells', 0)} batch calls; online prices: "
+              f"{fmt_usd(b['online_cost_usd'])} (saved {fmt_usd(b['saving_usd'])})"
+              if b.get("online_cost_usd") is not None else None)
+    return [("mode", "batch (the provider's Batch API)"), ("batch ids", ", ".join(b.get("batch_ids") or [])),
+            ("batch cost", saving)]
 
 
 def _when(iso: str | None) -> str | None:

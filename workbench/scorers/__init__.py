@@ -33,6 +33,7 @@ The package, one module per family (in the manner of inspect_ai's ``scorer/``):
 - ``text``: exact, contains, regex, label; ``structured``: json_valid, json_schema, numeric;
 - ``model_graded``: embedding, judge (and :func:`parse_grade`); ``python``: your own function;
 - ``probability``: label_probability (the probability of each label, from the first token's alternatives);
+- ``tools``: tool_call, no_tool_call, tool_sequence (function calling; order-free for parallel calls);
 - ``registry``: :func:`build_scorer` / :func:`build_scorers` from any spec form, :func:`scorer_name`.
 """
 
@@ -47,11 +48,12 @@ from .python import PythonScorer
 from .registry import build_scorer, build_scorers, scorer_name
 from .structured import JsonSchemaScorer, JsonValidScorer, NumericScorer
 from .text import ContainsScorer, ExactScorer, LabelScorer, RegexScorer
+from .tools import NoToolCallScorer, ToolCallScorer, ToolSequenceScorer
 
 __all__ = [
     "ScoreInput", "Score", "Scorer", "ExactScorer", "ContainsScorer", "RegexScorer", "LabelScorer",
     "JsonValidScorer", "JsonSchemaScorer", "NumericScorer", "EmbeddingScorer", "JudgeScorer", "PythonScorer",
     "LabelProbabilityScorer",
     "SCORERS", "FAILED_OUTCOMES", "register_scorer", "build_scorer", "build_scorers", "scorer_name", "parse_grade",
-    "JudgeParseError", "ScoringError",
+    "JudgeParseError", "ScoringError", "ToolCallScorer", "NoToolCallScorer", "ToolSequenceScorer",
 ]

@@ -34,6 +34,8 @@ class ScoreInput:
     outcome: str = "ok"  # ok | length | completion_filtered | prompt_filtered
     prompt: str | None = None  # the raw prompt of a completions-endpoint cell (messages is then empty)
     logprobs: TokenLogprobs | None = None  # the output tokens with their log-probabilities, when asked for
+    tool_calls: Sequence[Mapping[str, Any]] = ()  # the first answer's function calls (OpenAI shape)
+    steps: Sequence[Any] = ()  # a looping cell's steps (workbench.records.Step), empty for a single call
 
     @classmethod
     def of(cls, output: str = "", expected: Any = None, **fields: Any) -> ScoreInput:

@@ -15,6 +15,7 @@ from .probability import LabelProbabilityScorer  # noqa: F401
 from .python import PythonScorer
 from .structured import JsonSchemaScorer, JsonValidScorer, NumericScorer  # noqa: F401
 from .text import ContainsScorer, ExactScorer, LabelScorer, RegexScorer  # noqa: F401
+from .tools import NoToolCallScorer, ToolCallScorer, ToolSequenceScorer  # noqa: F401
 
 
 def build_scorer(spec: str | Mapping[str, Any] | Scorer | type[Scorer] | Callable[..., Any]) -> Scorer:

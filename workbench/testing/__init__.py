@@ -38,6 +38,7 @@ from .backend import (
     fake_logprobs,
     fake_profile,
     filter_results,
+    tool_reply,
 )
 from .server import FakeServer, serve_in_background
 
@@ -60,6 +61,7 @@ __all__ = [
     "FakeTransport",
     "filter_results",
     "fake_logprobs",
+    "tool_reply",
     "FAKE_API_KEY",
     "FAKE_API_VERSION",
     "FAKE_AZURE_ENDPOINT",

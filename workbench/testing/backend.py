@@ -48,6 +48,7 @@ class FakeRequest:
     api_version: str | None
     time: float = field(default_factory=time.monotonic)
     status: int | None = None  # the HTTP status it was answered with (None: a transport fault)
+    content: bytes = field(default=b"", repr=False)  # the raw body (a file upload is not JSON)
 
     @property
     def model(self) -> str | None:
@@ -86,6 +87,16 @@ class FakeRequest:
         )
 
     @property
+    def tool_names(self) -> list[str]:
+        """The functions the request offered."""
+        return [t.get("function", {}).get("name") for t in (self.body or {}).get("tools") or []]
+
+    @property
+    def tool_results(self) -> list[dict[str, Any]]:
+        """The ``role: tool`` messages of the request (results of earlier calls)."""
+        return [m for m in self.messages if m.get("role") == "tool"]
+
+    @property
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model", "prompt")}
 
@@ -100,12 +111,13 @@ TokenScript = list[tuple[str, float, dict[str, float]]]
 class Reply:
     """A successful chat (or completions) answer. Token counts default to a rough word count of the request.
 
-    ``logprobs``: the tokens to report when the request asks for log-probabilities, as ``(token, logprob,
-    {alternative: logprob})``; by default the text is cut into word tokens with deterministic made-up values
-    (:func:`fake_logprobs`)."""
+    ``tool_calls``: the functions the model calls, each ``{"name": ..., "arguments": {...}}`` (or OpenAI's own
+    shape); ids default to ``call_<n>_<name>`` and the finish reason to ``tool_calls``. ``logprobs``: the tokens
+    to report when the request asks for log-probabilities, as ``(token, logprob, {alternative: logprob})``; by
+    default the text is cut into word tokens with deterministic made-up values (:func:`fake_logprobs`)."""
 
     text: str = "ok"
-    finish_reason: str = "stop"
+    finish_reason: str | None = None  # default: "tool_calls" with tool_calls, else "stop"
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
@@ -118,7 +130,29 @@ class Reply:
     chunk_delay: float | None = None  # streamed: seconds between chunks (default: the backend's chunk_delay)
     model: str | None = None
     logprobs: TokenScript | None = None
-    tool_calls: list[dict[str, Any]] | None = None  # the assistant's tool calls ({id, type, function})
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finish(self) -> str:
+        return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The tool calls in the OpenAI shape, arguments as JSON text."""
+        from ..tools import tool_call
+
+        out = []
+        for i, call in enumerate(self.tool_calls):
+            if "function" in call:
+                out.append({"type": "function", "id": call.get("id") or f"call_{i}", **call})
+            else:
+                out.append(tool_call(call["name"], call.get("arguments"), call.get("id") or f"call_{i}_{call['name']}"))
+        return out
+
+
+def tool_reply(*calls: tuple[str, dict[str, Any]] | dict[str, Any], text: str = "", **fields: Any) -> Reply:
+    """A reply that calls functions: ``tool_reply(("get_weather", {"city": "Paris"}))``."""
+    listed = [c if isinstance(c, dict) else {"name": c[0], "arguments": c[1]} for c in calls]
+    return Reply(text=text, tool_calls=listed, **fields)
 
 
 class Fault:
@@ -365,6 +399,10 @@ class FakeBackend:
         self._levels: dict[str, tuple[float, float]] = {}
         self.status_counts: dict[int, int] = {}
         self.paid: dict[str, int] = {}  # request_key -> chat requests answered 200 (what a service would bill)
+        from .batch import FakeBatches
+
+        self.batches = FakeBatches(self, seed=seed)  # the Files and Batches endpoints (workbench.testing.batch)
+        self.batch_lines: list[FakeRequest] = []  # every batch line answered, as a request
 
     # -- scripting ----------------------------------------------------------------------------------
     def queue(self, *answers: Answer) -> FakeBackend:
@@ -485,6 +523,7 @@ class FakeBackend:
                 (query.get("api-version") or [None])[0],
             )
             self.requests.append(req)
+        req.content = request.content
         return req
 
     def _auth_error(self, req: FakeRequest) -> httpx2.Response | None:
@@ -592,7 +631,7 @@ class FakeBackend:
         return {"status_counts": {str(k): v for k, v in self.status_counts.items()},
                 "chat_status_counts": {str(k): v for k, v in self.chat_status_counts().items()},
                 "paid": sum(paid.values()), "paid_distinct": len(paid),
-                "paid_twice": sorted(k for k, n in paid.items() if n > 1)}
+                "paid_twice": sorted(k for k, n in paid.items() if n > 1), "batch": self.batches.stats()}
 
     def chat_status_counts(self) -> dict[int, int]:
         """HTTP statuses of the chat requests only (``status_counts`` also counts model lists, embeddings)."""
@@ -621,6 +660,9 @@ class FakeBackend:
             )
         if req.endpoint == "embeddings":
             return self._embeddings(req)
+        batch_route = self.batches.route(req.path)
+        if batch_route is not None:
+            return self.batches.respond(req, batch_route)
         if req.endpoint not in ("chat/completions", "completions"):
             return _error(404, "404", f"fake backend: no route for {req.path}")
         if req.endpoint == "completions" and req.prompt is None:
@@ -638,17 +680,39 @@ class FakeBackend:
             return self._chat_stream(req, reply)
         return self._chat_body(req, reply)
 
+    def answer_batch_line(self, body: dict[str, Any], style: str) -> tuple[int, dict[str, Any]]:
+        """Answer one line of a batch as this backend answers a chat request: (status code, response body)."""
+        with self._lock:
+            req = FakeRequest(len(self.batch_lines), "POST", "batch", "/batch", {}, body, style, "chat/completions",
+                              None, None)
+            self.batch_lines.append(req)
+        answer = self._pick(req)
+        if isinstance(answer, CompletionFiltered):
+            answer = answer.reply()
+        if isinstance(answer, Fault):
+            try:
+                resp = answer.response(req)
+            except httpx2.TransportError:
+                return 500, {"error": {"code": "server_error", "message": "The server had an error processing "
+                                                                           "this request."}}
+        else:
+            resp = self._chat_body(req, _as_reply(answer))
+        req.status = resp.status_code
+        return resp.status_code, resp.json()
+
     def _chat_body(self, req: FakeRequest, reply: Reply) -> httpx2.Response:
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages, req.prompt)
         completion = reply.completion_tokens if reply.completion_tokens is not None else max(1, len(reply.text.split()))
         text_endpoint = req.endpoint == "completions"
-        choice: dict[str, Any] = {"index": 0, "finish_reason": reply.finish_reason, "logprobs": None}
+        choice: dict[str, Any] = {"index": 0, "finish_reason": reply.finish, "logprobs": None}
         if text_endpoint:
             choice["text"] = reply.text
         else:
-            choice["message"] = {"role": "assistant", "content": reply.text}
+            message: dict[str, Any] = {"role": "assistant",
+                                       "content": reply.text or (None if reply.tool_calls else "")}
             if reply.tool_calls:
-                choice["message"]["tool_calls"] = reply.tool_calls
+                message["tool_calls"] = reply.calls()
+            choice["message"] = message
         if req.wants_logprobs:
             body_in = req.body or {}
             top = int(body_in.get("logprobs") or 0) if text_endpoint else int(body_in.get("top_logprobs") or 0)
@@ -701,7 +765,13 @@ class FakeBackend:
             events.append({**head, "choices": [], "prompt_filter_results": whole["prompt_filter_results"]})
         events.append(chunk({"role": "assistant", "content": ""}))
         events.extend(chunk({"content": piece}) for piece in re.findall(r"\s*\S+\s*|\s+", reply.text))
-        events.append(chunk({}, reply.finish_reason))
+        for i, call in enumerate(reply.calls()):  # each call's head, then its arguments in two pieces
+            args = call["function"]["arguments"]
+            events.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                                 "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+            for piece in (args[:len(args) // 2], args[len(args) // 2:]):
+                events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
+        events.append(chunk({}, reply.finish))
         if self.stream_usage and ((req.body or {}).get("stream_options") or {}).get("include_usage"):
             events.append({**head, "choices": [], "usage": whole["usage"]})
         delay = reply.chunk_delay if reply.chunk_delay is not None else self.chunk_delay

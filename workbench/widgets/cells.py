@@ -220,7 +220,54 @@ def output_text(r: CellResult) -> str:
         return f"[{r.error_type or 'error'}] {r.error_message or ''}"
     if r.outcome == "prompt_filtered":
         return "[prompt filtered] " + (r.error_message or "")
+    if not r.output and r.tool_calls and not r.steps:  # a single call whose answer is a function call
+        return calls_text(r.tool_calls)
     return r.output
+
+
+def calls_text(calls: Sequence[Mapping[str, Any]]) -> str:
+    """Function calls as a person reads them: ``-> get_weather({"city": "Paris"})``, one a line."""
+    from ..tools import show_call
+
+    return "\n".join(f"-> {show_call(c)}" for c in calls)
+
+
+def _call_html(call: Mapping[str, Any]) -> str:
+    from ..tools import call_arguments, call_name
+
+    args, problem = call_arguments(call)
+    shown = str(args) if problem else json.dumps(args, ensure_ascii=False, indent=1)
+    bad = f' <span style="color:#a50e0e">({esc(problem)})</span>' if problem else ""
+    return (f'<div class="wb-tool-call" style="font-size:12px;margin-left:8px">call <b>{esc(call_name(call))}</b>'
+            f'{bad}<pre style="margin:0 0 0 8px;font-size:11px;white-space:pre-wrap">{esc(shown)}</pre></div>')
+
+
+def steps_html(r: CellResult) -> str:
+    """A looping cell step by step: each answer, its calls (name, arguments as JSON) and each tool's result."""
+    if not r.steps and not r.tool_calls:
+        return ""
+    if not r.steps:
+        return ('<div style="margin-top:4px;color:#555">tool calls</div>'
+                + "".join(_call_html(c) for c in r.tool_calls))
+    out = [f'<div style="margin-top:6px;color:#555">{len(r.steps)} step{"s" if len(r.steps) != 1 else ""}</div>']
+    for s in r.steps:
+        facts = [f"{s.prompt_tokens} + {s.completion_tokens} tokens",
+                 usd(s.cost_usd) if s.cost_usd is not None else "cost unknown", "cache hit" if s.cache_hit else ""]
+        out.append(f'<div class="wb-step" style="border-left:3px solid #ddd;padding-left:6px;margin:4px 0">'
+                   f'<div style="font-size:12px"><b>step {s.step}</b> · {esc(s.finish_reason or s.outcome)} · '
+                   f'<span style="color:#555;font-size:11px">{esc(" · ".join(f for f in facts if f))}</span></div>')
+        if s.output:
+            out.append(f'<pre style="margin:0 0 0 8px;white-space:pre-wrap;font-size:12px">{esc(s.output)}</pre>')
+        results = {t.tool_call_id: t for t in s.tool_results}
+        for call in s.tool_calls:
+            out.append(_call_html(call))
+            t = results.get(str(call.get("id") or ""))
+            if t is not None:
+                colour = "#a50e0e" if t.error else "#0d652d"
+                out.append(f'<div style="font-size:11px;margin-left:16px;color:{colour}">result: '
+                           f'<pre style="display:inline;white-space:pre-wrap">{esc(clip(t.content, 600))}</pre></div>')
+        out.append("</div>")
+    return "".join(out)
 
 
 def grid_html(records: Sequence[CellResult], cases: Sequence[Any] | None = None, variants: Sequence[str] | None = None,
@@ -364,6 +411,7 @@ def cell_detail_html(st: CellStatus) -> str:
                      f'background:#f8f8f8;padding:4px">{highlight(output_text(rec), span)}</pre>')
         if rec.parse_error:
             parts.append(f'<div style="color:#a50e0e;font-size:11px">JSON: {esc(rec.parse_error)}</div>')
+        parts.append(steps_html(rec))
         for s in rec.scores:
             verdict = s.outcome if s.passed is not None or s.error else "n/a"
             expl = f" - {esc(s.explanation)}" if s.explanation else ""

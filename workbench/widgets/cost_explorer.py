@@ -21,7 +21,7 @@ import ipywidgets as widgets
 from traitlets import Int, Unicode
 
 from ..catalog import load_catalog
-from ..errors import WorkbenchError
+from ..errors import DataError, WorkbenchError
 from .fallback import StaticFallback, esc, hide_snapshots_widget
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "o4-mini")
@@ -53,13 +53,54 @@ class Exploration:
 
     tokens_html: str = ""
     image_html: str = ""
+    tools_html: str = ""
     table: Any = None  # pandas DataFrame from workbench.viz.compare_models
     table_html: str = ""
     notes: list[str] = field(default_factory=list)
 
     def to_html(self) -> str:
         notes = "".join(f'<div style="color:#b06000;font-size:12px">⚠ {esc(n)}</div>' for n in self.notes)
-        return notes + self.tokens_html + self.image_html + self.table_html
+        return notes + self.tokens_html + self.image_html + self.tools_html + self.table_html
+
+
+def tool_costs(tools: Sequence[Any], models: Sequence[str], calls: int = 1000) -> list[dict[str, Any]]:
+    """What a variant's tool definitions add to every call, per model: their tokens (the cookbook's rule, an
+    estimate) and the input price of those tokens per call and per ``calls`` calls."""
+    from ..costs import token_cost
+    from ..tokens import count_messages
+    from ..tools import normalize_tools
+
+    defined = normalize_tools(list(tools))
+    rows = []
+    for model in models:
+        info = load_catalog().resolve(model)
+        if not info.supports("tools"):
+            rows.append({"model": model, "tokens": None, "note": "does not take tools"})
+            continue
+        n = count_messages([], info, tools=defined).tools
+        per_call = float(token_cost(info, n, 0).usd)
+        rows.append({"model": model, "tokens": n, "per_call_usd": per_call, "per_calls_usd": per_call * calls,
+                     "calls": calls})
+    return rows
+
+
+def tool_costs_html(tools: Sequence[Any], models: Sequence[str], calls: int = 1000) -> str:
+    """:func:`tool_costs` as a small table (empty without tools)."""
+    if not tools:
+        return ""
+    from ..formatting import usd
+
+    body = []
+    for r in tool_costs(tools, models, calls):
+        if r["tokens"] is None:
+            body.append(f"<tr><td>{esc(r['model'])}</td><td colspan=3>{esc(r['note'])}</td></tr>")
+            continue
+        body.append(f"<tr><td>{esc(r['model'])}</td><td>{r['tokens']:,}</td><td>{esc(usd(r['per_call_usd']))}</td>"
+                    f"<td>{esc(usd(r['per_calls_usd']))}</td></tr>")
+    return (f'<div class="wb-tool-costs" style="font-size:12px"><b>Tool definitions</b> ({len(tools)} function'
+            f'{"s" if len(tools) != 1 else ""}, sent with every call; tokens by the OpenAI cookbook\'s rule, an '
+            f'estimate)<table><tr><th>model</th><th>tokens per call</th><th>input cost per call</th>'
+            f'<th>per {calls:,} calls</th></tr>{"".join(body)}</table></div>')
 
 
 def token_views_html(text: str, models: Sequence[str]) -> tuple[str, list[str]]:
@@ -142,12 +183,17 @@ def cost_table(text: str, image: bytes | None, models: Sequence[str], detail: st
 
 
 def explore(text: str, image: bytes | None, models: Sequence[str], detail: str = "auto", output_tokens: int = 200,
-            calls: int = 1000) -> Exploration:
-    """Everything the explorer shows, computed without widgets."""
+            calls: int = 1000, tools: Sequence[Any] = ()) -> Exploration:
+    """Everything the explorer shows, computed without widgets (``tools``: function definitions sent with
+    every call, priced per model)."""
     ex = Exploration()
     if not models:
         ex.notes.append("pick at least one model")
         return ex
+    try:
+        ex.tools_html = tool_costs_html(tools, models, calls)
+    except WorkbenchError as e:
+        ex.notes.append(str(e))
     ex.tokens_html, notes = token_views_html(text, models)
     ex.notes += notes
     ex.image_html, notes = image_views_html(image, models, detail)
@@ -180,8 +226,14 @@ class CostExplorer(StaticFallback, widgets.VBox):
     output_tokens = Int(200)
 
     def __init__(self, text: str = "", image: Any = None, models: Sequence[str] = DEFAULT_MODELS,
-                 detail: str = "auto", output_tokens: int = 200, calls: int = 1000):
+                 detail: str = "auto", output_tokens: int = 200, calls: int = 1000, tools: Sequence[Any] = ()):
+        from ..tools import normalize_tools
+
         self.calls = calls
+        try:
+            self.tools = normalize_tools(list(tools))  # checked here, like a variant's: a bad schema is refused
+        except ValueError as e:
+            raise DataError(f"CostExplorer tools: {e}") from None
         self.image: bytes | None = None
         self.image_name = ""
         self.exploration = Exploration()
@@ -208,12 +260,13 @@ class CostExplorer(StaticFallback, widgets.VBox):
         self.image_out.add_class("wb-image-view")
         self.table_out = widgets.HTML()
         self.table_out.add_class("wb-cost-table")
+        self.tools_out = widgets.HTML()
         self.notes_out = widgets.HTML()
         super().__init__(children=[
             hide_snapshots_widget(), self.text_area,
             widgets.HBox([self.upload, self.clear_button, self.image_label]),
             widgets.HBox([self.model_picker, widgets.VBox([self.detail_toggle, self.output_box])]),
-            self.notes_out, widgets.HTML("<b>Tokens</b>"), self.tokens_out, self.image_out,
+            self.notes_out, widgets.HTML("<b>Tokens</b>"), self.tokens_out, self.image_out, self.tools_out,
             widgets.HTML("<b>Cost</b>"), self.table_out,
         ])
         self.add_class("wb-cost-explorer")
@@ -284,6 +337,10 @@ class CostExplorer(StaticFallback, widgets.VBox):
             ex.image_html, notes = self._images(models)
             ex.notes += notes
             try:
+                ex.tools_html = tool_costs_html(self.tools, models, self.calls)
+            except WorkbenchError as e:
+                ex.notes.append(str(e))
+            try:
                 ex.table, ex.table_html = cost_table(self.text, self.image, models, self.detail, self.output_tokens,
                                                      self.calls)
             except WorkbenchError as e:
@@ -293,6 +350,7 @@ class CostExplorer(StaticFallback, widgets.VBox):
                                        for n in ex.notes)
         self.tokens_out.value = ex.tokens_html
         self.image_out.value = ex.image_html
+        self.tools_out.value = ex.tools_html
         self.table_out.value = ex.table_html or '<div style="color:#888;font-size:12px">Nothing to price yet.</div>'
         self.refresh_static(debounce=1.0)
 
