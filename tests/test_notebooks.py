@@ -140,21 +140,3 @@ def test_03_run_interactively_joins_the_history(reports, tmp_path):
                              timeout=300)
     assert listing.returncode == 0 and run_dir.name in listing.stdout and "notebook" in listing.stdout
     assert run_dir.name in (reports / "index.html").read_text()
-
-
-@pytest.mark.notebook
-@pytest.mark.local_model
-def test_03_evaluate_shows_calibration_and_token_probabilities_on_the_local_model(reports):
-    """The shipped `probabilities` example: a raw completion prompt and a chat prompt with logprobs, on the local
-    model; notebook 03 and its report show the reliability diagram, the ECE per variant and the token views."""
-    out = execute(ROOT / "notebooks" / "03_evaluate.ipynb", reports, spec="probabilities", sample_size=3)
-    m = load_manifest(out.run_dir)
-    assert m.experiment == "sentiment-probabilities" and m.totals.calls == 6
-    executed = nbformat.read(out.run_dir / "notebook.ipynb", as_version=4)
-    cell = next(c for c in executed.cells if c.cell_type == "code" and "plot_reliability(" in c.source)
-    assert not [o for o in cell.outputs if o.output_type == "error"]
-    html = "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
-    assert "ece" in html and "workbench-probability-view" in html
-    assert any("image/png" in o.get("data", {}) for o in cell.outputs)  # the reliability diagram
-    report = out.report.read_text()
-    assert 'id="calibration"' in report and 'id="probabilities"' in report

@@ -59,15 +59,6 @@ def test_the_known_parameters_are_the_sdks():
     assert CHAT_PARAMETERS == _sdk_create_params() - built_or_client_side
 
 
-def test_the_known_completions_parameters_are_the_sdks():
-    """params.COMPLETION_PARAMETERS (a `prompt` variant's) is the SDK's completions.create keywords likewise."""
-    from workbench.params import COMPLETION_PARAMETERS
-    from workbench.providers.provider import _sdk_create_params
-
-    built_or_client_side = {"model", "prompt", "extra_headers", "extra_query", "extra_body", "timeout"}
-    assert COMPLETION_PARAMETERS == _sdk_create_params("completions") - built_or_client_side
-
-
 def test_extra_body_is_the_escape_hatch_and_is_sent_as_it_is():
     from workbench import Experiment
     from workbench.harness import run

@@ -243,23 +243,3 @@ def test_views_render_in_an_executed_notebook_and_its_html_export():
     assert "image/png" in image_out and "1452" in image_out["text/html"]
     body, _ = HTMLExporter().from_notebook_node(nb)
     assert "workbench-token-view" in body and "workbench-image-view" in body
-
-
-def test_probability_view_colours_tokens_and_puts_alternatives_in_title_attributes():
-    import math
-
-    from workbench.records import TokenLogprobs
-    from workbench.viz import ProbabilityView
-    from workbench.viz.token_view import probability_colour
-
-    lp = TokenLogprobs(tokens=["<b>", " sure"], logprobs=[math.log(0.25), math.log(0.95)],
-                       top=[[("<b>", math.log(0.25)), ("<i>", math.log(0.5))], [(" sure", math.log(0.95))]])
-    html = ProbabilityView(lp, title="v1").to_html()
-    assert "<script" not in html and "&lt;b&gt;" in html and "<b>v1</b>" in html
-    assert f"background:{probability_colour(0.25)}" in html and f"background:{probability_colour(0.95)}" in html
-    assert probability_colour(0.0) == "hsl(0,75%,82%)" and probability_colour(1.0) == "hsl(120,75%,82%)"
-    hover = "p = 25.0% (logprob -1.386)\nalternatives:\n▸ &#x27;&lt;b&gt;&#x27;  25.0%\n  &#x27;&lt;i&gt;&#x27;  50.0%"
-    assert hover in html
-    assert "2 tokens · mean probability 48.7% · 1 below 50%" in html  # geometric mean: sqrt(0.25 * 0.95)
-    empty = ProbabilityView(None).to_html()
-    assert "no token probabilities recorded" in empty and "top_logprobs: 5" in empty

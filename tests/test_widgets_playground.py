@@ -390,33 +390,3 @@ def test_the_playground_runs_the_embedded_model(tmp_path):
     assert pg.results is not None and len(pg.results) == 3 and pg.results.n_errors == 0
     assert all(r.output for r in pg.records) and all(r.scores for r in pg.records)
     assert pg.grid_html().count("wb-score") == 3
-
-
-def test_the_probabilities_toggle_shows_each_cards_answer_token_by_token(pg, fake):
-    pg.set_input(text="I love this phone, it is fantastic")
-    pg.probabilities.value = True
-    pg.run(wait=True)
-    assert len(pg.records) == 3
-    bodies = [r.body for r in fake.chat_requests]
-    assert all(b["logprobs"] is True and b["top_logprobs"] == 5 for b in bodies)  # the chat endpoint's way
-    assert all(r.logprobs is not None for r in pg.records)
-    card = pg.editor("instructed").output.value
-    assert "workbench-probability-view" in card and "alternatives:" in card and "mean probability" in card
-    pg.probabilities.value = False
-    pg.run(wait=True)
-    assert "logprobs" not in fake.chat_requests[-1].body
-    assert "workbench-probability-view" not in pg.editor("instructed").output.value
-
-
-def test_a_prompt_variant_in_the_playground_edits_its_prompt_and_runs_on_the_completions_endpoint(fake, tmp_path):
-    exp = load_example("probabilities").replace(targets=[Target(profile="fake", model="gpt-35-turbo-instruct")])
-    exp = exp.replace(variants=[exp.variants[0]])  # the raw completion prompt alone: the model serves no chat
-    pg = Playground(exp, providers={"fake": fake.provider("openai")}, out=tmp_path / "runs")
-    card = pg.editor("completion")
-    assert card.user.value.startswith("Review: {{ text }}")  # the user box holds the prompt
-    card.user.value = "Q: {{ text }}\nA:"
-    assert "tokens in" in card.info.value  # counted exactly, as a raw prompt
-    pg.set_input(text="I love it")
-    pg.run(wait=True)
-    assert [r.body["prompt"] for r in fake.completion_requests] == ["Q: I love it\nA:"]
-    assert pg.records[0].endpoint == "completions" and pg.records[0].output

@@ -18,7 +18,7 @@ from typing import Literal
 from .errors import UnknownModelError
 
 Capability = Literal[
-    "chat", "completions", "vision", "reasoning", "structured_output", "tools", "embeddings", "computer_use"
+    "chat", "vision", "reasoning", "structured_output", "tools", "embeddings", "computer_use"
 ]
 
 
@@ -56,11 +56,6 @@ class ModelInfo:
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
-
-    @property
-    def endpoints(self) -> tuple[str, ...]:
-        """The text endpoints the model serves: ``chat`` (messages) and/or ``completions`` (a raw prompt)."""
-        return tuple(e for e in ("chat", "completions") if e in self.capabilities)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from .catalog import ModelInfo, load_catalog
 from .config import resolve_model
 from .errors import BudgetExceeded, DataError, PriceUnknown, UnknownModelError
 from .records import Usage
-from .tokens import Messages, TokenCount, count_messages, count_prompt
+from .tokens import Messages, TokenCount, count_messages
 
 PER_TOKENS = 1_000_000  # prices are quoted per 1M tokens
 _PRICE_FIELDS = ("input", "cached_input", "output")
@@ -83,16 +83,6 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-# A price may carry its own date and source, when it was collected apart from the rest of its file.
-_PROVENANCE_FIELDS = ("as_of", "source")
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise DataError(f"{where} = {value!r}: a non-empty string (a date like \"2026-12\", or where it comes from).")
-    return value
-
-
 def _model_prices(raw: Mapping[str, Any], path: Path, as_of: str, source: str) -> dict[str, dict[str, Any]]:
     """The ``[prices]`` table of one file, keyed by catalog model name, fields validated."""
     out: dict[str, dict[str, Any]] = {}
@@ -101,17 +91,15 @@ def _model_prices(raw: Mapping[str, Any], path: Path, as_of: str, source: str) -
         where = f"{path}: prices.{name!r}"
         if not isinstance(entry, Mapping):
             raise DataError(f"{where} must be a table like {{ input = 2.5, output = 10.0 }}.")
-        unknown = set(entry) - set(_PRICE_FIELDS) - set(_PROVENANCE_FIELDS)
+        unknown = set(entry) - set(_PRICE_FIELDS)
         if unknown:
-            raise DataError(f"{where} has unknown field(s) {sorted(unknown)}; use {', '.join(_PRICE_FIELDS)} "
-                            f"(and optionally {', '.join(_PROVENANCE_FIELDS)}, for a price dated apart from the file).")
+            raise DataError(f"{where} has unknown field(s) {sorted(unknown)}; use {', '.join(_PRICE_FIELDS)}.")
         try:
             model = catalog.resolve(name).name
         except UnknownModelError as e:
             raise DataError(f"{where}: {e}") from e
-        fields = {k: _number(v, f"{where}.{k}") for k, v in entry.items() if k in _PRICE_FIELDS}
-        dated = {k: _text(entry[k], f"{where}.{k}") for k in _PROVENANCE_FIELDS if k in entry}
-        out[model] = {**fields, "as_of": as_of, "source": source, **dated}
+        fields = {k: _number(v, f"{where}.{k}") for k, v in entry.items()}
+        out[model] = {**fields, "as_of": as_of, "source": source}
     return out
 
 
@@ -462,19 +450,14 @@ def estimate_request_cost(
     deployments: Mapping[str, str] | None = None,
     prices: PriceTable | None = None,
     labels: Mapping[str, Any] | None = None,
-    prompt: str | None = None,
 ) -> CostEstimate:
-    """Price a chat request (or, with ``prompt``, a completions-endpoint request) before sending it.
+    """Price a chat request before sending it.
 
     ``max_output_tokens`` defaults to the model's own output limit (the true worst case). ``cached_tokens``
-    lets a caller who expects prompt-cache hits price them at the cached rate. A raw ``prompt`` is counted
-    exactly, with no chat framing (:func:`workbench.tokens.count_prompt`).
+    lets a caller who expects prompt-cache hits price them at the cached rate.
     """
     info = resolve_model(model, deployments)
-    if prompt is not None:
-        counted = count_prompt(prompt, info)
-    else:
-        counted = count_messages(messages, info, tools=tools, detail_default=detail_default)
+    counted = count_messages(messages, info, tools=tools, detail_default=detail_default)
     max_out = info.max_output_tokens if max_output_tokens is None else int(max_output_tokens)
     table = prices or load_prices()
     cached = min(cached_tokens, counted.total)
@@ -510,7 +493,6 @@ class PlannedRequest:
     expected_output_tokens: int | None = None
     tools: Sequence[Mapping[str, Any]] | None = None
     labels: Mapping[str, Any] = field(default_factory=dict)
-    prompt: str | None = None  # a completions-endpoint request: the raw prompt (``messages`` is then empty)
 
 
 @dataclass(frozen=True)
@@ -609,7 +591,6 @@ def estimate_matrix_cost(
                     deployments=deployments,
                     prices=table,
                     labels=req.labels,
-                    prompt=req.prompt,
                 )
             )
         except (DataError, PriceUnknown) as e:
@@ -621,7 +602,7 @@ def estimate_matrix_cost(
 def _planned(req: PlannedRequest | Mapping[str, Any], i: int) -> PlannedRequest:
     if isinstance(req, PlannedRequest):
         return req
-    known = {"messages", "model", "max_output_tokens", "expected_output_tokens", "tools", "labels", "prompt"}
+    known = {"messages", "model", "max_output_tokens", "expected_output_tokens", "tools", "labels"}
     if "messages" not in req or "model" not in req:
         raise DataError(f"planned request {i} needs 'messages' and 'model' (got keys {sorted(req)}).")
     labels = {**{k: v for k, v in req.items() if k not in known}, **dict(req.get("labels") or {})}

@@ -143,18 +143,6 @@ class Experiment(Model):
             raise SpecError("gates do not match the experiment", problems)
         return self
 
-    @model_validator(mode="after")
-    def _probability_scorers_have_probabilities(self) -> Experiment:
-        if not any(_scorer_kind(s) in LOGPROB_SCORERS for s in self.scorers):
-            return self
-        problems = [(f"variants[{i}].params", f"variant {v.name!r} does not ask for token log-probabilities, which "
-                     "the label_probability scorer reads: add " + ("logprobs: 5" if v.prompt is not None else
-                                                                    "logprobs: true, top_logprobs: 5"))
-                    for i, v in enumerate(self.variants) if v.params.get("logprobs") in (None, False)]
-        if problems:
-            raise SpecError("variants do not ask for what a scorer reads", problems)
-        return self
-
     @field_validator("base_dir", mode="before")
     @classmethod
     def _base_dir_abs(cls, v: Any) -> Any:
@@ -220,8 +208,6 @@ class Experiment(Model):
                 v.pop(key)
             if v.get("image_detail") == "auto":
                 v.pop("image_detail")
-            if "prompt" in v and v.get("user") == "{{ input }}":  # a completions variant has no user template
-                v.pop("user")
         return d
 
     def to_yaml(self) -> str:
@@ -234,18 +220,6 @@ class Experiment(Model):
         tmp.write_text(self.to_yaml(), "utf-8")
         tmp.replace(path)
         return path
-
-
-LOGPROB_SCORERS = frozenset({"label_probability"})  # scorers that read a cell's token log-probabilities
-
-
-def _scorer_kind(spec: Any) -> str:
-    """The registered kind of a scorer spec (a name, a mapping, or a built scorer), without building it."""
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, Mapping):
-        return str(spec.get("type") or next((k for k in spec if k != "name"), ""))
-    return str(getattr(spec, "kind", ""))
 
 
 def _scorer_spec(s: Any) -> Any:

@@ -18,9 +18,9 @@ import difflib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from .catalog import ModelInfo, load_catalog
+from .catalog import ModelInfo
 from .errors import DataError, ParameterWarning
 from .messages import content_text
 from .secrets import contains_known_secret
@@ -36,14 +36,6 @@ CHAT_PARAMETERS = frozenset({
     "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options",
     "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
 })
-# The completions-endpoint parameters (a `prompt` variant): the keyword arguments of the SDK's
-# `resources.completions.Completions.create`, less `model` and `prompt` and the client-side options (checked
-# against the SDK in tests/test_params.py too).
-COMPLETION_PARAMETERS = frozenset({
-    "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n", "presence_penalty", "seed",
-    "stop", "stream", "stream_options", "suffix", "temperature", "top_p", "user",
-})
-Endpoint = Literal["chat", "completions"]
 # The escape hatch: a mapping sent as it is, merged into the request body - for a parameter newer than this table,
 # or a backend's own (Azure's `data_sources`).
 EXTRA_BODY = "extra_body"
@@ -61,19 +53,6 @@ PARAM_RULES: dict[str, tuple[Any, float | None, float | None]] = {
     "max_tokens": (int, 1, 10_000_000), "max_completion_tokens": (int, 1, 10_000_000), "seed": (int, None, None),
     "top_logprobs": (int, 0, 20), "logprobs": (bool, None, None),
 }
-# The completions endpoint takes `logprobs` as the number of alternatives per token (0-5: the API's limit), not
-# chat's true/false plus `top_logprobs`.
-COMPLETION_RULES: dict[str, tuple[Any, float | None, float | None]] = {
-    **{k: v for k, v in PARAM_RULES.items() if k in COMPLETION_PARAMETERS},
-    "logprobs": (int, 0, 5), "best_of": (int, 1, 20),
-}
-# What a chat-only name means on the completions endpoint, for the error that refuses it there.
-_CHAT_ONLY_HINTS = {
-    "top_logprobs": "on the completions endpoint `logprobs` itself is the number of alternatives per token "
-                    "(logprobs: 5)",
-    "max_completion_tokens": "the completions endpoint calls it max_tokens",
-    "response_format": "the completions endpoint has no output formats: ask for the format in the prompt",
-}
 # Parameters a model needs a catalog capability for (data/models.toml `capabilities`).
 NEEDS_CAPABILITY = {"tools": "tools", "tool_choice": "tools", "parallel_tool_calls": "tools", "functions": "tools",
                     "function_call": "tools"}
@@ -83,27 +62,24 @@ def kind_name(kind: Any) -> str:
     return {(int, float): "number", int: "whole number", bool: "true or false"}.get(kind, getattr(kind, "__name__", ""))
 
 
-def param_problems(params: Mapping[str, Any], endpoint: Endpoint = "chat") -> list[tuple[str, str]]:
-    """``(name, what is wrong)`` for each parameter no model would accept on ``endpoint`` (``chat``, or
-    ``completions`` for a ``prompt`` variant): an unknown name (with the nearest known one, and the
-    ``extra_body`` escape hatch), one the workbench manages, or a value out of its range. Callers show it under
-    the parameter's path (``variants[0].params.temprature``) or the flag's name."""
-    known, rules = (COMPLETION_PARAMETERS, COMPLETION_RULES) if endpoint == "completions" else (CHAT_PARAMETERS,
-                                                                                                 PARAM_RULES)
+def param_problems(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(name, what is wrong)`` for each parameter no model would accept: an unknown name (with the nearest
+    known one, and the ``extra_body`` escape hatch), one the workbench manages, or a value out of its range.
+    Callers show it under the parameter's path (``variants[0].params.temprature``) or the flag's name."""
     out = []
     for name, value in params.items():
         if name == EXTRA_BODY:
             if not isinstance(value, Mapping):
                 out.append((name, f"expected a mapping of parameter -> value, sent as it is (got {value!r})"))
-        elif name not in known:
-            out.append((name, _unknown_param(name, endpoint, known)))
+        elif name not in CHAT_PARAMETERS:
+            close = difflib.get_close_matches(name, sorted(CHAT_PARAMETERS), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            out.append((name, f"not a chat-completions parameter; {hint}(a parameter newer than the workbench goes "
+                              f"under {EXTRA_BODY}: {{{name}: ...}}, which is sent as it is)"))
         elif name in MANAGED and not (name == "n" and value == 1) and value not in (None, False):
             out.append((name, MANAGED[name]))
-        elif endpoint == "completions" and name == "logprobs" and isinstance(value, bool):
-            out.append((name, f"the completions endpoint takes logprobs as the number of alternatives per token, "
-                              f"0 to 5 (got {value!r}; chat's logprobs: true + top_logprobs: N is logprobs: N here)"))
-        elif value is not None and name in rules:
-            kind, lo, hi = rules[name]
+        elif value is not None and name in PARAM_RULES:
+            kind, lo, hi = PARAM_RULES[name]
             ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
             if ok and lo is not None and not lo <= value <= hi:
                 ok = False
@@ -113,32 +89,12 @@ def param_problems(params: Mapping[str, Any], endpoint: Endpoint = "chat") -> li
     return out
 
 
-def _unknown_param(name: str, endpoint: Endpoint, known: frozenset[str]) -> str:
-    if endpoint == "completions":
-        hint = _CHAT_ONLY_HINTS.get(name) or (
-            "a chat-completions parameter; a `prompt` variant is sent to the completions endpoint"
-            if name in CHAT_PARAMETERS else "")
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-        hint = hint or (f"did you mean {close[0]!r}?" if close else "")
-        return f"not a completions parameter{'; ' + hint if hint else ''}"
-    if name in COMPLETION_PARAMETERS:
-        return ("a completions-endpoint parameter: give the variant a `prompt` template (instead of messages) to "
-                "send it to the completions endpoint")
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return (f"not a chat-completions parameter; {hint}(a parameter newer than the workbench goes under {EXTRA_BODY}: "
-            f"{{{name}: ...}}, which is sent as it is)")
-
-
 def refuse_unsendable(deployment: str, model: ModelInfo, params: Mapping[str, Any],
-                      messages: list[dict[str, Any]], prompt: str | None = None) -> None:
+                      messages: list[dict[str, Any]]) -> None:
     """Raise :class:`DataError` if the request (as adapted for ``model``) would be refused: the check every
-    request passes before it is sent, from a run's plan, a widget, a judge or ``workbench chat``. ``prompt``
-    set: a completions-endpoint request (a raw prompt, no messages)."""
-    endpoint: Endpoint = "completions" if prompt is not None else "chat"
-    problems = [f"{name}: {msg}" for name, msg in param_problems(params, endpoint)]
-    problems += model_problems(model, params, messages, endpoint)
-    if _holds_known_secret([*messages, {"content": prompt or ""}], params):
+    request passes before it is sent, from a run's plan, a widget, a judge or ``workbench chat``."""
+    problems = [f"{name}: {msg}" for name, msg in param_problems(params)] + model_problems(model, params, messages)
+    if _holds_known_secret(messages, params):
         problems.append("it contains an API key the workbench read for a profile (in the prompt, the dataset or a "
                         "parameter): a key must not be sent to a model, nor stored with its answer; remove it")
     if problems:
@@ -151,15 +107,12 @@ def _holds_known_secret(messages: list[dict[str, Any]], params: Mapping[str, Any
     return contains_known_secret("\n".join(texts))
 
 
-def model_problems(model: ModelInfo, params: Mapping[str, Any], messages: list[dict[str, Any]],
-                   endpoint: Endpoint = "chat") -> list[str]:
+def model_problems(model: ModelInfo, params: Mapping[str, Any], messages: list[dict[str, Any]]) -> list[str]:
     """What ``model`` cannot take in this request, per the catalog: images without vision, tools without tool
-    support, a JSON schema without structured outputs, more output tokens than it returns, or an endpoint the
-    model does not serve (messages to a completions-only model, a raw prompt to a chat-only one). Empty when the
-    request is fine."""
-    wrong = _endpoint_problem(model, endpoint)
-    if wrong:
-        return [wrong]
+    support, a JSON schema without structured outputs, more output tokens than it returns, or a model that does
+    not chat at all. Empty when the request is fine."""
+    if not model.supports("chat"):
+        return [f"{model.name} is not a chat model (capabilities: {', '.join(sorted(model.capabilities))})"]
     out = []
     if not model.has_vision and any(isinstance(m.get("content"), list) and any(
             isinstance(p, Mapping) and p.get("type") in ("image_url", "input_image") for p in m["content"])
@@ -178,21 +131,6 @@ def model_problems(model: ModelInfo, params: Mapping[str, Any], messages: list[d
             out.append(f"{name}={value:,} is more than {model.name} returns ({model.max_output_tokens:,} tokens)")
     return out
 
-def _endpoint_problem(model: ModelInfo, endpoint: Endpoint) -> str | None:
-    if model.supports(endpoint):
-        return None
-    serving = sorted(m.name for m in load_catalog().models.values() if m.supports(endpoint) and not m.local)
-    if endpoint == "completions":
-        return (f"{model.name} is a chat model with no completions endpoint, so it cannot take a raw prompt (a "
-                f"`prompt` variant): send it to a completions model ({', '.join(serving)}), or write the prompt as "
-                "the variant's `user` template to send it as chat")
-    if model.supports("completions"):
-        return (f"{model.name} is a completions model with no chat endpoint, so it cannot take messages (a chat "
-                "variant): give the variant a `prompt` template instead of system/user messages, or send it to a "
-                "chat model")
-    return f"{model.name} is not a chat model (capabilities: {', '.join(sorted(model.capabilities))})"
-
-
 # Rejected by reasoning models (Azure reasoning-models how-to, "not supported" list).
 REASONING_UNSUPPORTED = (
     "temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias",
@@ -208,34 +146,21 @@ class Adapted:
 
 def adapt_request(
     model: ModelInfo, messages: list[dict[str, Any]], params: dict[str, Any], *, warn: bool = True,
-    stacklevel: int = 2, endpoint: Endpoint = "chat",
+    stacklevel: int = 2,
 ) -> Adapted:
     """Return messages and parameters the model accepts, with a note for every change.
 
     Pure apart from emitting :class:`ParameterWarning` (so notebooks show it); ``warn=False`` only
-    collects the notes, e.g. when the harness records them per cell. ``endpoint="completions"``: a raw prompt
-    (no messages), whose output limit is called ``max_tokens``.
+    collects the notes, e.g. when the harness records them per cell.
     """
     params = {k: v for k, v in params.items() if v is not None}
-    if endpoint == "completions":
-        notes = []
-        if "max_completion_tokens" in params:
-            value = params.pop("max_completion_tokens")
-            params["max_tokens"] = value
-            notes.append(f"the completions endpoint calls the output limit max_tokens; sent max_completion_tokens="
-                         f"{value} as max_tokens={value}")
-        if warn:
-            for n in notes:
-                warnings.warn(n, ParameterWarning, stacklevel=stacklevel)
-        return Adapted(messages, params, notes)
     if _needs_role_change(model, messages):
         messages = copy.deepcopy(messages)  # only then: adapting thousands of requests must stay cheap
     notes: list[str] = []
     if model.is_reasoning:
         for name in REASONING_UNSUPPORTED:
             if name in params:
-                why = " (reasoning models return no token probabilities)" if "logprobs" in name else ""
-                notes.append(f"{model.name} does not accept {name}{why}; dropped {name}={params.pop(name)!r}")
+                notes.append(f"{model.name} does not accept {name}; dropped {name}={params.pop(name)!r}")
         if "max_tokens" in params:
             value = params.pop("max_tokens")
             if "max_completion_tokens" not in params:

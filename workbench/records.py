@@ -14,7 +14,6 @@ harness's hot path use it.
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -22,7 +21,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from .schema import Model
 
-COMPLETION_SCHEMA_VERSION = 4  # 2: first_token_s, streamed. 3: tool_calls. 4: logprobs (token log-probabilities)
+COMPLETION_SCHEMA_VERSION = 3  # 2: first_token_s, streamed. 3: tool_calls
 
 Outcome = Literal["ok", "length", "completion_filtered", "prompt_filtered"]
 
@@ -75,44 +74,8 @@ class ContentFilter(Model):
         return not self.prompt and not self.completion
 
 
-class TokenLogprobs(Model):
-    """The output tokens with their log-probabilities and the alternatives the model weighed at each.
-
-    Stored compactly as parallel lists, one entry a token: what both endpoints return (chat's
-    ``logprobs.content[i] = {token, logprob, top_logprobs}``, completions' ``{tokens, token_logprobs,
-    top_logprobs}``) in one shape. Natural logarithms, as the API gives them: ``exp(logprob)`` is the probability.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    tokens: list[str] = Field(default_factory=list)
-    """Each output token's text, in order (their concatenation is the output, up to masking)."""
-    logprobs: list[float | None] = Field(default_factory=list)
-    """Each token's log-probability (None where the service gave none)."""
-    top: list[list[tuple[str, float]]] = Field(default_factory=list)
-    """Per token, the most likely alternatives as ``(token, logprob)``, most likely first (empty when none were
-    asked for: ``top_logprobs`` on chat, ``logprobs: N`` on completions)."""
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def probabilities(self) -> list[float | None]:
-        """Each token's probability (``exp(logprob)``)."""
-        return [None if lp is None else math.exp(lp) for lp in self.logprobs]
-
-    def alternatives(self, index: int = 0) -> dict[str, float]:
-        """The alternatives at token ``index`` as ``{token: probability}`` (the chosen token included)."""
-        if index >= len(self.tokens):
-            return {}
-        out = {tok: math.exp(lp) for tok, lp in (self.top[index] if index < len(self.top) else [])}
-        chosen = self.logprobs[index]
-        if chosen is not None:
-            out.setdefault(self.tokens[index], math.exp(chosen))
-        return out
-
-
 class Completion(Model):
-    """The answer to one chat or completions request, with everything needed to audit and price it."""
+    """The answer to one chat request, with everything needed to audit and price it."""
 
     schema_version: int = COMPLETION_SCHEMA_VERSION
     outcome: Outcome = "ok"
@@ -134,8 +97,6 @@ class Completion(Model):
     """Seconds from sending the request to the first piece of answer text; only a streamed call can measure it."""
     streamed: bool = False
     """The answer came as a stream (``stream=True``): ``first_token_s`` is measured."""
-    logprobs: TokenLogprobs | None = None
-    """The output tokens with their log-probabilities, when the request asked for them (schema 4)."""
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     """The functions the model called, in the OpenAI shape ``{id, type: function, function: {name, arguments}}``
     (``arguments`` is JSON text, as the service sent it); ``finish_reason`` is then ``tool_calls``."""
@@ -182,8 +143,8 @@ def parse_filter_results(raw: dict[str, Any] | None) -> list[FilterResult]:
 # ------------------------------------------------------------------------------------------ results of a run
 
 # 2: cell_key is the logical cell; request_fingerprint, rate_limited. 3: first_token_s, tokens_per_s, streamed.
-# 4: tool_calls, steps. 5: prompt, endpoint, logprobs (completions-endpoint cells and token log-probabilities)
-CELL_SCHEMA_VERSION = 5
+# 4: tool_calls, steps
+CELL_SCHEMA_VERSION = 4
 DONE_OUTCOMES = ("ok", "length", "completion_filtered", "prompt_filtered")
 
 
@@ -319,12 +280,6 @@ class CellResult(Model):
     request_fingerprint: str | None = None
     """What the request was: a hash of the backend identity (endpoint, api-version), the body and the repeat -
     the response cache key. A re-run into the same folder compares it to refuse mixing two requests."""
-    prompt: str | None = None
-    """The raw prompt a completions-endpoint cell sent (a ``prompt`` variant; ``messages`` is then empty)."""
-    endpoint: str = "chat"
-    """Which endpoint the cell was sent to: ``chat`` (chat completions) or ``completions`` (a raw prompt)."""
-    logprobs: TokenLogprobs | None = None
-    """The output tokens with their log-probabilities and alternatives, when the variant asked for them."""
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     """The calls of the model's first answer (the reply to the case's messages), OpenAI-shaped: what the
     ``tool_call`` and ``no_tool_call`` scorers look at. Every step's calls are in :attr:`steps`."""
@@ -338,7 +293,7 @@ class CellResult(Model):
         return self.outcome in DONE_OUTCOMES
 
     def row(self) -> dict[str, Any]:
-        d = self.model_dump(exclude={"scores", "content_filter", "logprobs"})
+        d = self.model_dump(exclude={"scores", "content_filter"})
         d["parsed"] = json.dumps(self.parsed, ensure_ascii=False) if self.parsed is not None else None
         d["messages"] = json.dumps(self.messages, ensure_ascii=False)
         d["params"] = json.dumps(self.params, sort_keys=True)
@@ -357,8 +312,6 @@ class CellResult(Model):
                 d[f"evidence.{s.scorer}"] = s.evidence
             if s.error:
                 d[f"score_error.{s.scorer}"] = s.error
-            if "confidence" in s.metadata:  # how sure the model was of its answer (label_probability)
-                d[f"confidence.{s.scorer}"] = s.metadata["confidence"]
             if s.scorer == HUMAN_SCORER:  # who reviewed and what they wrote, for exports and tables
                 for key in ("reviewer", "reviewed_at", "comment", "corrected_output"):
                     d[f"{key}.{s.scorer}"] = s.metadata.get(key)

@@ -379,21 +379,6 @@ class Results:
 
         return flakiness(self._scores_frame(), passed=f"passed.{self._scorer(scorer)}")
 
-    def calibration(self, scorer: str | None = None, bins: int = 10) -> pd.DataFrame:
-        """Per variant and target: accuracy, mean confidence and the expected calibration error, from a scorer
-        that states a confidence (``label_probability``; the first such scorer by default). See
-        :func:`workbench.stats.calibration_table`; ``plot_reliability`` draws it."""
-        from .stats import calibration_table
-
-        df = self.df
-        if scorer is None:
-            stated = [s for s in self.scorers if f"confidence.{s}" in df.columns]
-            if not stated:
-                raise DataError("No scorer in these results states a confidence: add a label_probability scorer "
-                                "(and ask the variants for logprobs) to measure calibration.")
-            scorer = stated[0]
-        return calibration_table(df, self._scorer(scorer), by=("variant", "target"), bins=bins)
-
     def cost_quality(self, scorer: str | None = None) -> pd.DataFrame:
         """Per variant and target: mean score, total cost and whether it is on the Pareto front."""
         from .stats import pareto_front

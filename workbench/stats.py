@@ -18,15 +18,13 @@ Methods, and why:
 - repeats of a case are not independent evidence: with several rows per case, intervals are computed over
   per-case means (a cluster bootstrap in effect), so ten repeats of twenty cases do not pretend to be 200;
 - comparisons pair variants on the same cases: **McNemar's exact test** on the discordant pairs with a
-  Newcombe interval for pass rates, a **paired bootstrap** otherwise;
-- calibration (does a prompt know when it is unsure?): reliability-diagram bins and the **expected
-  calibration error** over equal-width confidence bins (:func:`calibration`, :func:`calibration_table`).
+  Newcombe interval for pass rates, a **paired bootstrap** otherwise.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,7 +38,6 @@ from .intervals import CI, bootstrap_ci, clustered_ci, is_binary, mean_ci, resam
 __all__ = [
     "CI", "PairedComparison", "wilson_ci", "bootstrap_ci", "mean_ci", "summarize", "pass_at_k", "pass_hat_k",
     "repeat_metrics", "flakiness", "paired_comparison", "newcombe_paired_ci", "pareto_front", "resolve_column",
-    "ReliabilityBin", "Calibration", "calibration", "calibration_table",
 ]
 
 # ------------------------------------------------------------------------------------------- intervals
@@ -447,113 +444,3 @@ def pareto_front(df: pd.DataFrame, cost: str = "cost_usd", quality: str = "mean"
         others = valid & (c <= c[i]) & (q >= q[i]) & ((c < c[i]) | (q > q[i]))
         on_front[i] = not others.any()
     return pd.Series(on_front, index=df.index, name="pareto")
-
-
-# ---------------------------------------------------------------------------------------------- calibration
-
-
-@dataclass(frozen=True)
-class ReliabilityBin:
-    """One bin of a reliability diagram: the answers whose confidence fell in ``[lower, upper)`` (the last bin
-    includes 1.0), how sure the model was of them on average and how often it was right."""
-
-    lower: float
-    upper: float
-    n: int
-    mean_confidence: float | None  # None for an empty bin
-    accuracy: float | None
-
-    @property
-    def gap(self) -> float | None:
-        """``accuracy - mean_confidence``: negative where the model was overconfident."""
-        if self.n == 0 or self.accuracy is None or self.mean_confidence is None:
-            return None
-        return self.accuracy - self.mean_confidence
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """How well a model's confidence matched how often it was right, over ``n`` answers.
-
-    ``ece`` (expected calibration error) = sum over bins of (bin size / n) x |accuracy - mean confidence|, with
-    ``len(bins)`` equal-width bins on [0, 1] (Guo et al. 2017, "On Calibration of Modern Neural Networks"):
-    0 is perfectly calibrated; 0.2 means the stated confidence was off by 20 points on average. With few answers
-    per bin it is noisy and biased upwards: read it with ``n`` (and the bins' counts) next to it. ``brier`` is
-    the mean squared gap between confidence and being right (0 is best)."""
-
-    n: int
-    accuracy: float
-    mean_confidence: float
-    ece: float
-    mce: float  # the largest gap of a non-empty bin (maximum calibration error)
-    brier: float
-    bins: tuple[ReliabilityBin, ...]
-
-    def to_frame(self) -> pd.DataFrame:
-        """The reliability diagram's data: one row per bin."""
-        return pd.DataFrame([{**asdict(b), "gap": b.gap} for b in self.bins])
-
-
-def calibration(confidence: Iterable[float], correct: Iterable[bool | float], bins: int = 10) -> Calibration:
-    """Reliability-diagram bins and the expected calibration error of answers given with ``confidence``
-    (each in [0, 1]: the probability the model gave its own answer) that were ``correct`` or not.
-
-    Equal-width bins: an answer with confidence c goes to bin ``min(floor(c * bins), bins - 1)``, so bin i
-    holds ``[i/bins, (i+1)/bins)`` and the last one also 1.0. Raises :class:`DataError` for a confidence
-    outside [0, 1], unequal lengths or no answers."""
-    conf = np.asarray(list(confidence), dtype=float)
-    right = np.asarray([float(bool(x)) for x in correct], dtype=float)
-    if conf.shape != right.shape:
-        raise DataError(f"calibration: {conf.size} confidences but {right.size} correct flags")
-    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
-        raise DataError(f"calibration: bins must be a whole number of at least 1 (got {bins!r})")
-    if conf.size == 0:
-        raise DataError("calibration: no answers with a confidence to calibrate")
-    if np.isnan(conf).any() or (conf < 0).any() or (conf > 1).any():
-        raise DataError("calibration: every confidence must be a probability between 0 and 1")
-    index = np.minimum((conf * bins).astype(int), bins - 1)
-    out, ece, mce = [], 0.0, 0.0
-    for i in range(bins):
-        mask = index == i
-        k = int(mask.sum())
-        if k:
-            acc, mean = float(right[mask].mean()), float(conf[mask].mean())
-            ece += k / conf.size * abs(acc - mean)
-            mce = max(mce, abs(acc - mean))
-            out.append(ReliabilityBin(i / bins, (i + 1) / bins, k, mean, acc))
-        else:
-            out.append(ReliabilityBin(i / bins, (i + 1) / bins, 0, None, None))
-    return Calibration(int(conf.size), float(right.mean()), float(conf.mean()), float(ece), float(mce),
-                       float(np.mean((conf - right) ** 2)), tuple(out))
-
-
-def calibration_table(df: pd.DataFrame, scorer: str = "label_probability",
-                      by: str | Sequence[str] | None = ("variant", "target"), bins: int = 10) -> pd.DataFrame:
-    """Calibration per variant (and target) from a results table: a scorer that states a ``confidence.<scorer>``
-    (:class:`~workbench.scorers.LabelProbabilityScorer`) against whether it passed (``passed.<scorer>``).
-
-    One row per group: ``n`` (answers with a confidence), ``n_without`` (cells left out: no label among the
-    alternatives, a failed call), ``accuracy``, ``mean_confidence``, ``ece``, ``mce``, ``brier`` and ``bins``
-    (the :class:`Calibration`, for the reliability diagram). A prompt with the same accuracy and a lower ECE
-    knows better when it is unsure."""
-    conf_col, pass_col = f"confidence.{scorer}", f"passed.{scorer}"
-    if conf_col not in df.columns:
-        raise DataError(f"calibration: the results have no column {conf_col!r}: score the run with a scorer "
-                        f"that states a confidence (label_probability) and name it (scorer={scorer!r})")
-    _check_columns(df, [pass_col], "calibration")
-    keys = _by(by)
-    _check_columns(df, keys, "calibration")
-    rows = []
-    for key, group in _groups(df, keys):
-        conf = _as_float(group[conf_col])
-        ok = conf.notna() & _as_float(group[pass_col]).notna()
-        row: dict[str, Any] = dict(zip(keys, key))
-        row.update(n=int(ok.sum()), n_without=int((~ok).sum()))
-        if ok.any():
-            cal = calibration(conf[ok], _as_float(group.loc[ok, pass_col]) > 0.5, bins)
-            row.update(accuracy=cal.accuracy, mean_confidence=cal.mean_confidence, ece=cal.ece, mce=cal.mce,
-                       brier=cal.brier, bins=cal)
-        else:
-            row.update(accuracy=np.nan, mean_confidence=np.nan, ece=np.nan, mce=np.nan, brier=np.nan, bins=None)
-        rows.append(row)
-    return pd.DataFrame(rows)

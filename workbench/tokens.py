@@ -246,19 +246,6 @@ def count_text(text: str, model: str, deployments: Mapping[str, str] | None = No
     return len(get_encoding(model, deployments).encode_ordinary(text))
 
 
-def count_prompt(prompt: str, model: str | ModelInfo, deployments: Mapping[str, str] | None = None) -> TokenCount:
-    """Input tokens of a completions-endpoint request: the raw prompt's own tokens, exactly - no chat framing
-    (``overhead`` 0). The local model counts with its GGUF vocabulary (``overhead``: the BOS token llama.cpp puts
-    before a raw prompt, if its vocabulary asks for one)."""
-    info = resolve_model(model, deployments)
-    if info.encoding == LOCAL_ENCODING:
-        local = LocalEncoding().model
-        n = len(local.tokenize(prompt, special=True))  # llama.cpp reads control tokens in a raw prompt
-        return TokenCount(info.name, info.encoding, n, 0, local.prompt_overhead())
-    encode = (_encodings.get(info.encoding) or get_encoding(info.encoding)).encode_ordinary
-    return TokenCount(info.name, info.encoding, len(encode(prompt)))
-
-
 # ------------------------------------------------------------------------------------------------ messages
 
 

@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 import jinja2
 import jinja2.meta
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .datasets import Case
-from .errors import DataError, SpecError
+from .errors import DataError
 from .params import param_problems
 from .schema import Model, located_problems
 from .tools import TOOL_RESULTS, normalize_tool_choice, normalize_tools, tool_names
@@ -81,18 +81,8 @@ class Turn(Model):
     content: str
 
 
-DEFAULT_USER = "{{ input }}"
-
-
 class Variant(Model):
-    """A named prompt: its messages (or a raw ``prompt``), parameters, output format and (optionally) its own
-    target.
-
-    A variant is either a chat variant (``system``, ``turns``, ``user``, ``images``: sent to the chat-completions
-    endpoint) or a completions variant (``prompt``: one template, sent as it is to the completions endpoint, with
-    no chat template around it - the seeds' "text-in, text-out" interface). Giving both is refused naming the
-    fields; so is a chat-only parameter on a ``prompt`` variant.
-    """
+    """A named prompt: its messages, parameters, output format and (optionally) its own target."""
 
     _spec_noun = "variant"
 
@@ -101,8 +91,7 @@ class Variant(Model):
     name: str
     system: str | None = None
     turns: list[Turn] = Field(default_factory=list, description="few-shot turns between system and user")
-    user: str = DEFAULT_USER
-    prompt: str | None = Field(default=None, description="a raw prompt template, sent to the completions endpoint")
+    user: str = "{{ input }}"
     images: list[str] = Field(default_factory=list, description="templates giving image paths, URLs or data URLs")
     image_detail: Literal["low", "high", "auto"] = "auto"
     target: Target | None = None
@@ -134,8 +123,8 @@ class Variant(Model):
 
     @field_validator("params")
     @classmethod
-    def _params_ok(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        problems = param_problems(v, "completions" if info.data.get("prompt") is not None else "chat")
+    def _params_ok(cls, v: dict[str, Any]) -> dict[str, Any]:
+        problems = param_problems(v)
         if problems:
             raise located_problems("params", [(name, msg, v[name]) for name, msg in problems])
         return v
@@ -221,25 +210,6 @@ class Variant(Model):
         return out
 
     @model_validator(mode="after")
-    def _one_kind(self) -> Variant:
-        if self.prompt is None:
-            return self
-        chat_fields = [("system", self.system is not None), ("turns", bool(self.turns)),
-                       ("user", self.user != DEFAULT_USER), ("images", bool(self.images)),
-                       ("response_format", self.response_format is not None)]
-        problems = [(name, f"variant {self.name!r} has a `prompt` (a completions variant, sent as it is to the "
-                           f"completions endpoint), which takes no {name}: " + _PROMPT_CONFLICT[name])
-                    for name, given in chat_fields if given]
-        if problems:
-            raise SpecError("; ".join(f"{p}: {m}" for p, m in problems), problems)
-        return self
-
-    @property
-    def endpoint(self) -> Literal["chat", "completions"]:
-        """Where the variant is sent: ``completions`` for a ``prompt`` variant, else ``chat``."""
-        return "completions" if self.prompt is not None else "chat"
-
-    @model_validator(mode="after")
     def _templates_parse(self) -> Variant:
         for fieldname, source in self.template_fields():
             try:
@@ -251,8 +221,6 @@ class Variant(Model):
 
     # -- templates --------------------------------------------------------------------------------------
     def template_fields(self) -> list[tuple[str, str]]:
-        if self.prompt is not None:
-            return [("prompt", self.prompt)]
         out = []
         if self.system:
             out.append(("system", self.system))
@@ -299,13 +267,6 @@ class Variant(Model):
             messages.append({"role": "user", "content": text})
         return messages
 
-    def render_prompt(self, case: Case | Mapping[str, Any], *, source: str | None = None) -> str:
-        """The raw prompt for one case (a ``prompt`` variant). Raises :class:`DataError` naming what is missing."""
-        if self.prompt is None:
-            raise DataError(f"Variant {self.name!r} is a chat variant (messages); it has no `prompt` to render.")
-        values, where, columns = _values(case, source)
-        return self._render("prompt", self.prompt, values, where, columns)
-
     def image_refs(self, case: Case | Mapping[str, Any], *, source: str | None = None) -> list[str]:
         """The images this variant sends for ``case``: its ``images`` templates rendered (empty ones left out)."""
         values, where, columns = _values(case, source)
@@ -330,15 +291,6 @@ class Variant(Model):
             data["params"] = {**data["params"], **changes.pop("params")}
         data.update(changes)
         return Variant(**data)
-
-
-_PROMPT_CONFLICT = {
-    "system": "put the instructions into the prompt itself, or drop `prompt` to make it a chat variant",
-    "turns": "write the examples into the prompt, or drop `prompt` to make it a chat variant",
-    "user": "the prompt is the whole input; remove `user`, or drop `prompt` to make it a chat variant",
-    "images": "the completions endpoint reads text only; send images from a chat variant",
-    "response_format": "the completions endpoint has no output formats; ask for the format in the prompt",
-}
 
 
 def _template_leaves(value: Any, path: str) -> list[tuple[str, str]]:
@@ -524,15 +476,6 @@ def missing_hint(var: str, columns: Sequence[str]) -> str:
     close = difflib.get_close_matches(var, list(columns), n=1, cutoff=0.6)
     nearest = f"Did you mean {{{{ {close[0]} }}}}? " if close else ""
     return (f"{nearest}The columns are: {', '.join(columns) or '(none)'}. Rename the variable or add the column.")
-
-
-def with_logprobs(variant: Variant, top: int = 5) -> Variant:
-    """``variant`` asking for token log-probabilities with ``top`` alternatives per token, the way its endpoint
-    takes them: chat ``logprobs: true, top_logprobs: N`` (N up to 20), completions ``logprobs: N`` (up to 5).
-    (A reasoning model drops them, with a note on each cell: it returns none.)"""
-    if variant.prompt is not None:
-        return variant.with_(params={"logprobs": min(top, 5)})
-    return variant.with_(params={"logprobs": True, "top_logprobs": min(top, 20)})
 
 
 def grid(variants: Variant | Sequence[Variant], **param_values: Sequence[Any]) -> list[Variant]:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 from ..errors import NotFoundError
 
-EXAMPLES = {"sentiment": "sentiment.yaml", "extraction": "extraction.yaml", "tools": "tools.yaml",
-            "probabilities": "probabilities.yaml"}
+EXAMPLES = {"sentiment": "sentiment.yaml", "extraction": "extraction.yaml", "tools": "tools.yaml"}
 DEFAULT = "sentiment"
 
 
 def example_path(name: str = DEFAULT) -> Path:
-    """Path of a shipped example experiment (``sentiment``, ``extraction``, ``tools`` or ``probabilities``)."""
+    """Path of a shipped example experiment (``sentiment``, ``extraction`` or ``tools``)."""
     if name not in EXAMPLES:
         raise NotFoundError(f"No example {name!r}; examples: {', '.join(EXAMPLES)}")
     return Path(str(resources.files(__name__).joinpath(EXAMPLES[name])))

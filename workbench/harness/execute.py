@@ -486,8 +486,7 @@ class Executor:
             target=p.target.label, profile=p.target.profile, deployment=req.deployment, model=req.model.name,
             repeat=cell.repeat, messages=req.messages, params=req.params, cache_hit=cache_hit, started_at=started,
             warnings=list(req.warnings), scores=[], content_filter={}, filter_flags=[], finished_at=started,
-            rate_limited=rate_limited, request_fingerprint=p.cache_key, steps=steps or [], prompt=req.prompt,
-            endpoint=req.endpoint,
+            rate_limited=rate_limited, request_fingerprint=p.cache_key, steps=steps or [],
         )
         if c is None:
             cause = error.__cause__ if isinstance(error, CellFailed) and error.__cause__ is not None else error
@@ -502,7 +501,6 @@ class Executor:
                 prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
                 reasoning_tokens=u.reasoning_tokens, cost_usd=_cost_usd(c, req.model, self.prices, self.batch_pricing),
                 content_filter=cf.model_dump() if not cf.empty else {}, filter_flags=cf.flagged,
-                logprobs=c.logprobs,
                 tool_calls=list(c.tool_calls or []),
             )
             if error is not None:  # a loop that failed after some steps: the steps stay, the cell is an error
@@ -535,7 +533,7 @@ class Executor:
 
         inp = ScoreInput(output=rec.output, parsed=rec.parsed, expected=cell.case.expected, vars=cell.case.vars,
                          case_id=cell.case.id, variant=cell.variant.name, messages=rec.messages, outcome=rec.outcome,
-                         tool_calls=rec.tool_calls, steps=rec.steps, prompt=rec.prompt, logprobs=rec.logprobs)
+                         tool_calls=rec.tool_calls, steps=rec.steps)
         out: list[Score] = []
         for scorer in self.scorers:
             if rec.outcome == "error":  # nothing to score: the call failed (see error_type)

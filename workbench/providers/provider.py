@@ -17,14 +17,7 @@ from ..catalog import ModelInfo, load_catalog
 from ..config import ENTRA_SCOPE, Profile, get_profile, read_api_key
 from ..errors import BackendError, ConfigError, WorkbenchError
 from ..params import adapt_request, refuse_unsendable
-from ..records import (
-    COMPLETION_SCHEMA_VERSION,
-    Completion,
-    ContentFilter,
-    TokenLogprobs,
-    Usage,
-    parse_filter_results,
-)
+from ..records import COMPLETION_SCHEMA_VERSION, Completion, ContentFilter, Usage, parse_filter_results
 from ..secrets import mask_known, redact
 
 TokenProvider = Callable[[], str]
@@ -39,17 +32,9 @@ class PreparedRequest:
     messages: list[dict[str, Any]]
     params: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
-    prompt: str | None = None  # a completions-endpoint request: the raw prompt (messages is then empty)
-
-    @property
-    def endpoint(self) -> str:
-        """``chat`` (chat completions, messages) or ``completions`` (the completions endpoint, a raw prompt)."""
-        return "completions" if self.prompt is not None else "chat"
 
     def body(self) -> dict[str, Any]:
         """The request body as the service sees it (used for cache keys and token estimates)."""
-        if self.prompt is not None:
-            return {"model": self.deployment, "prompt": self.prompt, **self.params}
         return {"model": self.deployment, "messages": self.messages, **self.params}
 
     @property
@@ -168,19 +153,16 @@ def register_backend(name: str, factory: ClientFactory) -> None:
 
 # ------------------------------------------------------------------------------------------------ provider
 
-_CREATE_PARAMS: dict[str, set[str]] = {}
+_CREATE_PARAMS: set[str] | None = None
 
 
-def _sdk_create_params(endpoint: str = "chat") -> set[str]:
-    """The keyword arguments of the SDK's ``create`` for ``endpoint`` (chat completions, or completions)."""
-    if endpoint not in _CREATE_PARAMS:
-        if endpoint == "completions":
-            from openai.resources.completions import Completions
-        else:
-            from openai.resources.chat.completions import Completions
+def _sdk_create_params() -> set[str]:
+    global _CREATE_PARAMS
+    if _CREATE_PARAMS is None:
+        from openai.resources.chat.completions import Completions
 
-        _CREATE_PARAMS[endpoint] = set(inspect.signature(Completions.create).parameters) - {"self"}
-    return _CREATE_PARAMS[endpoint]
+        _CREATE_PARAMS = set(inspect.signature(Completions.create).parameters) - {"self"}
+    return _CREATE_PARAMS
 
 
 class Provider:
@@ -305,34 +287,8 @@ class Provider:
         refuse_unsendable(deployment, info, adapted.params, adapted.messages)
         return PreparedRequest(deployment, info, adapted.messages, adapted.params, adapted.warnings)
 
-    def prepare_prompt(
-        self,
-        prompt: str,
-        model: str | None = None,
-        *,
-        warn: bool = True,
-        _stacklevel: int = 3,
-        **params: Any,
-    ) -> PreparedRequest:
-        """:meth:`prepare` for the completions endpoint: a raw ``prompt`` (no messages, no chat template) for a
-        model that serves it; a chat-only model, or a chat-only parameter, raises :class:`DataError` before
-        anything is sent."""
-        deployment = model or self.profile.default_model
-        info = self.model_info(deployment)
-        merged = {**self.profile.defaults, **params}
-        if "max_completion_tokens" in params:
-            merged.pop("max_tokens", None)
-        adapted = adapt_request(info, [], merged, warn=warn, stacklevel=_stacklevel, endpoint="completions")
-        refuse_unsendable(deployment, info, adapted.params, [], prompt=prompt)
-        return PreparedRequest(deployment, info, [], adapted.params, adapted.warnings, prompt=prompt)
-
-    def complete_prompt(self, prompt: str, model: str | None = None, **params: Any) -> Completion:
-        """Send one completions-endpoint request (a raw prompt) and return its :class:`Completion`."""
-        self._build()
-        return self.send(self.prepare_prompt(prompt, model, _stacklevel=4, **params))
-
-    def _split_params(self, params: dict[str, Any], endpoint: str = "chat") -> dict[str, Any]:
-        known = _sdk_create_params(endpoint)
+    def _split_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        known = _sdk_create_params()
         kwargs = {k: v for k, v in params.items() if k in known}
         extra = {k: v for k, v in params.items() if k not in known}
         if extra:
@@ -354,8 +310,7 @@ class Provider:
 
     def send(self, req: PreparedRequest, *, timeout: float | None = None,
              on_delta: Callable[[str], None] | None = None) -> Completion:
-        """Send a prepared request (sync). ``on_delta``: stream the answer, calling it with each piece of text (a
-        raw prompt, or a request for logprobs, comes whole: ``on_delta`` gets all of it at once)."""
+        """Send a prepared request (sync). ``on_delta``: stream the answer, calling it with each piece of text."""
         if on_delta is not None:
             with self.stream(req, timeout=timeout) as stream:
                 for delta in stream:
@@ -363,7 +318,7 @@ class Provider:
             return stream.completion
         start = time.perf_counter()
         try:
-            raw = _resource(self.client, req).with_raw_response.create(**self._create_kwargs(req, timeout))
+            raw = self.client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout))
             parsed = raw.parse()
         except Exception as e:
             return self._on_error(e, req, start)
@@ -371,8 +326,7 @@ class Provider:
 
     async def asend(self, req: PreparedRequest, *, timeout: float | None = None,
                     on_delta: Callable[[str], None] | None = None) -> Completion:
-        """Send a prepared request (async). ``on_delta``: stream the answer, calling it with each piece of text (a
-        raw prompt, or a request for logprobs, comes whole: ``on_delta`` gets all of it at once)."""
+        """Send a prepared request (async). ``on_delta``: stream the answer, calling it with each piece of text."""
         if on_delta is not None:
             async with await self.astream(req, timeout=timeout) as stream:
                 async for delta in stream:
@@ -380,7 +334,7 @@ class Provider:
             return stream.completion
         start = time.perf_counter()
         try:
-            raw = await _resource(self.async_client, req).with_raw_response.create(**self._create_kwargs(req, timeout))
+            raw = await self.async_client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout))
             parsed = raw.parse()
         except Exception as e:
             return self._on_error(e, req, start)
@@ -388,10 +342,7 @@ class Provider:
 
     def stream(self, req: PreparedRequest, *, timeout: float | None = None) -> CompletionStream:
         """Send a prepared request as a stream: iterate the returned :class:`CompletionStream` for text as it
-        arrives; its ``completion`` is the whole answer (usage, time to first token) once the stream ends. A raw
-        prompt or a request for logprobs is sent whole (the stream yields its text once), so it keeps them."""
-        if not _streams(req):
-            return CompletionStream.whole(self.send(req, timeout=timeout))
+        arrives; its ``completion`` is the whole answer (usage, time to first token) once the stream ends."""
         start = time.perf_counter()
         try:
             raw = self.client.chat.completions.with_raw_response.create(**self._create_kwargs(req, timeout, True))
@@ -402,8 +353,6 @@ class Provider:
 
     async def astream(self, req: PreparedRequest, *, timeout: float | None = None) -> AsyncCompletionStream:
         """:meth:`stream` for an event loop: ``async for delta in await provider.astream(req)``."""
-        if not _streams(req):
-            return AsyncCompletionStream.whole(await self.asend(req, timeout=timeout))
         start = time.perf_counter()
         try:
             raw = await self.async_client.chat.completions.with_raw_response.create(
@@ -415,10 +364,7 @@ class Provider:
                                      self._on_error)
 
     def _create_kwargs(self, req: PreparedRequest, timeout: float | None, stream: bool = False) -> dict[str, Any]:
-        if req.prompt is not None:
-            kwargs = {"model": req.deployment, "prompt": req.prompt, **self._split_params(req.params, "completions")}
-        else:
-            kwargs = {"model": req.deployment, "messages": req.messages, **self._split_params(req.params)}
+        kwargs = {"model": req.deployment, "messages": req.messages, **self._split_params(req.params)}
         if stream:  # the usage comes in a last chunk of its own, so a streamed call is priced like any other
             kwargs.update(stream=True, stream_options={"include_usage": True})
         if timeout:
@@ -466,17 +412,6 @@ def get_provider(profile: Profile | str | None = None, **kwargs: Any) -> Provide
 
 
 # ------------------------------------------------------------------------------------------ response -> record
-
-
-def _streams(req: PreparedRequest) -> bool:
-    """Whether a request is sent as a stream when asked: chat without logprobs. The stream reader keeps text
-    only, so a request for token log-probabilities (and a raw prompt) is sent whole and keeps them."""
-    return req.prompt is None and not req.params.get("logprobs")
-
-
-def _resource(client: Any, req: PreparedRequest) -> Any:
-    """The SDK resource a request goes to: ``client.completions`` for a raw prompt, else chat completions."""
-    return client.completions if req.prompt is not None else client.chat.completions
 
 
 def _is_content_filter(e: openai.BadRequestError) -> bool:
@@ -563,16 +498,10 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
     )
     finish = choice.finish_reason
     outcome = {"content_filter": "completion_filtered", "length": "length"}.get(finish or "", "ok")
-    if req.prompt is not None:  # the completions endpoint: the text is the choice's own
-        text = getattr(choice, "text", None) or ""
-    else:
-        message = getattr(choice, "message", None)
-        text = (message.content or "") if message else ""
     return Completion.model_construct(
         schema_version=COMPLETION_SCHEMA_VERSION,
         outcome=outcome,
-        text=mask_known(text),  # a key we hold never gets stored
-        logprobs=parse_logprobs(getattr(choice, "logprobs", None)),
+        text=mask_known(choice.message.content or "") if choice.message else "",  # a key we hold never gets stored
         finish_reason=finish,
         usage=usage,
         latency_s=latency,
@@ -588,35 +517,8 @@ def _to_completion(parsed, headers, req: PreparedRequest, latency: float, retrie
         error_message=None,
         first_token_s=None,
         streamed=False,
-        tool_calls=_tool_calls(getattr(choice, "message", None)),  # (a completions choice has none)
+        tool_calls=_tool_calls(choice.message),
     )
-
-
-def parse_logprobs(raw: Any) -> TokenLogprobs | None:
-    """The tokens and log-probabilities of a choice, from either endpoint's shape: chat's
-    ``logprobs.content = [{token, logprob, top_logprobs: [{token, logprob}]}]`` or completions'
-    ``logprobs = {tokens, token_logprobs, top_logprobs: [{token: logprob}]}``. None when there are none."""
-    if raw is None:
-        return None
-    if hasattr(raw, "model_dump"):
-        raw = raw.model_dump()
-    if not isinstance(raw, dict):
-        return None
-    if raw.get("content") is not None or "tokens" not in raw:
-        items = raw.get("content") or []
-        tokens = [mask_known(str(t.get("token", ""))) for t in items]
-        logprobs = [t.get("logprob") for t in items]
-        top = [[(mask_known(str(a.get("token", ""))), float(a.get("logprob"))) for a in (t.get("top_logprobs") or [])
-                if a.get("logprob") is not None] for t in items]
-    else:
-        tokens = [mask_known(str(t)) for t in raw.get("tokens") or []]
-        logprobs = list(raw.get("token_logprobs") or [None] * len(tokens))
-        top = [sorted(((mask_known(str(k)), float(v)) for k, v in (alts or {}).items()), key=lambda kv: -kv[1])
-               for alts in (raw.get("top_logprobs") or [])]
-    if not tokens:
-        return None
-    return TokenLogprobs.model_construct(tokens=tokens, logprobs=[None if lp is None else float(lp) for lp in logprobs],
-                                         top=top if any(top) else [])
 
 
 def _tool_calls(message: Any) -> list[dict[str, Any]]:
@@ -759,19 +661,10 @@ class CompletionStream:
         self._chunks, self._asm, self._on_error = chunks, assembler, on_error
         self.completion: Completion | None = None
 
-    _replay: str = ""  # a whole answer handed out as one piece (a request that is not streamed, see _streams)
-
     @classmethod
     def finished(cls, completion: Completion) -> CompletionStream:
         stream = cls(None, None, lambda e, req, start: completion)
         stream.completion = completion
-        return stream
-
-    @classmethod
-    def whole(cls, completion: Completion) -> CompletionStream:
-        """A stream over an answer that came whole: iterating it yields all its text once."""
-        stream = cls.finished(completion)
-        stream._replay = completion.text
         return stream
 
     @property
@@ -785,9 +678,6 @@ class CompletionStream:
 
     def __iter__(self) -> Iterator[str]:
         if self.completion is not None:
-            text, self._replay = self._replay, ""
-            if text:
-                yield text
             return
         try:
             for chunk in self._chunks:
@@ -822,9 +712,6 @@ class AsyncCompletionStream(CompletionStream):
 
     async def __aiter__(self) -> AsyncIterator[str]:
         if self.completion is not None:
-            text, self._replay = self._replay, ""
-            if text:
-                yield text
             return
         try:
             async for chunk in self._chunks:

@@ -423,41 +423,6 @@ def flaky_section(results: Results) -> dict[str, Any] | None:
             if len(flaky) else None}
 
 
-def calibration_section(results: Results) -> dict[str, Any] | None:
-    """Calibration per variant (reliability diagram, ECE), when a scorer states a confidence; else None."""
-    from ..viz.eval_charts import plot_reliability
-
-    df = results.df
-    stated = [s for s in results.scorers if f"confidence.{s}" in df.columns]
-    if not stated:
-        return None
-    scorer = stated[0]
-    cal = results.calibration(scorer)
-    rows = [{**row, **{k: fmt_num(row[k], 3) for k in ("accuracy", "mean_confidence", "ece", "mce", "brier")}}
-            for row in cal.drop(columns=["bins"]).to_dict("records")]
-    columns = ["variant", "target", "n", "n_without", "accuracy", "mean_confidence", "ece", "mce", "brier"]
-    headers = {"n": "answers", "n_without": "no confidence", "mean_confidence": "mean confidence", "ece": "ECE",
-               "mce": "max gap", "brier": "Brier"}
-    return {"scorer": scorer, "table": table(rows, columns, headers=headers),
-            "chart": _chart(lambda: plot_reliability(cal, scorer, by=["variant", "target"]),
-                            "reliability diagram per variant")}
-
-
-def probability_section(results: Results, n: int = 3) -> dict[str, Any] | None:
-    """A few answers drawn with their token probabilities (hover for the alternatives), when cells have them."""
-    from ..viz.token_view import ProbabilityView
-
-    views = []
-    for rec in results.records:
-        if rec.logprobs is not None and rec.repeat == 0 and len(views) < n * max(1, len(results.variants)):
-            if sum(1 for v, _ in views if v == rec.variant) < n:
-                views.append((rec.variant, Markup(ProbabilityView(
-                    rec.logprobs, title=f"{rec.variant} · {rec.case_id} · {rec.target}").to_html())))
-    if not views:
-        return None
-    return {"views": [v for _, v in views]}
-
-
 # ============================================================================================ cases
 
 
@@ -652,8 +617,8 @@ def _case_order(results: Results, ids: list[str]) -> list[str]:
 def _inputs(results: Results) -> dict[str, str]:
     out: dict[str, str] = {}
     for r in results.records:
-        if r.case_id not in out:  # a completions-endpoint cell's input is its raw prompt
-            out[r.case_id] = r.prompt if r.prompt is not None else _input_text(r.messages)
+        if r.case_id not in out:
+            out[r.case_id] = _input_text(r.messages)
     return out
 
 
@@ -803,8 +768,7 @@ def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[
         "experiment": experiment_section(results, m) if m.spec or results is not None else None,
         "has_results": has_results,
         "scores": [], "comparisons": [], "comparison_table": None, "latency": None, "cost": None, "flaky": None,
-        "cases": None, "review": None, "summary": None,
-        "calibration": None, "probabilities": None, "provenance": provenance(m),
+        "cases": None, "review": None, "summary": None, "provenance": provenance(m),
         "notebook": NotebookRenderer(notebook).render() if notebook else None,
         "results_status": m.results_status,
     }
@@ -818,8 +782,6 @@ def build_report(results: Results | None, manifest: Manifest, notebook: Mapping[
         ctx["latency"] = latency_section(results)
         ctx["cost"] = cost_section(results, m)
         ctx["flaky"] = flaky_section(results)
-        ctx["calibration"] = calibration_section(results)
-        ctx["probabilities"] = probability_section(results)
         ctx["cases"] = cases_section(results, sample_cases or max_cases)
         ctx["summary"] = summary_box(results, m, rows)
         ctx["review"] = _review(results)

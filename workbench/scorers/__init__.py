@@ -32,7 +32,6 @@ The package, one module per family (in the manner of inspect_ai's ``scorer/``):
 - ``base``: :class:`ScoreInput`, the :class:`Scorer` base class and its guarantees, the registry decorator;
 - ``text``: exact, contains, regex, label; ``structured``: json_valid, json_schema, numeric;
 - ``model_graded``: embedding, judge (and :func:`parse_grade`); ``python``: your own function;
-- ``probability``: label_probability (the probability of each label, from the first token's alternatives);
 - ``tools``: tool_call, no_tool_call, tool_sequence (function calling; order-free for parallel calls);
 - ``registry``: :func:`build_scorer` / :func:`build_scorers` from any spec form, :func:`scorer_name`.
 """
@@ -43,7 +42,6 @@ from ..errors import JudgeParseError, ScoringError
 from ..records import Score
 from .base import FAILED_OUTCOMES, SCORERS, ScoreInput, Scorer, register_scorer
 from .model_graded import EmbeddingScorer, JudgeScorer, parse_grade
-from .probability import LabelProbabilityScorer
 from .python import PythonScorer
 from .registry import build_scorer, build_scorers, scorer_name
 from .structured import JsonSchemaScorer, JsonValidScorer, NumericScorer
@@ -53,7 +51,6 @@ from .tools import NoToolCallScorer, ToolCallScorer, ToolSequenceScorer
 __all__ = [
     "ScoreInput", "Score", "Scorer", "ExactScorer", "ContainsScorer", "RegexScorer", "LabelScorer",
     "JsonValidScorer", "JsonSchemaScorer", "NumericScorer", "EmbeddingScorer", "JudgeScorer", "PythonScorer",
-    "LabelProbabilityScorer",
     "SCORERS", "FAILED_OUTCOMES", "register_scorer", "build_scorer", "build_scorers", "scorer_name", "parse_grade",
     "JudgeParseError", "ScoringError", "ToolCallScorer", "NoToolCallScorer", "ToolSequenceScorer",
 ]

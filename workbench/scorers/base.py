@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 from .._sync import run_sync
 from ..errors import DataError, ScoreFailed, ScoringError
 from ..messages import content_text
-from ..records import VERDICTS, Score, TokenLogprobs
+from ..records import VERDICTS, Score
 from ._util import _alternatives, _as_text, _clip
 from .refusal import find_refusal
 
@@ -32,8 +32,6 @@ class ScoreInput:
     variant: str = ""
     messages: Sequence[Mapping[str, Any]] = ()  # rendered request messages
     outcome: str = "ok"  # ok | length | completion_filtered | prompt_filtered
-    prompt: str | None = None  # the raw prompt of a completions-endpoint cell (messages is then empty)
-    logprobs: TokenLogprobs | None = None  # the output tokens with their log-probabilities, when asked for
     tool_calls: Sequence[Mapping[str, Any]] = ()  # the first answer's function calls (OpenAI shape)
     steps: Sequence[Any] = ()  # a looping cell's steps (workbench.records.Step), empty for a single call
 
@@ -239,7 +237,7 @@ class AnswerScorer(Scorer):
 
 def _prompt_text(inp: ScoreInput) -> str:
     """The request's text and the case's values: what an output may quote without declining."""
-    parts = [content_text(m.get("content")) for m in inp.messages] + [inp.prompt or ""]
+    parts = [content_text(m.get("content")) for m in inp.messages]
     parts += [v for v in inp.vars.values() if isinstance(v, str)]
     return "\n".join(parts)
 

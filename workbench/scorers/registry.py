@@ -11,7 +11,6 @@ from .base import SCORERS, Scorer
 
 # the built-in scorers register themselves when their modules load
 from .model_graded import EmbeddingScorer, JudgeScorer  # noqa: F401
-from .probability import LabelProbabilityScorer  # noqa: F401
 from .python import PythonScorer
 from .structured import JsonSchemaScorer, JsonValidScorer, NumericScorer  # noqa: F401
 from .text import ContainsScorer, ExactScorer, LabelScorer, RegexScorer  # noqa: F401

@@ -2,9 +2,8 @@
 
 It plugs in as the SDK's HTTP transport, so the real ``openai`` client code runs: URL building, headers,
 retries, parsing and error types. It answers Azure-shaped URLs (``/openai/deployments/{d}/chat/completions
-?api-version=...``, ``/openai/v1/...``) and OpenAI-shaped ones (``/v1/chat/completions``), the completions
-endpoint too (``.../completions``, a raw ``prompt``), with token log-probabilities in each endpoint's shape when
-a request asks for them; it records every request, and can inject the faults real services produce::
+?api-version=...``, ``/openai/v1/...``) and OpenAI-shaped ones (``/v1/chat/completions``), records every
+request, and can inject the faults real services produce::
 
     fake = FakeBackend(lambda req: "positive" if "love" in req.user_text else "negative")
     fake.fail(RateLimit(retry_after=0.01), times=3)   # the next three calls get a 429
@@ -35,7 +34,6 @@ from .backend import (
     Reply,
     ServerError,
     Timeout,
-    fake_logprobs,
     fake_profile,
     filter_results,
     tool_reply,
@@ -60,7 +58,6 @@ __all__ = [
     "serve_in_background",
     "FakeTransport",
     "filter_results",
-    "fake_logprobs",
     "tool_reply",
     "FAKE_API_KEY",
     "FAKE_API_VERSION",

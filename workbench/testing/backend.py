@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
 import random
 import re
 import threading
@@ -59,22 +58,8 @@ class FakeRequest:
         return list((self.body or {}).get("messages") or [])
 
     @property
-    def prompt(self) -> str | None:
-        """The raw prompt of a completions-endpoint request (None for chat)."""
-        prompt = (self.body or {}).get("prompt")
-        return prompt if isinstance(prompt, str) else None
-
-    @property
-    def wants_logprobs(self) -> bool:
-        """The request asked for token log-probabilities (chat: ``logprobs: true``; completions: ``logprobs: N``)."""
-        value = (self.body or {}).get("logprobs")
-        return value is not None and value is not False
-
-    @property
     def user_text(self) -> str:
-        """Text of the last user message (content parts joined); a completions request's prompt."""
-        if self.prompt is not None:
-            return self.prompt
+        """Text of the last user message (content parts joined)."""
         for m in reversed(self.messages):
             if m.get("role") == "user":
                 return content_text(m.get("content"))
@@ -98,23 +83,18 @@ class FakeRequest:
 
     @property
     def params(self) -> dict[str, Any]:
-        return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model", "prompt")}
+        return {k: v for k, v in (self.body or {}).items() if k not in ("messages", "model")}
 
 
 # ------------------------------------------------------------------------------------------------- replies
 
 
-TokenScript = list[tuple[str, float, dict[str, float]]]
-
-
 @dataclass
 class Reply:
-    """A successful chat (or completions) answer. Token counts default to a rough word count of the request.
+    """A successful chat completion. Token counts default to a rough word count of the request.
 
     ``tool_calls``: the functions the model calls, each ``{"name": ..., "arguments": {...}}`` (or OpenAI's own
-    shape); ids default to ``call_<n>_<name>`` and the finish reason to ``tool_calls``. ``logprobs``: the tokens
-    to report when the request asks for log-probabilities, as ``(token, logprob, {alternative: logprob})``; by
-    default the text is cut into word tokens with deterministic made-up values (:func:`fake_logprobs`)."""
+    shape); ids default to ``call_<n>_<name>`` and the finish reason to ``tool_calls``."""
 
     text: str = "ok"
     finish_reason: str | None = None  # default: "tool_calls" with tool_calls, else "stop"
@@ -129,7 +109,6 @@ class Reply:
     system_fingerprint: str | None = "fp_fake0001"
     chunk_delay: float | None = None  # streamed: seconds between chunks (default: the backend's chunk_delay)
     model: str | None = None
-    logprobs: TokenScript | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -327,45 +306,9 @@ def _rid() -> str:
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/(?P<dep>[^/]+)/(?P<ep>chat/completions|embeddings|completions)$")
 
 
-def _rough_tokens(messages: list[dict[str, Any]], prompt: str | None = None) -> int:
+def _rough_tokens(messages: list[dict[str, Any]]) -> int:
     # 3 per message + about one token per word; good enough for a fake (exact counts live in tokens.py)
-    if prompt is not None:
-        return max(1, len(prompt.split()))
     return 3 + sum(3 + len(content_text(m.get("content")).split()) for m in messages)
-
-
-def fake_logprobs(text: str, top: int = 0) -> TokenScript:
-    """Deterministic token log-probabilities for ``text``: word tokens (with their leading space), each with a
-    probability made from a hash of the token, and ``top`` alternatives sharing the rest (half, a quarter...), so
-    every token's alternatives form part of one distribution."""
-    out: TokenScript = []
-    for i, token in enumerate(re.findall(r"\s*\S+|\s+", text)):
-        h = int(hashlib.md5(f"{i}:{token}".encode()).hexdigest(), 16)
-        p = 0.2 + (h % 80) / 100.0  # between 0.2 and 0.99
-        alts = {token: math.log(p)}
-        for j in range(1, top):
-            alts[f"{token.strip() or '_'}~{j}"] = math.log((1 - p) * 0.5 ** j)
-        out.append((token, math.log(p), alts))
-    return out
-
-
-def logprobs_body(script: TokenScript, endpoint: str, top: int) -> dict[str, Any]:
-    """A choice's ``logprobs`` in the endpoint's own shape: chat ``{content: [{token, logprob, bytes,
-    top_logprobs}]}``, completions ``{tokens, token_logprobs, top_logprobs, text_offset}``."""
-    if endpoint == "completions":
-        offsets, at = [], 0
-        for token, _, _ in script:
-            offsets.append(at)
-            at += len(token)
-        return {"tokens": [t for t, _, _ in script], "token_logprobs": [lp for _, lp, _ in script],
-                "top_logprobs": [dict(sorted(alts.items(), key=lambda kv: -kv[1])[:top]) for _, _, alts in script]
-                if top else None,
-                "text_offset": offsets}
-    return {"content": [
-        {"token": token, "logprob": lp, "bytes": list(token.encode()),
-         "top_logprobs": [{"token": a, "logprob": alp, "bytes": list(a.encode())}
-                          for a, alp in sorted(alts.items(), key=lambda kv: -kv[1])[:top]]}
-        for token, lp, alts in script], "refusal": None}
 
 
 class FakeBackend:
@@ -440,11 +383,6 @@ class FakeBackend:
     def chat_requests(self) -> list[FakeRequest]:
         return [r for r in self.requests if r.endpoint == "chat/completions"]
 
-    @property
-    def completion_requests(self) -> list[FakeRequest]:
-        """Requests to the completions endpoint (a raw ``prompt``)."""
-        return [r for r in self.requests if r.endpoint == "completions"]
-
     # -- plumbing -----------------------------------------------------------------------------------
     @property
     def transport(self) -> FakeTransport:
@@ -466,8 +404,7 @@ class FakeBackend:
                 auth="entra" if style == "azure-entra" else "key",
                 azure_v1=style == "azure-v1",
                 model="chat",
-                deployments={"chat": "gpt-4o-mini", "reasoner": "o4-mini", "big": "gpt-4o",
-                             "instruct": "gpt-35-turbo-instruct"},
+                deployments={"chat": "gpt-4o-mini", "reasoner": "o4-mini", "big": "gpt-4o"},
             )
         else:
             raise DataError(f"unknown fake profile style {style!r}: openai, azure, azure-entra, azure-v1")
@@ -503,9 +440,7 @@ class FakeBackend:
         else:
             style = "azure_v1" if "/openai/v1/" in path else "openai"
             endpoint = next(
-                (e for e in ("chat/completions", "completions", "embeddings", "models")
-                 if path.rstrip("/").endswith(e)),
-                path,
+                (e for e in ("chat/completions", "embeddings", "models") if path.rstrip("/").endswith(e)), path
             )
             deployment = None
         with self._lock:
@@ -556,8 +491,7 @@ class FakeBackend:
         if not q:
             return None
         body = req.body or {}
-        cost = _rough_tokens(req.messages, req.prompt) + int(body.get("max_tokens") or body.get("max_completion_tokens")
-                                                             or 0)
+        cost = _rough_tokens(req.messages) + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
         now = time.monotonic()
         with self._lock:
             over, state = (self._bucket_take if q["bucket"] else self._window_take)(q, cost, now)
@@ -663,10 +597,8 @@ class FakeBackend:
         batch_route = self.batches.route(req.path)
         if batch_route is not None:
             return self.batches.respond(req, batch_route)
-        if req.endpoint not in ("chat/completions", "completions"):
+        if req.endpoint != "chat/completions":
             return _error(404, "404", f"fake backend: no route for {req.path}")
-        if req.endpoint == "completions" and req.prompt is None:
-            return _error(400, "invalid_request_error", "the completions endpoint needs a `prompt`", param="prompt")
         limited = self._quota_check(req)
         if limited is not None:
             return limited
@@ -701,26 +633,15 @@ class FakeBackend:
         return resp.status_code, resp.json()
 
     def _chat_body(self, req: FakeRequest, reply: Reply) -> httpx2.Response:
-        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages, req.prompt)
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _rough_tokens(req.messages)
         completion = reply.completion_tokens if reply.completion_tokens is not None else max(1, len(reply.text.split()))
-        text_endpoint = req.endpoint == "completions"
-        choice: dict[str, Any] = {"index": 0, "finish_reason": reply.finish, "logprobs": None}
-        if text_endpoint:
-            choice["text"] = reply.text
-        else:
-            message: dict[str, Any] = {"role": "assistant",
-                                       "content": reply.text or (None if reply.tool_calls else "")}
-            if reply.tool_calls:
-                message["tool_calls"] = reply.calls()
-            choice["message"] = message
-        if req.wants_logprobs:
-            body_in = req.body or {}
-            top = int(body_in.get("logprobs") or 0) if text_endpoint else int(body_in.get("top_logprobs") or 0)
-            script = reply.logprobs if reply.logprobs is not None else fake_logprobs(reply.text, top)
-            choice["logprobs"] = logprobs_body(script, req.endpoint, top)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text or (None if reply.tool_calls else "")}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.calls()
+        choice: dict[str, Any] = {"index": 0, "finish_reason": reply.finish, "logprobs": None, "message": message}
         body: dict[str, Any] = {
-            "id": f"{'cmpl' if text_endpoint else 'chatcmpl'}-{_rid()[:12]}",
-            "object": "text_completion" if text_endpoint else "chat.completion",
+            "id": f"chatcmpl-{_rid()[:12]}",
+            "object": "chat.completion",
             "created": int(time.time()),
             "model": reply.model or req.model or "fake",
             "system_fingerprint": reply.system_fingerprint,
@@ -793,7 +714,7 @@ class FakeBackend:
 def request_key(body: dict[str, Any] | None) -> str:
     """Which call a chat request is (its model and messages), to count calls paid more than once."""
     body = body or {}
-    raw = json.dumps([body.get("model"), body.get("messages"), body.get("prompt")], sort_keys=True, default=str)
+    raw = json.dumps([body.get("model"), body.get("messages")], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "TokenView": "token_view", "token_view": "token_view", "ProbabilityView": "token_view",
+    "TokenView": "token_view", "token_view": "token_view",
     "ImageView": "image_view", "image_view": "image_view",
     "tokens_chart": "cost_charts", "cost_chart": "cost_charts", "context_chart": "cost_charts",
     "figure_to_html": "cost_charts",
     "compare_models": "compare", "comparison_html": "compare", "style_comparison": "compare",
     "Chart": "cost_charts",
     "plot_scores": "eval_charts", "plot_cost_quality": "eval_charts", "plot_flakiness": "eval_charts",
-    "plot_reliability": "eval_charts",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,5 +1,4 @@
-"""Charts of evaluation results (matplotlib): scores with their intervals, cost against quality, flakiness,
-calibration (reliability diagrams).
+"""Charts of evaluation results (matplotlib): scores with their intervals, cost against quality, flakiness.
 
 Pure functions of the results DataFrame (one row per call) or of the tables :mod:`workbench.stats` makes from
 it; each returns a matplotlib ``Figure`` built without pyplot - no global state, nothing shown twice in a
@@ -20,7 +19,7 @@ from .. import stats
 from ..errors import DataError
 from .cost_charts import Chart
 
-__all__ = ["EvalChart", "plot_scores", "plot_cost_quality", "plot_flakiness", "plot_reliability", "STATUS_COLOURS"]
+__all__ = ["EvalChart", "plot_scores", "plot_cost_quality", "plot_flakiness", "STATUS_COLOURS"]
 
 PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
 STATUS_COLOURS = {"stable_pass": "#55a868", "flaky": "#dd8452", "stable_fail": "#c44e52", "error": "#8c8c8c"}
@@ -252,46 +251,5 @@ def plot_flakiness(
     ax.set_title(title or "Stable pass / flaky / stable fail across repeats")
     ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
-    return fig
-
-
-def plot_reliability(
-    data: pd.DataFrame,
-    scorer: str = "label_probability",
-    by: str | Sequence[str] = "variant",
-    *,
-    bins: int = 10,
-    ax: Axes | None = None,
-    title: str | None = None,
-) -> Figure:
-    """A reliability diagram per variant: in each confidence bin, how often the model was right (a point per
-    non-empty bin, sized by its number of answers) against the diagonal of perfect calibration; the legend gives
-    each variant's expected calibration error (ECE) and how many answers it rests on.
-
-    ``data`` is the results frame (a scorer that states ``confidence.<scorer>``: label_probability) or a
-    :func:`workbench.stats.calibration_table`. Points below the diagonal: overconfident."""
-    keys = _keys(by)
-    table = data if "ece" in data.columns else stats.calibration_table(data, scorer, by=keys, bins=bins)
-    fig, ax = _canvas(ax, (5.2, 4.2))
-    ax.plot([0, 1], [0, 1], color="#8c8c8c", linestyle="--", linewidth=1, label="perfectly calibrated")
-    for i, (_, row) in enumerate(table.iterrows()):
-        cal = row["bins"]
-        if cal is None:
-            continue
-        filled = [b for b in cal.bins if b.n]
-        colour = PALETTE[i % len(PALETTE)]
-        xs, ys = [b.mean_confidence for b in filled], [b.accuracy for b in filled]
-        sizes = [20 + 180 * b.n / cal.n for b in filled]
-        ax.plot(xs, ys, color=colour, linewidth=1, alpha=0.7)
-        ax.scatter(xs, ys, s=sizes, color=colour, alpha=0.85, zorder=3,
-                   label=f"{_label(row, keys)}: ECE {cal.ece:.3f} (n={cal.n})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("confidence (probability of its own answer)")
-    ax.set_ylabel("accuracy (share right)")
-    ax.set_title(title or "Reliability: does the prompt know when it is unsure?")
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
-    ax.grid(alpha=0.3)
     ax.set_axisbelow(True)
     return fig

@@ -455,18 +455,6 @@ def summary_html(results: Results, scorer: str | None) -> str:
 # ------------------------------------------------------------------------------------------ cards and chats
 
 
-def answer_body_html(r: CellResult) -> str:
-    """A finished call's answer for its card: the text, or - when the call carries token log-probabilities - the
-    text coloured token by token by the model's probability, with the alternatives on hover."""
-    if r.outcome == "error":
-        return esc(clip(f"[{r.error_type}] {r.error_message}", 2000))
-    if r.logprobs is not None and len(r.logprobs):
-        from ..viz.token_view import ProbabilityView
-
-        return ProbabilityView(r.logprobs, max_tokens=500).to_html()
-    return esc(clip(r.output, 2000))
-
-
 def answer_html(label: str, body_html: str, meta: str = "") -> str:
     """A card's answer box: which cell it is, the text (or live text), and its measurements."""
     head = f'<div class="wb-meta">{esc(label)}</div>' if label else ""

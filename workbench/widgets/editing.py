@@ -20,7 +20,7 @@ from ..datasets import Case, Dataset, load_dataset
 from ..errors import DataError, SpecError, WorkbenchError
 from ..experiment import DatasetSpec, Experiment
 from ..secrets import shorten
-from ..variants import DEFAULT_USER, Target, Turn, Variant, template_variables, with_logprobs
+from ..variants import Target, Turn, Variant, template_variables
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 ALL_TARGETS = "*"  # editor value: the variant runs on every target of the experiment
@@ -110,7 +110,7 @@ class VariantFields:
     def from_variant(cls, v: Variant, default_target: str = "") -> VariantFields:
         kind, schema = response_format_fields(v.response_format)
         max_tokens = v.params.get("max_tokens", v.params.get("max_completion_tokens"))
-        return cls(name=v.name, system=v.system or "", user=v.prompt if v.prompt is not None else v.user,
+        return cls(name=v.name, system=v.system or "", user=v.user,
                    target=v.target.label if v.target else default_target,
                    temperature=v.params.get("temperature"), max_tokens=max_tokens,
                    response_format=kind, schema=schema, base=v, turns=[(t.role, t.content) for t in v.turns])
@@ -143,8 +143,6 @@ class VariantFields:
                                        response_format=rf, target=target)
         if self.turns is not None:
             changes["turns"] = [Turn(role=role, content=content) for role, content in self.turns]
-        if base is not None and base.prompt is not None:  # a completions variant: the user box holds its prompt
-            changes.update(prompt=self.user, user=DEFAULT_USER)
         try:
             return base.replace(**changes) if base else Variant(**changes)
         except SpecError as e:  # say which variant and which field, in one line
@@ -271,24 +269,18 @@ def estimate_variant(variant: Variant, target: Target, cases: Sequence[Mapping[s
     try:
         for case in counted:
             values = {**{m: "" for m in needed}, **dict(case)}
-            if variant.prompt is not None:  # a completions variant: its raw prompt, counted exactly
-                req = provider.prepare_prompt(variant.render_prompt(values), target.model, warn=False,
-                                              **request_params(variant, seed))
-            else:
-                messages = variant.render(values, base_dir=base_dir)
-                req = provider.prepare(messages, target.model, warn=False, **request_params(variant, seed))
+            messages = variant.render(values, base_dir=base_dir)
+            req = provider.prepare(messages, target.model, warn=False, **request_params(variant, seed))
             for w in req.warnings:
                 if w not in notes:
                     notes.append(w)
             model, max_out = req.model.name, req.max_output_tokens
             try:
-                est = estimate_request_cost(req.messages, req.model, max_output_tokens=max_out or None,
-                                            prompt=req.prompt)
+                est = estimate_request_cost(req.messages, req.model, max_output_tokens=max_out or None)
             except PriceUnknown:
-                from ..tokens import count_messages, count_prompt
+                from ..tokens import count_messages
 
-                n = (count_prompt(req.prompt, req.model) if req.prompt is not None
-                     else count_messages(req.messages, req.model)).total
+                n = count_messages(req.messages, req.model).total
                 priced = False
             else:
                 n = est.input_tokens
@@ -317,14 +309,11 @@ def adhoc_dataset(values: Mapping[str, Any], expected: str = "") -> Dataset:
 
 
 def experiment_for_run(template: Experiment, variants: Sequence[Variant], dataset: Dataset, *,
-                       repeats: int | None = None, logprobs: bool = False) -> Experiment:
-    """What the Run button executes: the template's scorers, targets and limits on ``dataset``; ``logprobs``:
-    every variant asks for token probabilities (:func:`workbench.variants.with_logprobs`)."""
+                       repeats: int | None = None) -> Experiment:
+    """What the Run button executes: the template's scorers, targets and limits on ``dataset``."""
     names = [v.name for v in variants]
     if duplicate_names(names):
         raise DataError(f"Variant names must be unique; rename: {', '.join(duplicate_names(names))}.")
-    if logprobs:
-        variants = [with_logprobs(v) for v in variants]
     changes: dict[str, Any] = dict(variants=list(variants), dataset=dataset, sample=None)
     if repeats is not None:
         changes["repeats"] = repeats

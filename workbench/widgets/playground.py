@@ -40,7 +40,6 @@ from ..scorers.registry import scorer_name
 from ..variants import Target, Variant
 from .cells import (
     CellKey,
-    answer_body_html,
     answer_html,
     cell_body_html,
     cell_detail_html,
@@ -198,11 +197,6 @@ class Playground(StaticFallback, widgets.VBox):
         self.chat_button = widgets.ToggleButton(description="Chat", icon="comments",
                                                 tooltip="continue the conversation with every variant at once")
         self.chat_button.add_class("wb-chat-toggle")
-        self.probabilities = widgets.ToggleButton(description="probabilities", icon="percent",
-                                                  tooltip="ask every variant for token log-probabilities: each card "
-                                                          "colours its answer by how sure the model was (hover a "
-                                                          "token for the alternatives); the answers then come whole")
-        self.probabilities.add_class("wb-probabilities-toggle")
         self.status_line = widgets.HTML()
         self.status_line.add_class("wb-status")
         self.grid = OutputGrid(self._detail_html)
@@ -219,8 +213,7 @@ class Playground(StaticFallback, widgets.VBox):
                                       self.history_button], layout=widgets.Layout(flex_flow="row wrap"))
         self._source_box = widgets.HBox()
         self._runbar = widgets.HBox([self.run_button, self.cancel_button, self.cache_box, self.repeats,
-                                     self.chat_button, self.probabilities],
-                                    layout=widgets.Layout(flex_flow="row wrap"))
+                                     self.chat_button], layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__(layout=widgets.Layout(width="100%", max_width="100%"))
         self.add_class("wb-playground")
 
@@ -565,8 +558,7 @@ class Playground(StaticFallback, widgets.VBox):
 
     def build_experiment(self) -> Experiment:
         """The experiment the Run button executes now (the chosen cases, the edited variants)."""
-        return experiment_for_run(self.template, self.variants(), self._source().cases(), repeats=self.repeats.value,
-                                  logprobs=self.probabilities.value)
+        return experiment_for_run(self.template, self.variants(), self._source().cases(), repeats=self.repeats.value)
 
     def _run_providers(self, exp: Experiment) -> dict[str, Any]:
         """A provider for every profile the run uses, each checked before anything is sent (a missing key or
@@ -718,7 +710,8 @@ class Playground(StaticFallback, widgets.VBox):
             same = [r for r in self.records if (r.case_id, r.variant, r.target) == key]
         st = cell_statuses(same, self._run_scorer)[key]
         self.grid.show(key, cell_body_html(st), st.kind)
-        self._show_card(key, answer_body_html(record), record_meta(record))
+        self._show_card(key, esc(clip(record.output if record.outcome != "error" else
+                                      f"[{record.error_type}] {record.error_message}", 2000)), record_meta(record))
         h = self._handle
         if h is not None:
             st_ = h.state
