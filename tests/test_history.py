@@ -221,12 +221,13 @@ def test_case_changes_say_which_cases_changed_outcome(history, tmp_path):
 
 def test_notebook_04_picks_two_runs_on_the_same_cases(history):
     a, b = _two_runs(history, {"seed": 1})
-    runs.run_experiment(demo(sample_seed=7), providers="nb_fakes:sentiment", progress=False)  # newest, other cases
+    c = runs.run_experiment(demo(sample_seed=7), providers="nb_fakes:sentiment", progress=False)  # newest, other cases
     newest_two = runs.latest_runs(history, 2)
     assert len(newest_two) == 2
     (m1, m2) = [load_manifest(d) for d in newest_two]
     assert m1.dataset.sha256 == m2.dataset.sha256  # paired by construction, or fewer runs
-    assert runs.latest_runs(history, 2, same_cases=False)[-1].name > b.name
+    # newest by start time (a run id's time has whole seconds: two ids of one second sort by their random part)
+    assert runs.latest_runs(history, 2, same_cases=False)[-1] == c.run_dir
 
 
 # ============================================================================================ listing
