@@ -176,11 +176,14 @@ def expected_calls(value: Any, where: str) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------- results
 
 def resolve_function(ref: str | Callable[..., Any], where: str) -> Callable[..., Any]:
-    """``package.module:function`` imported (or a callable as is); DataError naming ``where`` otherwise."""
+    """``package.module:function`` (or ``package.module.function``) imported, or a callable as is; DataError
+    naming ``where`` otherwise. The one importer of user functions: tool functions and the python scorer."""
     if callable(ref):
         return ref
     module_name, sep, attr = str(ref).strip().partition(":")
-    if not sep or not module_name or not attr:
+    if not sep:
+        module_name, _, attr = module_name.rpartition(".")
+    if not module_name or not attr:
         raise DataError(f"{where}: {ref!r} is not an import path like 'package.module:function'.")
     try:
         obj: Any = importlib.import_module(module_name)

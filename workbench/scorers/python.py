@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import numbers
 from collections.abc import Callable, Mapping
@@ -106,25 +105,11 @@ async def _await(awaitable: Any) -> Any:
 
 
 def _resolve(function: str | Callable[..., Any]) -> Callable[..., Any]:
-    if callable(function):
-        return function
-    if not isinstance(function, str) or not function.strip():
+    from ..tools import resolve_function
+
+    if not callable(function) and (not isinstance(function, str) or not function.strip()):
         raise DataError("python scorer needs `function`: a callable or 'package.module:function'")
-    module_name, sep, attr = function.strip().partition(":")
-    if not sep:
-        module_name, _, attr = module_name.rpartition(".")
-    if not module_name or not attr:
-        raise DataError(f"python scorer: {function!r} is not an import path like 'package.module:function'")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise DataError(f"python scorer: cannot import {function!r} ({type(e).__name__}: {e}); check the module "
-                        f"is importable from the notebook's working directory or installed") from None
-    if not callable(obj):
-        raise DataError(f"python scorer: {function!r} is not callable")
-    return obj
+    return resolve_function(function, "python scorer")
 
 
 def _reference(fn: Callable[..., Any]) -> str:
