@@ -26,6 +26,7 @@ from test_browser_playground import (
     _start_lab,
     _stop,
     _wait_for_server,
+    run_all_cells,
 )
 
 from workbench import runs
@@ -86,14 +87,7 @@ def test_run_history_in_jupyterlab(tmp_path, artifacts, monkeypatch):
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 1400})
-                page.set_default_timeout(KERNEL_S * 1000)
-                page.goto(url + "lab/tree/history.ipynb")
-                page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')")
-                page.wait_for_function(
-                    "() => { const w = window.jupyterapp.shell.currentWidget;"
-                    " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
-                    " return k && k.status === 'idle'; }")
-                page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                run_all_cells(page, url, "history.ipynb")
 
                 widget = page.locator(".wb-run-history").first
                 expect(widget).to_be_visible(timeout=KERNEL_S * 1000)

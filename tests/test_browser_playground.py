@@ -151,6 +151,18 @@ _LAYOUT = """() => {
 }"""
 
 
+def run_all_cells(page, url: str, notebook: str) -> None:
+    """Open ``notebook`` in JupyterLab, wait for its kernel, then run every cell (as Run > Run All Cells does)."""
+    page.set_default_timeout(KERNEL_S * 1000)
+    page.goto(url + "lab/tree/" + notebook)
+    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')")
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+        " return k && k.status === 'idle'; }")
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
 def test_playground_in_jupyterlab(tmp_path, artifacts):
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
@@ -173,15 +185,7 @@ def test_playground_in_jupyterlab(tmp_path, artifacts):
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": WIDTH, "height": 2000})
-                page.set_default_timeout(KERNEL_S * 1000)
-                page.goto(url + "lab/tree/" + NOTEBOOK.name)
-                page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')")
-                # wait for the kernel, then run every cell (the same command as Run > Run All Cells)
-                page.wait_for_function(
-                    "() => { const w = window.jupyterapp.shell.currentWidget;"
-                    " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
-                    " return k && k.status === 'idle'; }")
-                page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                run_all_cells(page, url, NOTEBOOK.name)
 
                 playground = page.locator(".wb-playground").first
                 expect(playground).to_be_visible(timeout=KERNEL_S * 1000)

@@ -25,6 +25,7 @@ from test_browser_playground import (
     _start_lab,
     _stop,
     _wait_for_server,
+    run_all_cells,
 )
 
 from workbench.review import ReviewStore
@@ -69,14 +70,7 @@ def test_three_cells_reviewed_with_the_keyboard_in_jupyterlab(tmp_path, artifact
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1300, "height": 1700})
-                page.set_default_timeout(KERNEL_S * 1000)
-                page.goto(url + "lab/tree/" + nb.name)
-                page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')")
-                page.wait_for_function(
-                    "() => { const w = window.jupyterapp.shell.currentWidget;"
-                    " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
-                    " return k && k.status === 'idle'; }")
-                page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                run_all_cells(page, url, nb.name)
 
                 widget = page.locator(".wb-review").first
                 expect(widget).to_be_visible(timeout=KERNEL_S * 1000)
